@@ -1,0 +1,42 @@
+//! The item model every part of the service shares, with no IO.
+//!
+//! The WIT interface (`wit/item-store.wit`) is the contract between
+//! components; this crate is its Rust twin, used on both sides of it: the
+//! api guest turns HTTP JSON into these types, and every store (the embedded
+//! one, DynamoDB, Firestore, natively or as a component) turns them into its
+//! backend's requests. Rules that must hold the same everywhere (what an id
+//! may contain, how time is written, what a cursor carries) live here once.
+
+mod cursor;
+mod error;
+pub mod json;
+mod timestamp;
+mod types;
+pub mod validate;
+
+pub use cursor::{Cursor, CursorError};
+pub use error::StoreError;
+pub use timestamp::{Timestamp, TimestampError};
+pub use types::*;
+
+/// Names that are not free attributes: the item's own fields (in their JSON
+/// spelling) and `itemId`, the DynamoDB partition key.
+pub const RESERVED_NAMES: [&str; 8] = [
+    "id",
+    "itemId",
+    "createdAt",
+    "updatedAt",
+    "version",
+    "userId",
+    "status",
+    "expiresAt",
+];
+
+/// Longest item id, in bytes.
+pub const MAX_ID_LEN: usize = 200;
+/// Longest attribute name, user id or status, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+/// Most items one query page may ask for.
+pub const MAX_QUERY_LIMIT: u32 = 1000;
+/// Most writes in one batch.
+pub const MAX_BATCH_WRITES: usize = 100;

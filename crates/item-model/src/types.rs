@@ -1,0 +1,290 @@
+//! Rust twins of the WIT records in `wit/item-store.wit`; see there for the
+//! meaning of every field.
+
+/// One attribute value (WIT `value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// The exact decimal literal of a JSON number.
+    Number(String),
+    Text(String),
+    /// A JSON array or object as compact JSON text.
+    Json(String),
+}
+
+/// A free attribute (WIT `attribute`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: String,
+    pub value: Value,
+}
+
+impl Attribute {
+    pub fn new(name: impl Into<String>, value: Value) -> Self {
+        Self {
+            name: name.into(),
+            value,
+        }
+    }
+}
+
+/// An item as stored (WIT `item`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: String,
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    pub expires_at: Option<i64>,
+    pub attributes: Vec<Attribute>,
+}
+
+impl Item {
+    /// The value of a free attribute.
+    pub fn attribute(&self, name: &str) -> Option<&Value> {
+        self.attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| &a.value)
+    }
+
+    /// Whether the item has expired at `now` (seconds since the epoch).
+    /// Backends delete expired items lazily, so every read checks this.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The item's key in a secondary index, if it is in that index.
+    pub fn index_value(&self, index: IndexName) -> Option<&str> {
+        match index {
+            IndexName::ByUser => self.user_id.as_deref(),
+            IndexName::ByStatus => self.status.as_deref(),
+        }
+    }
+}
+
+/// The caller-owned part of an item (WIT `new-item`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewItem {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    pub expires_at: Option<i64>,
+    pub attributes: Vec<Attribute>,
+}
+
+impl NewItem {
+    /// The stored item this becomes, with the store-owned fields given.
+    pub fn into_item(self, created_at: String, updated_at: String, version: String) -> Item {
+        Item {
+            id: self.id,
+            created_at,
+            updated_at,
+            version,
+            user_id: self.user_id,
+            status: self.status,
+            expires_at: self.expires_at,
+            attributes: self.attributes,
+        }
+    }
+}
+
+/// A partial update (WIT `item-patch`): `None` keeps a field, `Some(None)`
+/// removes it, `Some(Some(x))` sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ItemPatch {
+    pub user_id: Option<Option<String>>,
+    pub status: Option<Option<String>>,
+    pub expires_at: Option<Option<i64>>,
+    pub set: Vec<Attribute>,
+    pub remove: Vec<String>,
+}
+
+impl ItemPatch {
+    /// Applies the patch to an item in memory (stores that read, modify and
+    /// write use this, so the merge rules live in one place). Store-owned
+    /// fields (times, version) are left for the caller.
+    pub fn apply_to(&self, item: &mut Item) {
+        if let Some(user_id) = &self.user_id {
+            item.user_id.clone_from(user_id);
+        }
+        if let Some(status) = &self.status {
+            item.status.clone_from(status);
+        }
+        if let Some(expires_at) = self.expires_at {
+            item.expires_at = expires_at;
+        }
+        item.attributes.retain(|a| !self.remove.contains(&a.name));
+        for attribute in &self.set {
+            match item
+                .attributes
+                .iter_mut()
+                .find(|a| a.name == attribute.name)
+            {
+                Some(existing) => existing.value = attribute.value.clone(),
+                None => item.attributes.push(attribute.clone()),
+            }
+        }
+    }
+}
+
+/// A put inside a batch (WIT `batch-put`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPut {
+    pub item: NewItem,
+    /// RFC 3339 creation time to keep; `None` means now.
+    pub created_at: Option<String>,
+}
+
+/// One write of a batch (WIT `batch-write`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchWrite {
+    Put(BatchPut),
+    Delete(String),
+}
+
+/// What a batch did (WIT `batch-result`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BatchResult {
+    pub put: Vec<Item>,
+    pub deleted: Vec<String>,
+}
+
+/// The two secondary indexes, by name (the DynamoDB GSI names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexName {
+    ByUser,
+    ByStatus,
+}
+
+impl IndexName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexName::ByUser => "byUser",
+            IndexName::ByStatus => "byStatus",
+        }
+    }
+
+    /// The item attribute the index is keyed on, in its JSON spelling.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            IndexName::ByUser => "userId",
+            IndexName::ByStatus => "status",
+        }
+    }
+}
+
+/// The index a query reads and the value to match (WIT `index-key`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IndexKey {
+    UserId(String),
+    Status(String),
+}
+
+impl IndexKey {
+    pub fn index(&self) -> IndexName {
+        match self {
+            IndexKey::UserId(_) => IndexName::ByUser,
+            IndexKey::Status(_) => IndexName::ByStatus,
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            IndexKey::UserId(v) | IndexKey::Status(v) => v,
+        }
+    }
+}
+
+/// Order by creation time, ties broken by id (WIT `order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Order {
+    Asc,
+    #[default]
+    Desc,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Asc => "asc",
+            Order::Desc => "desc",
+        }
+    }
+}
+
+/// A query on a secondary index (WIT `query`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub key: IndexKey,
+    pub order: Order,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+/// One page of query results (WIT `page`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next_cursor: Option<String>,
+}
+
+/// Whether a put created or replaced (WIT `put-outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Replaced,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> Item {
+        NewItem {
+            id: "a".into(),
+            user_id: Some("u1".into()),
+            status: Some("active".into()),
+            expires_at: None,
+            attributes: vec![
+                Attribute::new("name", Value::Text("old".into())),
+                Attribute::new("likes", Value::Number("1".into())),
+            ],
+        }
+        .into_item("t0".into(), "t0".into(), "1".into())
+    }
+
+    #[test]
+    fn patch_sets_removes_and_keeps() {
+        let mut it = item();
+        ItemPatch {
+            user_id: None,
+            status: Some(None),
+            expires_at: Some(Some(10)),
+            set: vec![
+                Attribute::new("name", Value::Text("new".into())),
+                Attribute::new("color", Value::Text("red".into())),
+            ],
+            remove: vec!["likes".into(), "absent".into()],
+        }
+        .apply_to(&mut it);
+        assert_eq!(it.user_id.as_deref(), Some("u1"));
+        assert_eq!(it.status, None);
+        assert_eq!(it.expires_at, Some(10));
+        assert_eq!(it.attribute("name"), Some(&Value::Text("new".into())));
+        assert_eq!(it.attribute("color"), Some(&Value::Text("red".into())));
+        assert_eq!(it.attribute("likes"), None);
+    }
+
+    #[test]
+    fn expiry_is_inclusive() {
+        let mut it = item();
+        assert!(!it.is_expired(100));
+        it.expires_at = Some(100);
+        assert!(it.is_expired(100));
+        assert!(!it.is_expired(99));
+    }
+}
