@@ -1,0 +1,299 @@
+//! Starts the real host binary (`edge-items serve`) with the real api
+//! component on a free port, against one storage backend, and talks to it
+//! over real HTTP.
+//!
+//! `cargo xtask test` builds both and passes their paths in
+//! `EDGE_ITEMS_BIN` and `EDGE_ITEMS_API_WASM`; without them the default
+//! release build paths are used.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// A storage backend the suite can run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The host's embedded single-file store.
+    Embedded,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn artefact(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(default));
+    assert!(
+        path.exists(),
+        "{} is missing ({var}); build it with `cargo xtask build`, or run the tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
+/// A name no other test in this run uses (for tables, projects, user ids).
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running host. Dropping it kills the process.
+pub struct Server {
+    pub base: String,
+    pub backend: Backend,
+    child: Child,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+    client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a host on `backend` with default settings.
+    pub fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[])
+    }
+
+    /// Starts a host with extra `serve` arguments (e.g. a body limit).
+    pub fn start_with(backend: Backend, extra_args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        Self::launch(backend, dir, extra_args)
+    }
+
+    fn launch(backend: Backend, dir: tempfile::TempDir, extra_args: Vec<String>) -> Server {
+        let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
+        let wasm = artefact(
+            "EDGE_ITEMS_API_WASM",
+            "target/wasm32-wasip2/release/api.wasm",
+        );
+        let log_path = dir.path().join("host.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
+        let mut command = Command::new(&bin);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--component")
+            .arg(&wasm)
+            .arg("--cache-dir")
+            .arg(workspace_root().join("target/edge-items-cache"))
+            .args(&extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        match backend {
+            Backend::Embedded => {
+                command
+                    .arg("--store")
+                    .arg("embedded")
+                    .arg("--data")
+                    .arg(dir.path().join("items.db"));
+            }
+        }
+        let mut child = command.spawn().expect("start edge-items");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("edge-items did not start on {backend:?}; its log:\n{log}");
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("http client");
+        Server {
+            base,
+            backend,
+            child,
+            dir,
+            extra_args,
+            client,
+        }
+    }
+
+    /// Stops the host (SIGTERM, as a service manager would) and starts it
+    /// again on the same data.
+    pub fn restart(mut self) -> Server {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "edge-items exited with {status} on SIGTERM"
+        );
+        let backend = self.backend;
+        let extra_args = std::mem::take(&mut self.extra_args);
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        drop(self);
+        Self::launch(backend, dir, extra_args)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("edge-items did not exit within 15 s of SIGTERM");
+    }
+
+    /// The host's log so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        Response::read(request.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.send(Method::PATCH, path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Creates an item and returns it (asserting 201).
+    pub async fn create(&self, body: &Value) -> Value {
+        let r = self.post("/items", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "create {body}: {}", r.text);
+        r.json
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    /// The body as JSON, or `Null` when it is not JSON.
+    pub json: Value,
+}
+
+impl Response {
+    pub async fn read(response: reqwest::Response) -> Response {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status, and returns its detail.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> String {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem content type for {status}: {}",
+            self.text
+        );
+        assert_eq!(self.json["status"], status, "{}", self.text);
+        assert!(self.json["title"].is_string(), "title: {}", self.text);
+        assert!(self.json["type"].is_string(), "type: {}", self.text);
+        let detail = self.json["detail"].as_str().unwrap_or_default().to_string();
+        assert!(
+            !detail.is_empty(),
+            "a problem needs a detail: {}",
+            self.text
+        );
+        detail
+    }
+}

