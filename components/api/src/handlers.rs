@@ -1,0 +1,266 @@
+//! One function per route: read and check the request (pure modules), call
+//! the store (`store.rs`), shape the response. Every error becomes a
+//! [`Problem`] on the way out.
+
+use item_model::json::item_to_json;
+use item_model::{Item, PutOutcome, StoreError};
+use serde_json::{Value as Json, json};
+
+use crate::conditional::{self, IfMatch};
+use crate::http::{Request, max_body_bytes};
+use crate::problem::{Kind, Problem};
+use crate::query::{encode_component, list_query, next_link};
+use crate::response::Response;
+use crate::router::{self, Route, RouteError};
+use crate::{body, store};
+
+/// The OpenAPI 3.1 description of this API, served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// How often a conditional write that had to read the version first is
+/// retried when another writer slips in between.
+const CONDITIONAL_ATTEMPTS: usize = 3;
+
+type Result<T> = std::result::Result<T, Problem>;
+
+/// Answers one request.
+pub fn handle(request: &Request) -> Response {
+    let outcome = match router::route(&request.method, &request.path) {
+        Ok(route) => dispatch(route, request),
+        Err(RouteError::NotFound) => Err(Problem::new(
+            Kind::NoRoute,
+            format!(
+                "there is no resource at {}; GET /openapi.json lists the routes",
+                request.path
+            ),
+        )),
+        Err(RouteError::MethodNotAllowed(allow)) => Err(Problem::method_not_allowed(allow)),
+        Err(RouteError::BadId(message)) => Err(Problem::new(Kind::InvalidId, message)),
+    };
+    outcome.unwrap_or_else(Problem::into_response)
+}
+
+fn dispatch(route: Route, request: &Request) -> Result<Response> {
+    match route {
+        Route::CreateItem => create_item(request),
+        Route::ListItems => list_items(request),
+        Route::Batch => batch(request),
+        Route::GetItem(id) => get_item(request, &id),
+        Route::PutItem(id) => put_item(request, &id),
+        Route::PatchItem(id) => patch_item(request, &id),
+        Route::DeleteItem(id) => delete_item(request, &id),
+        Route::LikeItem(id) => like_item(request, &id),
+        Route::OpenApi => Ok(Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: OPENAPI.as_bytes().to_vec(),
+        }),
+        Route::Health => Ok(Response::json(200, &json!({"status": "ok"}))),
+    }
+}
+
+/// `/items/{id}`, with the id percent-encoded.
+fn location(id: &str) -> String {
+    format!("/items/{}", encode_component(id))
+}
+
+/// An item with its ETag.
+fn item_response(status: u16, item: &Item) -> Response {
+    Response::json(status, &item_to_json(item))
+        .with_header("etag", conditional::etag(&item.version))
+}
+
+/// A required JSON body (415 / 413 / 400 before any parsing of fields).
+fn json_body(request: &Request, patch: bool) -> Result<Json> {
+    let content_type = request.header("content-type");
+    if !content_type
+        .as_deref()
+        .is_some_and(body::is_json_media_type)
+    {
+        return Err(body::unsupported_media_type(content_type.as_deref(), patch));
+    }
+    body::parse_json(&request.read_body(max_body_bytes())?)
+}
+
+/// An optional JSON body: empty is `None`, with or without a content type.
+fn optional_json_body(request: &Request) -> Result<Option<Json>> {
+    let content_type = request.header("content-type");
+    let is_json = content_type
+        .as_deref()
+        .is_some_and(body::is_json_media_type);
+    if content_type.is_some() && !is_json {
+        return Err(body::unsupported_media_type(content_type.as_deref(), false));
+    }
+    let bytes = request.read_body(max_body_bytes())?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json {
+        return Err(body::unsupported_media_type(None, false));
+    }
+    body::parse_json(&bytes).map(Some)
+}
+
+/// A random UUID v4 from wasi:random.
+fn generate_id() -> String {
+    let bytes = wasip2::random::random::get_random_bytes(16);
+    let mut array = [0u8; 16];
+    for (slot, byte) in array.iter_mut().zip(bytes) {
+        *slot = byte;
+    }
+    uuid_v4(array)
+}
+
+/// Formats 16 random bytes as a lowercase hyphenated UUID v4.
+pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut text = String::with_capacity(36);
+    for (index, byte) in bytes.iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+fn create_item(request: &Request) -> Result<Response> {
+    let new = body::new_item(json_body(request, false)?, None, generate_id)?;
+    let id = new.id.clone();
+    let item = store::create(new).map_err(|e| Problem::from_store(e, Some(&id)))?;
+    Ok(item_response(201, &item).with_header("location", location(&item.id)))
+}
+
+fn get_item(request: &Request, id: &str) -> Result<Response> {
+    let item = store::get(id).map_err(|e| Problem::from_store(e, Some(id)))?;
+    if let Some(value) = request.header("if-none-match")
+        && let Ok(condition) = conditional::parse(&value)
+        && conditional::none_match(&condition, &item.version)
+    {
+        return Ok(Response::empty(304).with_header("etag", conditional::etag(&item.version)));
+    }
+    Ok(item_response(200, &item))
+}
+
+fn put_item(request: &Request, id: &str) -> Result<Response> {
+    let new = body::new_item(json_body(request, false)?, Some(id), String::new)?;
+    let condition = conditional::if_match(request.header("if-match").as_deref());
+    // `put` alone cannot say "must exist", so `If-Match: *` reads first.
+    let (item, outcome) = conditional_write(id, &condition, true, |version| {
+        store::put(new.clone(), version)
+    })?;
+    Ok(match outcome {
+        PutOutcome::Created => item_response(201, &item).with_header("location", location(id)),
+        PutOutcome::Replaced => item_response(200, &item),
+    })
+}
+
+fn patch_item(request: &Request, id: &str) -> Result<Response> {
+    let patch = body::patch(json_body(request, true)?, id)?;
+    let condition = conditional::if_match(request.header("if-match").as_deref());
+    let item = conditional_write(id, &condition, false, |version| {
+        store::update(id, patch.clone(), version)
+    })?;
+    Ok(item_response(200, &item))
+}
+
+fn delete_item(request: &Request, id: &str) -> Result<Response> {
+    let condition = conditional::if_match(request.header("if-match").as_deref());
+    conditional_write(id, &condition, false, |version| store::delete(id, version))?;
+    Ok(Response::empty(204))
+}
+
+fn like_item(request: &Request, id: &str) -> Result<Response> {
+    let by = body::likes_delta(optional_json_body(request)?)?;
+    let item = store::increment(id, "likes", by).map_err(|e| Problem::from_store(e, Some(id)))?;
+    Ok(item_response(200, &item))
+}
+
+fn list_items(request: &Request) -> Result<Response> {
+    let query = list_query(&request.query)?;
+    let page = store::query(query.clone()).map_err(|e| match e {
+        // The URL is the only input, so whatever the store rejects is a
+        // bad query parameter (typically the cursor).
+        StoreError::InvalidInput(message) => Problem::new(Kind::InvalidQuery, message),
+        other => Problem::from_store(other, None),
+    })?;
+    let items: Vec<Json> = page.items.iter().map(item_to_json).collect();
+    let response = Response::json(200, &json!({"items": items, "next": page.next_cursor}));
+    Ok(match &page.next_cursor {
+        Some(cursor) => response.with_header("link", next_link(&query, cursor)),
+        None => response,
+    })
+}
+
+fn batch(request: &Request) -> Result<Response> {
+    let writes = body::batch(json_body(request, false)?, generate_id)?;
+    let result = store::batch(writes).map_err(|e| Problem::from_store(e, None))?;
+    let put: Vec<Json> = result.put.iter().map(item_to_json).collect();
+    Ok(Response::json(
+        200,
+        &json!({"put": put, "deleted": result.deleted}),
+    ))
+}
+
+/// Runs a write under an `If-Match` condition; `write` gets the version the
+/// store must check atomically. A single ETag goes straight to the store;
+/// `*` (when `star_needs_read`) and lists read the current version first,
+/// retrying if another writer changes it in between.
+fn conditional_write<T>(
+    id: &str,
+    condition: &IfMatch,
+    star_needs_read: bool,
+    mut write: impl FnMut(Option<&str>) -> std::result::Result<T, StoreError>,
+) -> Result<T> {
+    let precondition = |e: StoreError| match e {
+        StoreError::NotFound | StoreError::VersionMismatch(None) => Problem::new(
+            Kind::PreconditionFailed,
+            format!("If-Match cannot match: no item has the id `{id}`"),
+        ),
+        StoreError::VersionMismatch(current) => Problem::version_mismatch(current.as_deref()),
+        other => Problem::from_store(other, Some(id)),
+    };
+    let accepted: &[String] = match condition {
+        IfMatch::Absent => return write(None).map_err(|e| Problem::from_store(e, Some(id))),
+        IfMatch::Never(why) => return Err(Problem::new(Kind::PreconditionFailed, *why)),
+        IfMatch::Version(version) => return write(Some(version)).map_err(precondition),
+        IfMatch::Exists if !star_needs_read => return write(None).map_err(precondition),
+        IfMatch::Exists => &[],
+        IfMatch::AnyOf(versions) => versions,
+    };
+    let mut last = StoreError::NotFound;
+    for _ in 0..CONDITIONAL_ATTEMPTS {
+        let current = store::get(id).map_err(precondition)?;
+        if !accepted.is_empty() && !accepted.contains(&current.version) {
+            return Err(Problem::version_mismatch(Some(&current.version)));
+        }
+        match write(Some(&current.version)) {
+            Err(StoreError::VersionMismatch(Some(now))) => {
+                last = StoreError::VersionMismatch(Some(now));
+            }
+            other => return other.map_err(precondition),
+        }
+    }
+    Err(precondition(last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_v4_format() {
+        let id = uuid_v4([0xff; 16]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let id = uuid_v4([0; 16]);
+        assert_eq!(id, "00000000-0000-4000-8000-000000000000");
+        assert!(item_model::validate::id(&id).is_ok());
+    }
+
+    #[test]
+    fn locations_are_encoded() {
+        assert_eq!(location("a b/ü"), "/items/a%20b%2F%C3%BC");
+        assert_eq!(location("item-1"), "/items/item-1");
+    }
+}

@@ -1,0 +1,176 @@
+//! The wasi:http edge: reads the incoming request (body capped at the
+//! configured limit) and writes a [`Response`]. Everything else in the crate
+//! works on plain data.
+
+use std::io::Write as _;
+
+use wasip2::http::types::{
+    Fields, IncomingBody, IncomingRequest, Method as WasiMethod, OutgoingBody, OutgoingResponse,
+    ResponseOutparam,
+};
+use wasip2::io::streams::StreamError;
+
+use crate::problem::{Kind, Problem};
+use crate::response::Response;
+use crate::router::Method;
+
+/// Default for `ITEMS_MAX_BODY_BYTES`: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Most bytes asked of the stream per read.
+const READ_CHUNK: u64 = 64 * 1024;
+
+/// The body limit from the component's environment (wasi:cli/environment).
+/// An unparsable value falls back to the default, with a note on stderr,
+/// rather than failing every request.
+pub fn max_body_bytes() -> u64 {
+    match std::env::var("ITEMS_MAX_BODY_BYTES") {
+        Err(_) => DEFAULT_MAX_BODY_BYTES,
+        Ok(text) => parse_limit(&text).unwrap_or_else(|| {
+            eprintln!(
+                "ITEMS_MAX_BODY_BYTES={text:?} is not a whole number of bytes; using {DEFAULT_MAX_BODY_BYTES}"
+            );
+            DEFAULT_MAX_BODY_BYTES
+        }),
+    }
+}
+
+/// A byte count such as `1048576`.
+pub fn parse_limit(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// An incoming request: what routing needs, plus lazy access to the body.
+pub struct Request {
+    pub method: Method,
+    /// The path, without the query string.
+    pub path: String,
+    /// The query string, without `?` (empty when absent).
+    pub query: String,
+    headers: Fields,
+    incoming: IncomingRequest,
+}
+
+impl Request {
+    pub fn new(incoming: IncomingRequest) -> Self {
+        let method = match incoming.method() {
+            WasiMethod::Get => Method::Get,
+            WasiMethod::Post => Method::Post,
+            WasiMethod::Put => Method::Put,
+            WasiMethod::Patch => Method::Patch,
+            WasiMethod::Delete => Method::Delete,
+            WasiMethod::Head => Method::Other("HEAD".into()),
+            WasiMethod::Connect => Method::Other("CONNECT".into()),
+            WasiMethod::Options => Method::Other("OPTIONS".into()),
+            WasiMethod::Trace => Method::Other("TRACE".into()),
+            WasiMethod::Other(other) => Method::Other(other),
+        };
+        let target = incoming.path_with_query().unwrap_or_else(|| "/".into());
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => (target, String::new()),
+        };
+        let headers = incoming.headers();
+        Self {
+            method,
+            path,
+            query,
+            headers,
+            incoming,
+        }
+    }
+
+    /// A header's value; repeated header lines are joined with `, `.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values = self.headers.get(name);
+        if values.is_empty() {
+            return None;
+        }
+        let texts: Vec<String> = values
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        Some(texts.join(", "))
+    }
+
+    /// Reads the whole body, refusing (413) one over `limit` bytes: by its
+    /// Content-Length before reading, or while streaming, reading at most
+    /// `limit + 1` bytes so memory stays bounded.
+    pub fn read_body(&self, limit: u64) -> Result<Vec<u8>, Problem> {
+        let too_large = || {
+            Problem::new(
+                Kind::BodyTooLarge,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+        };
+        if let Some(length) = self.header("content-length")
+            && length.trim().parse::<u64>().is_ok_and(|n| n > limit)
+        {
+            return Err(too_large());
+        }
+        let unreadable = |why: &str| Problem::new(Kind::UnreadableBody, why.to_string());
+        let body = self
+            .incoming
+            .consume()
+            .map_err(|()| unreadable("the request body was already read"))?;
+        let stream = body
+            .stream()
+            .map_err(|()| unreadable("the request body stream is not available"))?;
+        let mut bytes = Vec::new();
+        loop {
+            let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            let want = limit
+                .saturating_add(1)
+                .saturating_sub(read)
+                .clamp(1, READ_CHUNK);
+            match stream.blocking_read(want) {
+                Ok(chunk) => {
+                    bytes.extend_from_slice(&chunk);
+                    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+                        return Err(too_large());
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(_)) => {
+                    return Err(unreadable(
+                        "the connection failed while the request body was being read",
+                    ));
+                }
+            }
+        }
+        // The stream is a child of the body: drop it before finishing.
+        drop(stream);
+        drop(IncomingBody::finish(body));
+        Ok(bytes)
+    }
+}
+
+/// Writes a response. Failures here mean the client is gone; there is no
+/// one left to tell, so they end the request quietly.
+pub fn send(response: Response, out: ResponseOutparam) {
+    let headers = Fields::new();
+    for (name, value) in &response.headers {
+        if headers.append(name, value.as_bytes()).is_err() {
+            eprintln!("dropped response header {name}: its value is not a valid header value");
+        }
+    }
+    let has_body = !response.body.is_empty();
+    if has_body {
+        let _ = headers.append("content-length", response.body.len().to_string().as_bytes());
+    }
+    let outgoing = OutgoingResponse::new(headers);
+    let _ = outgoing.set_status_code(response.status);
+    let Ok(body) = outgoing.body() else {
+        ResponseOutparam::set(out, Ok(outgoing));
+        return;
+    };
+    ResponseOutparam::set(out, Ok(outgoing));
+    if has_body && let Ok(mut stream) = body.write() {
+        // io::Write (from wasip2's std support) honours check-write.
+        let _ = stream
+            .write_all(&response.body)
+            .and_then(|()| std::io::Write::flush(&mut stream));
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(body, None);
+}

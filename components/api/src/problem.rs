@@ -1,0 +1,292 @@
+//! RFC 9457 problem details (`application/problem+json`): every error the
+//! API returns is built here, one [`Kind`] per `type` URI, so the list in
+//! the OpenAPI document and the code cannot drift apart (a test checks it).
+
+use item_model::StoreError;
+use serde_json::json;
+
+use crate::response::Response;
+
+/// Prefix of every problem `type` URI.
+pub const TYPE_PREFIX: &str = "urn:edge-items:problem:";
+
+/// The kinds of problem; each has one `type` URI, title and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    MalformedJson,
+    InvalidId,
+    InvalidQuery,
+    UnreadableBody,
+    NoRoute,
+    NotFound,
+    MethodNotAllowed,
+    AlreadyExists,
+    PreconditionFailed,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    InvalidBody,
+    BackendUnauthorized,
+    BackendError,
+    BackendUnavailable,
+    Throttled,
+}
+
+impl Kind {
+    /// Every kind, for the documentation test.
+    pub const ALL: [Kind; 16] = [
+        Kind::MalformedJson,
+        Kind::InvalidId,
+        Kind::InvalidQuery,
+        Kind::UnreadableBody,
+        Kind::NoRoute,
+        Kind::NotFound,
+        Kind::MethodNotAllowed,
+        Kind::AlreadyExists,
+        Kind::PreconditionFailed,
+        Kind::BodyTooLarge,
+        Kind::UnsupportedMediaType,
+        Kind::InvalidBody,
+        Kind::BackendUnauthorized,
+        Kind::BackendError,
+        Kind::BackendUnavailable,
+        Kind::Throttled,
+    ];
+
+    /// The last part of the `type` URI.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::MalformedJson => "malformed-json",
+            Kind::InvalidId => "invalid-id",
+            Kind::InvalidQuery => "invalid-query",
+            Kind::UnreadableBody => "unreadable-body",
+            Kind::NoRoute => "no-route",
+            Kind::NotFound => "not-found",
+            Kind::MethodNotAllowed => "method-not-allowed",
+            Kind::AlreadyExists => "already-exists",
+            Kind::PreconditionFailed => "precondition-failed",
+            Kind::BodyTooLarge => "body-too-large",
+            Kind::UnsupportedMediaType => "unsupported-media-type",
+            Kind::InvalidBody => "invalid-body",
+            Kind::BackendUnauthorized => "backend-unauthorized",
+            Kind::BackendError => "backend-error",
+            Kind::BackendUnavailable => "backend-unavailable",
+            Kind::Throttled => "throttled",
+        }
+    }
+
+    pub fn type_uri(self) -> String {
+        format!("{TYPE_PREFIX}{}", self.slug())
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Kind::MalformedJson | Kind::InvalidId | Kind::InvalidQuery | Kind::UnreadableBody => {
+                400
+            }
+            Kind::NoRoute | Kind::NotFound => 404,
+            Kind::MethodNotAllowed => 405,
+            Kind::AlreadyExists => 409,
+            Kind::PreconditionFailed => 412,
+            Kind::BodyTooLarge => 413,
+            Kind::UnsupportedMediaType => 415,
+            Kind::InvalidBody => 422,
+            Kind::BackendUnauthorized | Kind::BackendError => 502,
+            Kind::BackendUnavailable | Kind::Throttled => 503,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::MalformedJson => "Malformed JSON body",
+            Kind::InvalidId => "Invalid item id in the URL",
+            Kind::InvalidQuery => "Invalid query parameters",
+            Kind::UnreadableBody => "Request body could not be read",
+            Kind::NoRoute => "No such route",
+            Kind::NotFound => "Item not found",
+            Kind::MethodNotAllowed => "Method not allowed",
+            Kind::AlreadyExists => "Item already exists",
+            Kind::PreconditionFailed => "Precondition failed",
+            Kind::BodyTooLarge => "Request body too large",
+            Kind::UnsupportedMediaType => "Unsupported media type",
+            Kind::InvalidBody => "Invalid request body",
+            Kind::BackendUnauthorized => "Storage backend refused our credentials",
+            Kind::BackendError => "Storage backend error",
+            Kind::BackendUnavailable => "Storage backend unavailable",
+            Kind::Throttled => "Storage backend is throttling",
+        }
+    }
+}
+
+/// One problem: a kind, a detail a person can act on, and the extra
+/// headers some statuses carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: Kind,
+    pub detail: String,
+    /// `Allow` for 405.
+    pub allow: Option<&'static str>,
+    /// `Retry-After` seconds for 503.
+    pub retry_after: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            allow: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                Kind::MethodNotAllowed,
+                format!("this resource supports {allow}"),
+            )
+        }
+    }
+
+    pub fn not_found(id: &str) -> Self {
+        Self::new(Kind::NotFound, format!("no item has the id `{id}`"))
+    }
+
+    /// A store error as the HTTP API reports it. `id` (when the call was
+    /// about one item) makes 404/409 details specific. `InvalidInput` is a
+    /// 422 here; a caller whose only input is the URL maps it to 400.
+    pub fn from_store(error: StoreError, id: Option<&str>) -> Self {
+        match error {
+            StoreError::NotFound => match id {
+                Some(id) => Self::not_found(id),
+                None => Self::new(Kind::NotFound, "no item has this id"),
+            },
+            StoreError::AlreadyExists => Self::new(
+                Kind::AlreadyExists,
+                match id {
+                    Some(id) => format!(
+                        "an item with the id `{id}` already exists; use PUT /items/{{id}} to replace it or omit `id` to get a new one"
+                    ),
+                    None => "an item with this id already exists".into(),
+                },
+            ),
+            StoreError::VersionMismatch(current) => Self::version_mismatch(current.as_deref()),
+            StoreError::InvalidInput(message) => Self::new(Kind::InvalidBody, message),
+            StoreError::Throttled(millis) => Self {
+                retry_after: Some(millis.div_ceil(1000)),
+                ..Self::new(
+                    Kind::Throttled,
+                    "the storage backend asks to slow down; retry after the number of seconds in Retry-After",
+                )
+            },
+            error @ StoreError::Unavailable(_) => {
+                Self::new(Kind::BackendUnavailable, format!("{error}; retry later"))
+            }
+            error @ StoreError::Unauthorized(_) => Self::new(
+                Kind::BackendUnauthorized,
+                format!("{error}; the service's storage credentials or permissions need fixing"),
+            ),
+            error @ StoreError::Backend(_) => Self::new(Kind::BackendError, error.to_string()),
+        }
+    }
+
+    /// 412 for an `If-Match` that did not match the item's version.
+    pub fn version_mismatch(current: Option<&str>) -> Self {
+        Self::new(
+            Kind::PreconditionFailed,
+            match current {
+                Some(version) => format!(
+                    "If-Match does not match: the item's current ETag is {}; fetch it again and retry",
+                    crate::conditional::etag(version)
+                ),
+                None => "If-Match cannot match: no item has this id".into(),
+            },
+        )
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = self.kind.status();
+        let body = json!({
+            "type": self.kind.type_uri(),
+            "title": self.kind.title(),
+            "status": status,
+            "detail": self.detail,
+        });
+        let mut response = Response::json_as(status, "application/problem+json", &body);
+        if let Some(allow) = self.allow {
+            response = response.with_header("allow", allow);
+        }
+        if let Some(seconds) = self.retry_after {
+            response = response.with_header("retry-after", seconds.to_string());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(response: &Response) -> serde_json::Value {
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    #[test]
+    fn problem_json_shape() {
+        let response = Problem::method_not_allowed("GET, POST").into_response();
+        assert_eq!(response.status, 405);
+        assert_eq!(response.header("allow"), Some("GET, POST"));
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json")
+        );
+        let json = body(&response);
+        assert_eq!(json["type"], "urn:edge-items:problem:method-not-allowed");
+        assert_eq!(json["status"], 405);
+        assert!(json["title"].is_string() && json["detail"].is_string());
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses() {
+        let cases = [
+            (StoreError::NotFound, 404),
+            (StoreError::AlreadyExists, 409),
+            (StoreError::VersionMismatch(Some("2".into())), 412),
+            (StoreError::VersionMismatch(None), 412),
+            (StoreError::InvalidInput("x".into()), 422),
+            (StoreError::Throttled(1500), 503),
+            (StoreError::Unavailable("down".into()), 503),
+            (StoreError::Unauthorized("denied".into()), 502),
+            (StoreError::Backend("boom".into()), 502),
+        ];
+        for (error, status) in cases {
+            assert_eq!(
+                Problem::from_store(error.clone(), Some("a"))
+                    .into_response()
+                    .status,
+                status,
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_seconds() {
+        for (millis, seconds) in [(0, "0"), (1, "1"), (1000, "1"), (1001, "2")] {
+            let response = Problem::from_store(StoreError::Throttled(millis), None).into_response();
+            assert_eq!(response.header("retry-after"), Some(seconds));
+        }
+        let unavailable =
+            Problem::from_store(StoreError::Unavailable("x".into()), None).into_response();
+        assert_eq!(unavailable.header("retry-after"), None);
+    }
+
+    #[test]
+    fn kinds_are_distinct() {
+        let mut slugs: Vec<_> = Kind::ALL.iter().map(|k| k.slug()).collect();
+        slugs.sort_unstable();
+        slugs.dedup();
+        assert_eq!(slugs.len(), Kind::ALL.len());
+    }
+}
