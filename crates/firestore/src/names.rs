@@ -1,0 +1,274 @@
+//! Where the items live: URLs, document names and field paths.
+//!
+//! A document has two spellings. Its *name*
+//! (`projects/{project}/databases/{database}/documents/items/{id}`) goes
+//! into JSON bodies as is; its *URL* has every path segment percent-encoded,
+//! so that an id such as `a:commit`, `50%` or `a?b#c` stays one segment and
+//! cannot reach another route. Ids are validated with the item model's rule
+//! (no `/`, not `.`/`..`/`__x__`, at most 200 bytes), which Firestore's own
+//! rules for document ids include.
+
+use std::fmt;
+use std::sync::Arc;
+
+use item_model::StoreError;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Bytes kept as they are in a path segment: RFC 3986 unreserved characters
+/// and the parentheses of `(default)`; everything else is encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'(')
+    .remove(b')');
+
+/// Why a [`Firestore`] target cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the Firestore base URL must start with http:// or https:// and have no path")]
+    BaseUrl,
+    #[error("`{0}` is not a valid project id (letters, digits, '-', '.', ':', '_')")]
+    Project(String),
+    #[error("`{0}` is not a valid database id (letters, digits, '-', or `(default)`)")]
+    Database(String),
+    #[error("`{0}` is not a valid collection id: {1}")]
+    Collection(String, String),
+}
+
+/// The production endpoint.
+pub const PRODUCTION_BASE_URL: &str = "https://firestore.googleapis.com";
+/// The database every project has.
+pub const DEFAULT_DATABASE: &str = "(default)";
+/// The collection of the seed's data model.
+pub const DEFAULT_COLLECTION: &str = "items";
+
+/// One collection of one Firestore database: the target of every request.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Firestore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    project: String,
+    collection: String,
+    /// `{base}/v1/projects/{p}/databases/{d}/documents`, encoded.
+    documents_url: String,
+    /// `projects/{p}/databases/{d}/documents`.
+    documents_name: String,
+}
+
+impl fmt::Debug for Firestore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Firestore")
+            .field("documents_url", &self.inner.documents_url)
+            .field("collection", &self.inner.collection)
+            .finish()
+    }
+}
+
+impl Firestore {
+    /// `base_url` is `https://firestore.googleapis.com` or an emulator's
+    /// `http://host:port`.
+    pub fn new(
+        base_url: &str,
+        project: &str,
+        database: &str,
+        collection: &str,
+    ) -> Result<Self, ConfigError> {
+        let base = base_url.trim_end_matches('/');
+        let authority = base
+            .strip_prefix("https://")
+            .or_else(|| base.strip_prefix("http://"))
+            .ok_or(ConfigError::BaseUrl)?;
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(ConfigError::BaseUrl);
+        }
+        let project_ok = !project.is_empty()
+            && project.len() <= 100
+            && project
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
+        if !project_ok {
+            return Err(ConfigError::Project(project.into()));
+        }
+        let database_ok = database == DEFAULT_DATABASE
+            || (!database.is_empty()
+                && database.len() <= 63
+                && database
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if !database_ok {
+            return Err(ConfigError::Database(database.into()));
+        }
+        if let Err(e) = item_model::validate::id(collection) {
+            return Err(ConfigError::Collection(
+                collection.into(),
+                e.to_string().replace("item id", "collection id"),
+            ));
+        }
+        let documents_url = format!(
+            "{base}/v1/projects/{}/databases/{}/documents",
+            encode(project),
+            encode(database)
+        );
+        let documents_name = format!("projects/{project}/databases/{database}/documents");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                project: project.into(),
+                collection: collection.into(),
+                documents_url,
+                documents_name,
+            }),
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.inner.project
+    }
+
+    pub fn collection(&self) -> &str {
+        &self.inner.collection
+    }
+
+    /// The document name of an item, for JSON bodies. The id must have
+    /// passed [`Firestore::check_id`].
+    pub fn document_name(&self, id: &str) -> String {
+        format!(
+            "{}/{}/{id}",
+            self.inner.documents_name, self.inner.collection
+        )
+    }
+
+    /// The URL of an item's document, each segment percent-encoded.
+    pub fn document_url(&self, id: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.inner.documents_url,
+            encode(&self.inner.collection),
+            encode(id)
+        )
+    }
+
+    /// The URL of a method on the documents root (`commit`, `runQuery`).
+    pub(crate) fn method_url(&self, method: &str) -> String {
+        format!("{}:{method}", self.inner.documents_url)
+    }
+
+    /// Refuses ids that are not one plain document id.
+    pub fn check_id(&self, id: &str) -> Result<(), StoreError> {
+        item_model::validate::id(id)
+    }
+
+    /// The item id of a document name in this collection, if it is one.
+    pub(crate) fn id_of<'a>(&self, name: &'a str) -> Option<&'a str> {
+        name.strip_prefix(self.inner.documents_name.as_str())?
+            .strip_prefix('/')?
+            .strip_prefix(self.inner.collection.as_str())?
+            .strip_prefix('/')
+            .filter(|id| !id.contains('/'))
+    }
+}
+
+fn encode(segment: &str) -> String {
+    utf8_percent_encode(segment, SEGMENT).to_string()
+}
+
+/// A field path for masks and transforms: a plain identifier as is,
+/// anything else in backticks with `` ` `` and `\` escaped (Firestore's
+/// field path syntax), so that a name with dots stays one field.
+pub fn field_path(name: &str) -> String {
+    let mut bytes = name.bytes();
+    let simple = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if simple {
+        return name.to_owned();
+    }
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('`');
+    for c in name.chars() {
+        if c == '`' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('`');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs() -> Firestore {
+        Firestore::new(
+            "http://127.0.0.1:8681/",
+            "demo-p",
+            DEFAULT_DATABASE,
+            "items",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_and_urls() {
+        let fs = fs();
+        assert_eq!(
+            fs.document_name("ünï cödé:100%"),
+            "projects/demo-p/databases/(default)/documents/items/ünï cödé:100%"
+        );
+        assert_eq!(
+            fs.document_url("ünï cödé:100%"),
+            "http://127.0.0.1:8681/v1/projects/demo-p/databases/(default)/documents/items/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9%3A100%25"
+        );
+        assert_eq!(
+            fs.document_url("a?b#c"),
+            "http://127.0.0.1:8681/v1/projects/demo-p/databases/(default)/documents/items/a%3Fb%23c"
+        );
+        assert_eq!(
+            fs.method_url("commit"),
+            "http://127.0.0.1:8681/v1/projects/demo-p/databases/(default)/documents:commit"
+        );
+        assert_eq!(fs.id_of(&fs.document_name("x y")), Some("x y"));
+        assert_eq!(
+            fs.id_of("projects/demo-p/databases/(default)/documents/other/x"),
+            None
+        );
+    }
+
+    #[test]
+    fn no_slash_injection() {
+        let fs = fs();
+        for bad in ["a/b", "..", ".", "__name__", ""] {
+            assert!(fs.check_id(bad).is_err(), "{bad}");
+        }
+        assert!(!fs.document_url("%2F").ends_with("/%2F"));
+    }
+
+    #[test]
+    fn bad_targets_are_refused() {
+        assert_eq!(
+            Firestore::new("ftp://x", "p", DEFAULT_DATABASE, "items").err(),
+            Some(ConfigError::BaseUrl)
+        );
+        assert!(Firestore::new("https://h/path", "p", DEFAULT_DATABASE, "items").is_err());
+        assert!(Firestore::new(PRODUCTION_BASE_URL, "a/b", DEFAULT_DATABASE, "items").is_err());
+        assert!(Firestore::new(PRODUCTION_BASE_URL, "p", "x/y", "items").is_err());
+        assert!(Firestore::new(PRODUCTION_BASE_URL, "p", DEFAULT_DATABASE, "a/b").is_err());
+        assert!(Firestore::new(PRODUCTION_BASE_URL, "p", "my-db", "things").is_ok());
+    }
+
+    #[test]
+    fn field_paths_are_quoted_when_needed() {
+        assert_eq!(field_path("likes"), "likes");
+        assert_eq!(field_path("_x9"), "_x9");
+        assert_eq!(field_path("a b"), "`a b`");
+        assert_eq!(field_path("a.b"), "`a.b`");
+        assert_eq!(field_path("9lives"), "`9lives`");
+        assert_eq!(field_path("back`tick\\"), "`back\\`tick\\\\`");
+    }
+}

@@ -1,0 +1,907 @@
+//! The store operations as sans-IO state machines.
+//!
+//! An [`Operation`] hands out HTTP requests ([`Step::Send`]) and takes the
+//! responses back until it has its result ([`Step::Done`]); the transport
+//! (reqwest natively, wasi:http in a component) only sends, authorizes and
+//! retries. Some operations need several round trips:
+//!
+//! - create commits with `currentDocument.exists = false`; when the id is
+//!   taken it reads the document, and an expired one (hidden from every
+//!   read) is replaced under a precondition on its `updateTime`.
+//! - put, update and delete read first (to hide expired items, to keep
+//!   `createdAt`, to return the whole new item) and then commit under a
+//!   precondition on the `updateTime` they read; when someone else wrote in
+//!   between, they read again and decide again. So an expected version is
+//!   checked atomically, and repeating a commit is harmless: a repeat fails
+//!   its precondition, and the next read recognises the operation's own
+//!   write (same fields, same `updatedAt`) as done.
+//! - increment reads (to hide expired items and refuse a non-numeric
+//!   field), then commits a blind `increment` field transform with
+//!   `exists = true`, so concurrent increments never conflict and never
+//!   lose an update. Its version is the commit's `updateTime`; the other
+//!   fields of the returned item are those read just before. It is not
+//!   idempotent: transports must not repeat it after an ambiguous failure.
+//!
+//! Preconditions always travel in a `:commit` body, never as the
+//! `currentDocument.updateTime` query parameter (the emulator reads that as
+//! zero).
+
+use http::{Method, Request, header};
+use item_model::{
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, PutOutcome, StoreError, Timestamp,
+};
+use serde_json::{Value as Json, json};
+
+use crate::document::{self, Doc, Fields, UPDATED_AT};
+use crate::error::RpcStatus;
+use crate::names::{Firestore, field_path};
+use crate::value;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One HTTP request of an operation, without its `authorization` header
+/// (see [`crate::Credentials::authorize`]).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub request: Request<Vec<u8>>,
+    /// Whether sending it twice does no harm, so a transport may repeat it
+    /// after a failure that leaves open whether it was applied.
+    pub idempotent: bool,
+}
+
+/// What an operation wants next.
+// One step per round trip, moved straight to the transport: boxing the
+// request would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Step<T> {
+    Send(Outgoing),
+    Done(StoreResult<T>),
+}
+
+/// A store call as a state machine. Call [`Operation::start`] once, then
+/// [`Operation::resume`] with each response until it returns `Done`.
+pub trait Operation {
+    type Output;
+    fn start(&mut self) -> Step<Self::Output>;
+    /// The response to the last request: HTTP status and body.
+    fn resume(&mut self, status: u16, body: &[u8]) -> Step<Self::Output>;
+}
+
+/// How often a read-then-write operation reads again after losing a race
+/// before it gives up with `Throttled`.
+const MAX_CONFLICTS: u32 = 16;
+/// The pause `Throttled` suggests after that.
+const CONTENTION_RETRY_MS: u32 = 100;
+
+fn unexpected(what: &str) -> StoreError {
+    StoreError::Backend(format!("unexpected {what} from Firestore"))
+}
+
+fn build(method: Method, url: &str, body: Option<&Json>) -> StoreResult<Request<Vec<u8>>> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(url)
+        .header(header::ACCEPT, "application/json");
+    if body.is_some() {
+        // The emulator refuses POST bodies without it.
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    request
+        .body(bytes)
+        .map_err(|_| StoreError::Backend("could not build a Firestore request".into()))
+}
+
+fn send<T>(request: StoreResult<Request<Vec<u8>>>, idempotent: bool) -> Step<T> {
+    match request {
+        Ok(request) => Step::Send(Outgoing {
+            request,
+            idempotent,
+        }),
+        Err(e) => Step::Done(Err(e)),
+    }
+}
+
+/// A `currentDocument` precondition.
+#[derive(Debug, Clone)]
+pub(crate) enum Precondition {
+    Exists(bool),
+    UpdateTime(String),
+}
+
+impl Precondition {
+    fn json(&self) -> Json {
+        match self {
+            Precondition::Exists(exists) => json!({ "exists": exists }),
+            Precondition::UpdateTime(time) => json!({ "updateTime": time }),
+        }
+    }
+}
+
+/// A `Write` that sets a document: whole (no mask) or the masked fields.
+fn update_write(
+    name: String,
+    fields: &Fields,
+    mask: Option<Vec<String>>,
+    transforms: Vec<Json>,
+    precondition: Option<&Precondition>,
+) -> Json {
+    let mut write = json!({ "update": { "name": name, "fields": fields } });
+    if let Some(paths) = mask {
+        write["updateMask"] = json!({ "fieldPaths": paths });
+    }
+    if !transforms.is_empty() {
+        write["updateTransforms"] = Json::Array(transforms);
+    }
+    if let Some(p) = precondition {
+        write["currentDocument"] = p.json();
+    }
+    write
+}
+
+fn delete_write(name: String, precondition: Option<&Precondition>) -> Json {
+    let mut write = json!({ "delete": name });
+    if let Some(p) = precondition {
+        write["currentDocument"] = p.json();
+    }
+    write
+}
+
+fn commit<T>(fs: &Firestore, writes: Vec<Json>, idempotent: bool) -> Step<T> {
+    let body = json!({ "writes": writes });
+    send(
+        build(Method::POST, &fs.method_url("commit"), Some(&body)),
+        idempotent,
+    )
+}
+
+fn read<T>(fs: &Firestore, id: &str) -> Step<T> {
+    send(build(Method::GET, &fs.document_url(id), None), true)
+}
+
+/// A document read: `None` when there is none.
+fn read_outcome(status: u16, body: &[u8]) -> StoreResult<Option<Doc>> {
+    if (200..300).contains(&status) {
+        let json: Json = serde_json::from_slice(body).map_err(|_| unexpected("document"))?;
+        return Doc::parse(&json)
+            .map(Some)
+            .ok_or_else(|| unexpected("document"));
+    }
+    let rpc = RpcStatus::parse(status, body);
+    if rpc.is("NOT_FOUND") {
+        Ok(None)
+    } else {
+        Err(rpc.into_store_error())
+    }
+}
+
+/// One entry of a commit's `writeResults`.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteResult {
+    /// The new version; `None` after a delete.
+    pub version: Option<String>,
+    pub transforms: Vec<Json>,
+}
+
+enum CommitOutcome {
+    Applied(Vec<WriteResult>),
+    /// A precondition failed: someone else wrote first.
+    Conflict,
+    Failed(StoreError),
+}
+
+fn commit_outcome(status: u16, body: &[u8]) -> CommitOutcome {
+    if (200..300).contains(&status) {
+        let Ok(json) = serde_json::from_slice::<Json>(body) else {
+            return CommitOutcome::Failed(unexpected("commit response"));
+        };
+        let results = json
+            .get("writeResults")
+            .and_then(Json::as_array)
+            .map(|results| {
+                results
+                    .iter()
+                    .map(|r| WriteResult {
+                        version: r
+                            .get("updateTime")
+                            .and_then(Json::as_str)
+                            .and_then(document::canonical_version),
+                        transforms: r
+                            .get("transformResults")
+                            .and_then(Json::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return CommitOutcome::Applied(results);
+    }
+    let rpc = RpcStatus::parse(status, body);
+    if rpc.is("FAILED_PRECONDITION") || rpc.is("ALREADY_EXISTS") || rpc.is("NOT_FOUND") {
+        CommitOutcome::Conflict
+    } else {
+        CommitOutcome::Failed(rpc.into_store_error())
+    }
+}
+
+/// The version a single-write commit produced.
+fn first_version(results: &[WriteResult]) -> StoreResult<String> {
+    results
+        .first()
+        .and_then(|r| r.version.clone())
+        .ok_or_else(|| unexpected("commit response"))
+}
+
+/// What a read-then-write operation does once it has read the document.
+enum Decision<T> {
+    Finish(StoreResult<T>),
+    Write { writes: Vec<Json>, idempotent: bool },
+}
+
+/// The operation-specific part of a read-then-write operation.
+trait Plan {
+    type Output;
+    fn id(&self) -> &str;
+    /// Input checks beyond the id (the host validates too; this keeps the
+    /// protocol safe on its own).
+    fn check(&mut self) -> StoreResult<()>;
+    /// A write to try before any read (create), if any.
+    fn first(&mut self, _fs: &Firestore) -> Option<Decision<Self::Output>> {
+        None
+    }
+    /// `doc` is the document as read now (expired or not).
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Self::Output>;
+    fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Self::Output>;
+}
+
+enum State {
+    Reading,
+    Writing,
+    Done,
+}
+
+/// Drives a [`Plan`]: read, decide, commit, and read again after a lost race.
+struct ReadWrite<P> {
+    fs: Firestore,
+    plan: P,
+    state: State,
+    conflicts: u32,
+}
+
+impl<P: Plan> ReadWrite<P> {
+    fn new(fs: &Firestore, plan: P) -> Self {
+        Self {
+            fs: fs.clone(),
+            plan,
+            state: State::Reading,
+            conflicts: 0,
+        }
+    }
+
+    fn apply(&mut self, decision: Decision<P::Output>) -> Step<P::Output> {
+        match decision {
+            Decision::Finish(result) => self.done(result),
+            Decision::Write { writes, idempotent } => {
+                self.state = State::Writing;
+                commit(&self.fs, writes, idempotent)
+            }
+        }
+    }
+
+    fn done(&mut self, result: StoreResult<P::Output>) -> Step<P::Output> {
+        self.state = State::Done;
+        Step::Done(result)
+    }
+}
+
+impl<P: Plan> Operation for ReadWrite<P> {
+    type Output = P::Output;
+
+    fn start(&mut self) -> Step<P::Output> {
+        if let Err(e) = self
+            .fs
+            .check_id(self.plan.id())
+            .and_then(|()| self.plan.check())
+        {
+            return self.done(Err(e));
+        }
+        match self.plan.first(&self.fs) {
+            Some(decision) => self.apply(decision),
+            None => {
+                self.state = State::Reading;
+                read(&self.fs, self.plan.id())
+            }
+        }
+    }
+
+    fn resume(&mut self, status: u16, body: &[u8]) -> Step<P::Output> {
+        match self.state {
+            State::Reading => match read_outcome(status, body) {
+                Ok(doc) => {
+                    let decision = self.plan.decide(&self.fs, doc);
+                    self.apply(decision)
+                }
+                Err(e) => self.done(Err(e)),
+            },
+            State::Writing => match commit_outcome(status, body) {
+                CommitOutcome::Applied(results) => {
+                    let result = self.plan.finish(&results);
+                    self.done(result)
+                }
+                CommitOutcome::Conflict if self.conflicts < MAX_CONFLICTS => {
+                    self.conflicts += 1;
+                    self.state = State::Reading;
+                    read(&self.fs, self.plan.id())
+                }
+                CommitOutcome::Conflict => {
+                    self.done(Err(StoreError::Throttled(CONTENTION_RETRY_MS)))
+                }
+                CommitOutcome::Failed(e) => self.done(Err(e)),
+            },
+            State::Done => Step::Done(Err(StoreError::Backend(
+                "operation resumed after it finished".into(),
+            ))),
+        }
+    }
+}
+
+struct GetPlan {
+    id: String,
+    now: Timestamp,
+}
+
+impl Plan for GetPlan {
+    type Output = Item;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn check(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
+    fn decide(&mut self, _fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
+        Decision::Finish(match doc {
+            Some(doc) => {
+                let item = doc.item(&self.id);
+                if item.is_expired(self.now.unix_seconds()) {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(item)
+                }
+            }
+            None => Err(StoreError::NotFound),
+        })
+    }
+    fn finish(&mut self, _results: &[WriteResult]) -> StoreResult<Item> {
+        Err(unexpected("write"))
+    }
+}
+
+struct CreatePlan {
+    item: NewItem,
+    now: Timestamp,
+    fields: Fields,
+}
+
+impl CreatePlan {
+    fn write(&self, fs: &Firestore, precondition: Precondition) -> Decision<Item> {
+        Decision::Write {
+            writes: vec![update_write(
+                fs.document_name(&self.item.id),
+                &self.fields,
+                None,
+                Vec::new(),
+                Some(&precondition),
+            )],
+            idempotent: true,
+        }
+    }
+}
+
+impl Plan for CreatePlan {
+    type Output = Item;
+    fn id(&self) -> &str {
+        &self.item.id
+    }
+    fn check(&mut self) -> StoreResult<()> {
+        item_model::validate::new_item(&self.item)?;
+        let now = self.now.to_string();
+        self.fields = document::item_fields(&self.item, &now, &now)?;
+        Ok(())
+    }
+    fn first(&mut self, fs: &Firestore) -> Option<Decision<Item>> {
+        Some(self.write(fs, Precondition::Exists(false)))
+    }
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
+        match doc {
+            None => self.write(fs, Precondition::Exists(false)),
+            // Our own earlier attempt, whose answer was lost.
+            Some(doc) if value::same_fields(&doc.fields, &self.fields) => {
+                Decision::Finish(Ok(doc.item(&self.item.id)))
+            }
+            Some(doc) if doc.is_expired(self.now) => {
+                self.write(fs, Precondition::UpdateTime(doc.version))
+            }
+            Some(_) => Decision::Finish(Err(StoreError::AlreadyExists)),
+        }
+    }
+    fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Item> {
+        let version = first_version(results)?;
+        Ok(document::item_from_fields(
+            &self.item.id,
+            &self.fields,
+            None,
+            &version,
+        ))
+    }
+}
+
+struct PutPlan {
+    item: NewItem,
+    expected: Option<String>,
+    now: Timestamp,
+    pending: Option<(Fields, PutOutcome)>,
+}
+
+impl Plan for PutPlan {
+    type Output = (Item, PutOutcome);
+    fn id(&self) -> &str {
+        &self.item.id
+    }
+    fn check(&mut self) -> StoreResult<()> {
+        item_model::validate::new_item(&self.item)?;
+        // Value errors show before any round trip.
+        let now = self.now.to_string();
+        document::item_fields(&self.item, &now, &now).map(drop)
+    }
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Self::Output> {
+        if let (Some((fields, outcome)), Some(doc)) = (&self.pending, &doc)
+            && value::same_fields(&doc.fields, fields)
+        {
+            return Decision::Finish(Ok((doc.item(&self.item.id), *outcome)));
+        }
+        let live = doc.as_ref().filter(|d| !d.is_expired(self.now));
+        if let Some(expected) = &self.expected {
+            match live {
+                None => return Decision::Finish(Err(StoreError::VersionMismatch(None))),
+                Some(d) if !document::same_version(&d.version, expected) => {
+                    return Decision::Finish(Err(StoreError::VersionMismatch(Some(
+                        d.version.clone(),
+                    ))));
+                }
+                Some(_) => {}
+            }
+        }
+        let now = self.now.to_string();
+        let (created_at, outcome, precondition) = match (live, &doc) {
+            (Some(d), _) => (
+                d.item(&self.item.id).created_at,
+                PutOutcome::Replaced,
+                Precondition::UpdateTime(d.version.clone()),
+            ),
+            (None, Some(expired)) => (
+                now.clone(),
+                PutOutcome::Created,
+                Precondition::UpdateTime(expired.version.clone()),
+            ),
+            (None, None) => (
+                now.clone(),
+                PutOutcome::Created,
+                Precondition::Exists(false),
+            ),
+        };
+        let fields = match document::item_fields(&self.item, &created_at, &now) {
+            Ok(fields) => fields,
+            Err(e) => return Decision::Finish(Err(e)),
+        };
+        let write = update_write(
+            fs.document_name(&self.item.id),
+            &fields,
+            None,
+            Vec::new(),
+            Some(&precondition),
+        );
+        self.pending = Some((fields, outcome));
+        Decision::Write {
+            writes: vec![write],
+            idempotent: true,
+        }
+    }
+    fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Self::Output> {
+        let version = first_version(results)?;
+        let (fields, outcome) = self.pending.as_ref().ok_or_else(|| unexpected("write"))?;
+        Ok((
+            document::item_from_fields(&self.item.id, fields, None, &version),
+            *outcome,
+        ))
+    }
+}
+
+struct UpdatePlan {
+    id: String,
+    patch: ItemPatch,
+    expected: Option<String>,
+    now: Timestamp,
+    changes: Vec<(String, Option<Json>)>,
+    /// The fields and `createTime` the last commit would leave.
+    pending: Option<(Fields, Option<String>)>,
+}
+
+impl Plan for UpdatePlan {
+    type Output = Item;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn check(&mut self) -> StoreResult<()> {
+        item_model::validate::patch(&self.patch)?;
+        self.changes = document::patch_changes(&self.patch, &self.now.to_string())?;
+        Ok(())
+    }
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
+        if let (Some((fields, _)), Some(doc)) = (&self.pending, &doc)
+            && value::same_fields(&doc.fields, fields)
+        {
+            return Decision::Finish(Ok(doc.item(&self.id)));
+        }
+        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
+            return Decision::Finish(Err(match self.expected {
+                Some(_) => StoreError::VersionMismatch(None),
+                None => StoreError::NotFound,
+            }));
+        };
+        if let Some(expected) = &self.expected
+            && !document::same_version(&doc.version, expected)
+        {
+            return Decision::Finish(Err(StoreError::VersionMismatch(Some(doc.version))));
+        }
+        let set: Fields = self
+            .changes
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
+            .collect();
+        let mask = self
+            .changes
+            .iter()
+            .map(|(name, _)| field_path(name))
+            .collect();
+        let write = update_write(
+            fs.document_name(&self.id),
+            &set,
+            Some(mask),
+            Vec::new(),
+            Some(&Precondition::UpdateTime(doc.version.clone())),
+        );
+        self.pending = Some((
+            document::apply_changes(&doc.fields, &self.changes),
+            doc.create_time,
+        ));
+        Decision::Write {
+            writes: vec![write],
+            idempotent: true,
+        }
+    }
+    fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Item> {
+        let version = first_version(results)?;
+        let (fields, create_time) = self.pending.as_ref().ok_or_else(|| unexpected("write"))?;
+        Ok(document::item_from_fields(
+            &self.id,
+            fields,
+            create_time.as_deref(),
+            &version,
+        ))
+    }
+}
+
+struct DeletePlan {
+    id: String,
+    expected: Option<String>,
+    now: Timestamp,
+    sent: bool,
+}
+
+impl Plan for DeletePlan {
+    type Output = ();
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn check(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<()> {
+        if self.sent && doc.is_none() {
+            // Our delete (or a concurrent one) took effect: gone either way.
+            return Decision::Finish(Ok(()));
+        }
+        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
+            return Decision::Finish(Err(match self.expected {
+                Some(_) => StoreError::VersionMismatch(None),
+                None => StoreError::NotFound,
+            }));
+        };
+        if let Some(expected) = &self.expected
+            && !document::same_version(&doc.version, expected)
+        {
+            return Decision::Finish(Err(StoreError::VersionMismatch(Some(doc.version))));
+        }
+        self.sent = true;
+        Decision::Write {
+            writes: vec![delete_write(
+                fs.document_name(&self.id),
+                Some(&Precondition::UpdateTime(doc.version)),
+            )],
+            idempotent: true,
+        }
+    }
+    fn finish(&mut self, _results: &[WriteResult]) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+struct IncrementPlan {
+    id: String,
+    attribute: String,
+    delta: i64,
+    now: Timestamp,
+    read: Option<Doc>,
+}
+
+impl Plan for IncrementPlan {
+    type Output = Item;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn check(&mut self) -> StoreResult<()> {
+        item_model::validate::increment(&self.attribute)
+    }
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
+        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
+            return Decision::Finish(Err(StoreError::NotFound));
+        };
+        if !document::is_numeric_or_absent(&doc.fields, &self.attribute) {
+            return Decision::Finish(Err(StoreError::invalid(format!(
+                "attribute `{}` is not a number",
+                self.attribute
+            ))));
+        }
+        let mut fields = Fields::new();
+        fields.insert(
+            UPDATED_AT.into(),
+            json!({ "timestampValue": self.now.to_string() }),
+        );
+        let write = update_write(
+            fs.document_name(&self.id),
+            &fields,
+            Some(vec![UPDATED_AT.into()]),
+            vec![json!({
+                "fieldPath": field_path(&self.attribute),
+                "increment": { "integerValue": self.delta.to_string() },
+            })],
+            Some(&Precondition::Exists(true)),
+        );
+        self.read = Some(doc);
+        Decision::Write {
+            writes: vec![write],
+            idempotent: false,
+        }
+    }
+    fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Item> {
+        let version = first_version(results)?;
+        let new_value = results
+            .first()
+            .and_then(|r| r.transforms.first())
+            .ok_or_else(|| unexpected("transform result"))?;
+        let doc = self.read.as_ref().ok_or_else(|| unexpected("write"))?;
+        let mut fields = doc.fields.clone();
+        fields.insert(self.attribute.clone(), new_value.clone());
+        fields.insert(
+            UPDATED_AT.into(),
+            json!({ "timestampValue": self.now.to_string() }),
+        );
+        Ok(document::item_from_fields(
+            &self.id,
+            &fields,
+            doc.create_time.as_deref(),
+            &version,
+        ))
+    }
+}
+
+/// A batch: one `:commit` of unconditional writes. Firestore applies a
+/// commit atomically, which is more than the interface promises. Writing
+/// the same puts and deletes again leaves the same data, so a transport
+/// may repeat it.
+struct Batch {
+    fs: Firestore,
+    writes: Vec<BatchWrite>,
+    now: Timestamp,
+    /// The fields of each put, in request order.
+    puts: Vec<(String, Fields)>,
+    done: bool,
+}
+
+impl Batch {
+    fn request(&mut self) -> StoreResult<Vec<Json>> {
+        item_model::validate::batch(&self.writes)?;
+        let now = self.now.to_string();
+        let mut writes = Vec::with_capacity(self.writes.len());
+        for write in &self.writes {
+            match write {
+                BatchWrite::Put(put) => {
+                    let created_at = match &put.created_at {
+                        Some(text) => Timestamp::parse(text)
+                            .map_err(|e| StoreError::invalid(e.to_string()))?
+                            .to_string(),
+                        None => now.clone(),
+                    };
+                    let fields = document::item_fields(&put.item, &created_at, &now)?;
+                    writes.push(update_write(
+                        self.fs.document_name(&put.item.id),
+                        &fields,
+                        None,
+                        Vec::new(),
+                        None,
+                    ));
+                    self.puts.push((put.item.id.clone(), fields));
+                }
+                BatchWrite::Delete(id) => {
+                    writes.push(delete_write(self.fs.document_name(id), None));
+                }
+            }
+        }
+        Ok(writes)
+    }
+}
+
+impl Operation for Batch {
+    type Output = BatchResult;
+
+    fn start(&mut self) -> Step<BatchResult> {
+        match self.request() {
+            Ok(writes) => commit(&self.fs, writes, true),
+            Err(e) => {
+                self.done = true;
+                Step::Done(Err(e))
+            }
+        }
+    }
+
+    fn resume(&mut self, status: u16, body: &[u8]) -> Step<BatchResult> {
+        if self.done {
+            return Step::Done(Err(unexpected("response")));
+        }
+        self.done = true;
+        let results = match commit_outcome(status, body) {
+            CommitOutcome::Applied(results) if results.len() == self.writes.len() => results,
+            CommitOutcome::Applied(_) | CommitOutcome::Conflict => {
+                return Step::Done(Err(unexpected("commit response")));
+            }
+            CommitOutcome::Failed(e) => return Step::Done(Err(e)),
+        };
+        let mut out = BatchResult::default();
+        let mut puts = self.puts.iter();
+        for (write, result) in self.writes.iter().zip(&results) {
+            match write {
+                BatchWrite::Put(_) => {
+                    let (Some((id, fields)), Some(version)) = (puts.next(), &result.version) else {
+                        return Step::Done(Err(unexpected("commit response")));
+                    };
+                    out.put
+                        .push(document::item_from_fields(id, fields, None, version));
+                }
+                BatchWrite::Delete(id) => out.deleted.push(id.clone()),
+            }
+        }
+        Step::Done(Ok(out))
+    }
+}
+
+/// The operations, each for the time `now` (used for `createdAt`,
+/// `updatedAt` and to hide expired items).
+impl Firestore {
+    pub fn get(&self, id: &str, now: Timestamp) -> impl Operation<Output = Item> + Send + use<> {
+        ReadWrite::new(self, GetPlan { id: id.into(), now })
+    }
+
+    pub fn create(
+        &self,
+        item: NewItem,
+        now: Timestamp,
+    ) -> impl Operation<Output = Item> + Send + use<> {
+        ReadWrite::new(
+            self,
+            CreatePlan {
+                item,
+                now,
+                fields: Fields::new(),
+            },
+        )
+    }
+
+    pub fn put(
+        &self,
+        item: NewItem,
+        expected_version: Option<String>,
+        now: Timestamp,
+    ) -> impl Operation<Output = (Item, PutOutcome)> + Send + use<> {
+        ReadWrite::new(
+            self,
+            PutPlan {
+                item,
+                expected: expected_version,
+                now,
+                pending: None,
+            },
+        )
+    }
+
+    pub fn update(
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        expected_version: Option<String>,
+        now: Timestamp,
+    ) -> impl Operation<Output = Item> + Send + use<> {
+        ReadWrite::new(
+            self,
+            UpdatePlan {
+                id: id.into(),
+                patch,
+                expected: expected_version,
+                now,
+                changes: Vec::new(),
+                pending: None,
+            },
+        )
+    }
+
+    pub fn delete(
+        &self,
+        id: &str,
+        expected_version: Option<String>,
+        now: Timestamp,
+    ) -> impl Operation<Output = ()> + Send + use<> {
+        ReadWrite::new(
+            self,
+            DeletePlan {
+                id: id.into(),
+                expected: expected_version,
+                now,
+                sent: false,
+            },
+        )
+    }
+
+    pub fn increment(
+        &self,
+        id: &str,
+        attribute: &str,
+        delta: i64,
+        now: Timestamp,
+    ) -> impl Operation<Output = Item> + Send + use<> {
+        ReadWrite::new(
+            self,
+            IncrementPlan {
+                id: id.into(),
+                attribute: attribute.into(),
+                delta,
+                now,
+                read: None,
+            },
+        )
+    }
+
+    pub fn batch(
+        &self,
+        writes: Vec<BatchWrite>,
+        now: Timestamp,
+    ) -> impl Operation<Output = BatchResult> + Send + use<> {
+        Batch {
+            fs: self.clone(),
+            writes,
+            now,
+            puts: Vec::new(),
+            done: false,
+        }
+    }
+}
