@@ -1,0 +1,424 @@
+//! DynamoDB error responses as store errors.
+//!
+//! DynamoDB answers errors as JSON (`{"__type": "com.amazonaws.dynamodb.
+//! v20120810#ConditionalCheckFailedException", "message": ...}`), while
+//! moto (and AWS's front ends for some auth failures) answer XML
+//! (`<Code>SignatureDoesNotMatch</Code>`): both are read. Only the error
+//! *code* is trusted; the backend's message is never passed on whole (it
+//! may quote request parts), at most as a short sanitised summary for
+//! validation errors, which are the caller's to fix.
+
+use item_model::StoreError;
+use serde::Deserialize;
+
+use crate::attr::AttributeMap;
+use crate::exchange::HttpResponse;
+
+/// How long a caller should wait after DynamoDB throttled us, once our own
+/// retries are spent.
+pub const THROTTLE_RETRY_MS: u32 = 1000;
+
+/// An error answer from DynamoDB, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceError {
+    pub status: u16,
+    /// The error code, such as `ConditionalCheckFailedException`; only
+    /// ASCII letters and digits are kept.
+    pub code: String,
+    message: String,
+    /// The item as it was, sent with a failed condition when the request
+    /// asked for `ReturnValuesOnConditionCheckFailure: ALL_OLD`.
+    pub item: Option<AttributeMap>,
+}
+
+#[derive(Deserialize)]
+struct JsonError {
+    #[serde(rename = "__type", default)]
+    kind: String,
+    #[serde(default, alias = "Message")]
+    message: String,
+    #[serde(rename = "Item", default)]
+    item: Option<AttributeMap>,
+}
+
+/// The text between `<tag>` and `</tag>`, if any.
+fn xml_field<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+    let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = text[start..].find(&format!("</{tag}>"))? + start;
+    Some(text[start..end].trim())
+}
+
+fn clean_code(code: &str) -> String {
+    // `ns#Code`, or `Code:http://...` in some AWS front ends.
+    let code = code.split(':').next().unwrap_or_default();
+    code.rsplit('#')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect()
+}
+
+impl ServiceError {
+    /// Parses an error response (any status).
+    pub fn parse(response: &HttpResponse) -> Self {
+        let body = String::from_utf8_lossy(&response.body);
+        let (code, message, item) = if let Ok(json) = serde_json::from_str::<JsonError>(&body) {
+            (clean_code(&json.kind), json.message, json.item)
+        } else if let Some(code) = xml_field(&body, "Code") {
+            let message = xml_field(&body, "Message").unwrap_or_default();
+            (clean_code(code), message.to_string(), None)
+        } else {
+            (String::new(), String::new(), None)
+        };
+        Self {
+            status: response.status,
+            code,
+            message,
+            item,
+        }
+    }
+
+    /// Whether this is the given code; `Exception` suffixes are optional
+    /// (`AccessDenied` and `AccessDeniedException` are the same error).
+    pub fn is(&self, code: &str) -> bool {
+        let strip = |c: &str| c.strip_suffix("Exception").unwrap_or(c).to_string();
+        strip(&self.code) == strip(code)
+    }
+
+    pub fn is_conditional_check_failed(&self) -> bool {
+        self.is("ConditionalCheckFailed")
+    }
+
+    pub fn is_validation(&self) -> bool {
+        self.is("Validation")
+    }
+
+    pub(crate) fn message_contains(&self, text: &str) -> bool {
+        self.message
+            .to_ascii_lowercase()
+            .contains(&text.to_ascii_lowercase())
+    }
+
+    /// Whether the error says DynamoDB did not process the request at all
+    /// (throttling), so that even a non-idempotent write may be resent.
+    pub fn is_throttling(&self) -> bool {
+        [
+            "ProvisionedThroughputExceeded",
+            "Throttling",
+            "RequestLimitExceeded",
+            "LimitExceeded",
+            "TooManyRequests",
+        ]
+        .iter()
+        .any(|c| self.is(c))
+            || self.status == 429
+    }
+
+    /// Whether the service failed (5xx): the request may or may not have
+    /// been applied.
+    pub fn is_server_error(&self) -> bool {
+        self.status >= 500 || self.is("InternalServerError") || self.is("ServiceUnavailable")
+    }
+
+    fn is_auth(&self) -> bool {
+        [
+            "UnrecognizedClient",
+            "InvalidSignature",
+            "SignatureDoesNotMatch",
+            "IncompleteSignature",
+            "AccessDenied",
+            "MissingAuthenticationToken",
+            "ExpiredToken",
+            "InvalidClientTokenId",
+            "AuthFailure",
+            "UnauthorizedOperation",
+            "NotAuthorized",
+        ]
+        .iter()
+        .any(|c| self.is(c))
+            || (self.code.is_empty() && matches!(self.status, 401 | 403))
+    }
+
+    /// A short, sanitised summary of the backend's message: at most 160
+    /// characters, plain punctuation only, and no long unbroken runs (keys,
+    /// tokens and signatures are long runs).
+    pub fn summary(&self) -> String {
+        let words: Vec<String> = self
+            .message
+            .split_whitespace()
+            .map(|word| {
+                let kept: String = word
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || " .,:;()'_-".contains(*c))
+                    .collect();
+                if kept.len() > 32 { "...".into() } else { kept }
+            })
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut text = words.join(" ");
+        if text.len() > 160 {
+            text.truncate(157);
+            text.push_str("...");
+        }
+        text
+    }
+
+    /// The store error for this answer to `action` on `table`, for the
+    /// cases an operation does not handle itself.
+    pub fn to_store_error(&self, action: &str, table: &str) -> StoreError {
+        let code = if self.code.is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            format!("{}, HTTP {}", self.code, self.status)
+        };
+        if self.is_throttling() {
+            return StoreError::Throttled(THROTTLE_RETRY_MS);
+        }
+        if self.is_auth() {
+            let why = if self.is("AccessDenied")
+                || self.is("UnauthorizedOperation")
+                || self.is("NotAuthorized")
+            {
+                format!(
+                    "the credentials are not allowed to call dynamodb:{action} on table `{table}`; grant it in the IAM policy"
+                )
+            } else if self.is("ExpiredToken") {
+                "the session token has expired; refresh AWS_SESSION_TOKEN".into()
+            } else if self.is("UnrecognizedClient") || self.is("InvalidClientTokenId") {
+                "the access key id is not known to AWS; check AWS_ACCESS_KEY_ID".into()
+            } else if self.is("MissingAuthenticationToken") {
+                "the request carried no valid credentials".into()
+            } else {
+                "the request signature was refused; check AWS_SECRET_ACCESS_KEY, the region and the clock".into()
+            };
+            return StoreError::Unauthorized(format!("DynamoDB {action}: {why} ({code})"));
+        }
+        if self.is_server_error() {
+            return StoreError::Unavailable(format!(
+                "DynamoDB failed to serve {action} ({code}); retrying may help"
+            ));
+        }
+        if self.is("ResourceNotFound") {
+            return StoreError::Backend(format!(
+                "table `{table}` (or its index) not found; run provisioning to create it"
+            ));
+        }
+        if self.is_validation() || self.is("Serialization") {
+            let summary = self.summary();
+            return StoreError::InvalidInput(if summary.is_empty() {
+                format!("DynamoDB refused the {action} request as invalid")
+            } else {
+                format!("DynamoDB refused the {action} request as invalid: {summary}")
+            });
+        }
+        if self.is("ItemCollectionSizeLimitExceeded") {
+            return StoreError::Backend(format!("DynamoDB {action}: an item collection is full"));
+        }
+        if self.is("TransactionConflict") || self.is("TransactionInProgress") {
+            return StoreError::Unavailable(format!(
+                "DynamoDB {action} conflicted with a transaction; retrying may help"
+            ));
+        }
+        StoreError::Backend(format!("DynamoDB refused {action} ({code})"))
+    }
+}
+
+/// How a failed call may be retried by the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// DynamoDB refused to process the request (throttling): nothing was
+    /// applied, so any call may be resent after a backoff.
+    NotApplied,
+    /// DynamoDB failed (5xx): a write may or may not have been applied, so
+    /// only idempotent calls may be resent.
+    Unknown,
+}
+
+/// Whether a response is a transient failure worth retrying.
+pub fn transient(response: &HttpResponse) -> Option<Transient> {
+    if (200..300).contains(&response.status) {
+        return None;
+    }
+    let error = ServiceError::parse(response);
+    if error.is_throttling() {
+        Some(Transient::NotApplied)
+    } else if error.is_server_error() {
+        Some(Transient::Unknown)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn json(status: u16, kind: &str, message: &str) -> HttpResponse {
+        response(
+            status,
+            &serde_json::json!({"__type": kind, "message": message}).to_string(),
+        )
+    }
+
+    fn map(r: &HttpResponse) -> StoreError {
+        ServiceError::parse(r).to_store_error("GetItem", "Items")
+    }
+
+    #[test]
+    fn json_errors() {
+        let ccf = ServiceError::parse(&response(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed","Item":{"itemId":{"S":"a"},"version":{"N":"3"}}}"#,
+        ));
+        assert!(ccf.is_conditional_check_failed());
+        assert_eq!(
+            ccf.item.unwrap()["version"],
+            crate::attr::AttributeValue::N("3".into())
+        );
+
+        for code in [
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "com.amazon.coral.availability#ThrottlingException",
+            "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+        ] {
+            assert_eq!(
+                map(&json(400, code, "slow down")),
+                StoreError::Throttled(THROTTLE_RETRY_MS),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            map(&json(
+                500,
+                "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "x"
+            )),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map(&response(503, "")),
+            StoreError::Unavailable(_)
+        ));
+        let e = map(&json(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+            "Requested resource not found",
+        ));
+        assert!(
+            matches!(&e, StoreError::Backend(m) if m.contains("`Items`") && m.contains("provisioning")),
+            "{e}"
+        );
+        let e = map(&json(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ValidationException",
+            "Item size has exceeded the maximum allowed size",
+        ));
+        assert!(
+            matches!(&e, StoreError::InvalidInput(m) if m.contains("maximum allowed size")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn auth_errors_name_the_action_never_the_key() {
+        let secret_echo = "The request signature we calculated does not match. Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/dynamodb/aws4_request Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b";
+        for (r, needle) in [
+            (
+                json(
+                    400,
+                    "com.amazon.coral.service#UnrecognizedClientException",
+                    secret_echo,
+                ),
+                "AWS_ACCESS_KEY_ID",
+            ),
+            (
+                json(
+                    400,
+                    "com.amazon.coral.service#InvalidSignatureException",
+                    secret_echo,
+                ),
+                "signature",
+            ),
+            (
+                json(
+                    400,
+                    "com.amazon.coral.service#AccessDeniedException",
+                    secret_echo,
+                ),
+                "dynamodb:GetItem",
+            ),
+            (
+                json(
+                    400,
+                    "com.amazon.coral.service#ExpiredTokenException",
+                    secret_echo,
+                ),
+                "expired",
+            ),
+            (
+                json(
+                    400,
+                    "com.amazon.coral.service#MissingAuthenticationTokenException",
+                    secret_echo,
+                ),
+                "credentials",
+            ),
+            (
+                response(
+                    403,
+                    &format!(
+                        "<?xml version=\"1.0\"?><ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>{secret_echo}</Message></Error></ErrorResponse>"
+                    ),
+                ),
+                "signature",
+            ),
+            (
+                response(
+                    403,
+                    "<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/app is not authorized to perform: dynamodb:GetItem</Message></Error></ErrorResponse>",
+                ),
+                "dynamodb:GetItem",
+            ),
+        ] {
+            let e = map(&r);
+            let StoreError::Unauthorized(message) = &e else {
+                panic!("{e:?}")
+            };
+            assert!(message.contains(needle), "{message}");
+            for leak in ["AKIA", "5da7c1a2", "123456789012", "us-east-1/dynamodb"] {
+                assert!(!message.contains(leak), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn summaries_drop_long_runs() {
+        let e = ServiceError::parse(&json(
+            400,
+            "x#ValidationException",
+            "bad value AKIAIOSFODNN7EXAMPLEAKIAIOSFODNN7EXAMPLE <script> here",
+        ));
+        assert_eq!(e.summary(), "bad value ... script here");
+    }
+
+    #[test]
+    fn transient_classes() {
+        assert_eq!(transient(&response(200, "{}")), None);
+        assert_eq!(
+            transient(&json(400, "x#ThrottlingException", "")),
+            Some(Transient::NotApplied)
+        );
+        assert_eq!(transient(&response(500, "")), Some(Transient::Unknown));
+        assert_eq!(transient(&json(400, "x#ValidationException", "")), None);
+        assert_eq!(transient(&response(403, "<Code>AccessDenied</Code>")), None);
+    }
+}

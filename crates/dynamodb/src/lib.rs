@@ -1,0 +1,48 @@
+//! The DynamoDB protocol of the item store, sans IO.
+//!
+//! This crate turns each store operation into DynamoDB JSON API calls
+//! (`POST /`, `x-amz-target: DynamoDB_20120810.<Action>`, content type
+//! `application/x-amz-json-1.0`, SigV4-signed) and the responses back into
+//! `item_model` results and [`StoreError`]s. It opens no socket and needs no
+//! async runtime, so the same code serves the native host (reqwest, in
+//! `store-dynamodb`) and an adapter component (wasi:http); it builds for
+//! `wasm32-wasip2`.
+//!
+//! # Driving it
+//!
+//! Each operation is an [`Exchange`]: `start()` and `on_response()` return
+//! [`Step::Send`] with the next [`Call`] or [`Step::Done`] with the result.
+//! The transport signs a call with [`DynamoDb::sign`], honours its
+//! [`Pause`], and may resend it: throttling errors ([`Transient::NotApplied`])
+//! always, server errors and lost connections ([`Transient::Unknown`])
+//! only when [`Call::idempotent`] says a second application is harmless.
+//!
+//! # Table
+//!
+//! Table `Items` (configurable), partition key `itemId` (S), on-demand
+//! billing, TTL on `expiresAt`, and two global secondary indexes with ALL
+//! projection: `byUser` (`userId`, `createdAt`) and `byStatus` (`status`,
+//! `createdAt`). `byStatus` has few distinct keys, so a popular status is a
+//! hot index partition; on-demand tables split hot partitions adaptively,
+//! and write sharding (`status#0..N`) would turn every page into a merge of
+//! N queries with a composite cursor, so it is left out until a workload
+//! needs it. See [`attr`] for the item layout and how items written by
+//! other clients (boto3) are read.
+
+pub mod attr;
+mod config;
+mod error;
+mod exchange;
+mod expr;
+pub mod number;
+mod ops;
+mod sign;
+
+pub use config::{Config, ConfigError, Credentials, DEFAULT_TABLE};
+pub use error::{ServiceError, THROTTLE_RETRY_MS, Transient, transient};
+pub use exchange::{Call, Exchange, HttpRequest, HttpResponse, Pause, Step};
+pub use item_model::StoreError;
+pub use ops::{
+    BATCH_CHUNK, BatchWriteItems, CreateItem, DeleteItem, DynamoDb, GetItem, Increment, Provision,
+    Provisioned, PutItem, QueryItems, UpdateItem,
+};
