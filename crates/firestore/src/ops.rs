@@ -21,6 +21,12 @@
 //!   lose an update. Its version is the commit's `updateTime`; the other
 //!   fields of the returned item are those read just before. It is not
 //!   idempotent: transports must not repeat it after an ambiguous failure.
+//!   Firestore saturates an integer that would overflow at the i64 limit,
+//!   and adds in double arithmetic when the field is a double.
+//!
+//! No operation uses a transaction: preconditions give the same guarantees
+//! with one commit, and the emulator's `GET ?transaction=` (which can hang)
+//! is never needed.
 //!
 //! Preconditions always travel in a `:commit` body, never as the
 //! `currentDocument.updateTime` query parameter (the emulator reads that as
