@@ -911,3 +911,201 @@ impl Firestore {
         }
     }
 }
+
+/// The state machines fed with canned responses, for the paths a real
+/// server cannot be made to take on demand (a lost answer, endless
+/// contention). The emulator tests of store-firestore cover the rest.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::DEFAULT_DATABASE;
+
+    fn fs() -> Firestore {
+        Firestore::new("http://127.0.0.1:1", "demo-p", DEFAULT_DATABASE, "items").unwrap()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-02-08T10:00:00Z").unwrap()
+    }
+
+    fn sent<T: std::fmt::Debug>(step: Step<T>) -> Outgoing {
+        match step {
+            Step::Send(out) => out,
+            Step::Done(r) => panic!("expected a request, got {r:?}"),
+        }
+    }
+
+    fn body(out: &Outgoing) -> Json {
+        serde_json::from_slice(out.request.body()).unwrap()
+    }
+
+    fn error(status: &str) -> Vec<u8> {
+        json!({"error": {"code": 400, "status": status}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn create_recognises_its_own_lost_write() {
+        let fs = fs();
+        let mut op = fs.create(
+            NewItem {
+                id: "a".into(),
+                ..Default::default()
+            },
+            now(),
+        );
+        let commit = sent(op.start());
+        assert!(commit.idempotent);
+        assert_eq!(commit.request.method(), Method::POST);
+        assert!(
+            commit
+                .request
+                .uri()
+                .to_string()
+                .ends_with("/documents:commit")
+        );
+        assert_eq!(commit.request.headers()["content-type"], "application/json");
+        let write = &body(&commit)["writes"][0];
+        assert_eq!(write["currentDocument"], json!({"exists": false}));
+        // The transport repeated the commit after a lost answer; the repeat
+        // finds the document the first attempt wrote.
+        let read = sent(op.resume(409, &error("ALREADY_EXISTS")));
+        assert_eq!(read.request.method(), Method::GET);
+        let doc = json!({
+            "name": fs.document_name("a"),
+            "fields": write["update"]["fields"],
+            "createTime": "2026-02-08T10:00:01.000001Z",
+            "updateTime": "2026-02-08T10:00:01.000001Z",
+        });
+        match op.resume(200, doc.to_string().as_bytes()) {
+            Step::Done(Ok(item)) => assert_eq!(item.version, "2026-02-08T10:00:01.000001Z"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_refuses_a_live_document() {
+        let fs = fs();
+        let mut op = fs.create(
+            NewItem {
+                id: "a".into(),
+                ..Default::default()
+            },
+            now(),
+        );
+        sent(op.start());
+        sent(op.resume(409, &error("ALREADY_EXISTS")));
+        let other = json!({
+            "name": fs.document_name("a"),
+            "fields": {"name": {"stringValue": "someone else's"}},
+            "updateTime": "2026-02-08T09:00:00Z",
+        });
+        assert!(matches!(
+            op.resume(200, other.to_string().as_bytes()),
+            Step::Done(Err(StoreError::AlreadyExists))
+        ));
+    }
+
+    #[test]
+    fn endless_contention_ends_in_throttled() {
+        let fs = fs();
+        let mut op = fs.update("a", ItemPatch::default(), None, now());
+        let doc = json!({
+            "name": fs.document_name("a"),
+            "fields": {},
+            "updateTime": "2026-02-08T09:00:00Z",
+        })
+        .to_string();
+        let mut step = op.start();
+        for _ in 0..=MAX_CONFLICTS {
+            let read = sent(step);
+            assert_eq!(read.request.method(), Method::GET);
+            let commit = sent(op.resume(200, doc.as_bytes()));
+            let write = &body(&commit)["writes"][0];
+            assert_eq!(
+                write["currentDocument"],
+                json!({"updateTime": "2026-02-08T09:00:00.000000Z"})
+            );
+            assert_eq!(write["updateMask"], json!({"fieldPaths": ["updatedAt"]}));
+            step = op.resume(400, &error("FAILED_PRECONDITION"));
+        }
+        assert!(matches!(step, Step::Done(Err(StoreError::Throttled(_)))));
+    }
+
+    #[test]
+    fn a_repeated_delete_that_finds_nothing_succeeded() {
+        let fs = fs();
+        let mut op = fs.delete("a", None, now());
+        sent(op.start());
+        let doc = json!({"name": fs.document_name("a"), "updateTime": "2026-02-08T09:00:00Z"});
+        let commit = sent(op.resume(200, doc.to_string().as_bytes()));
+        assert!(commit.idempotent);
+        sent(op.resume(400, &error("FAILED_PRECONDITION")));
+        assert!(matches!(
+            op.resume(404, &error("NOT_FOUND")),
+            Step::Done(Ok(()))
+        ));
+    }
+
+    #[test]
+    fn increments_are_not_idempotent_and_use_a_transform() {
+        let fs = fs();
+        let mut op = fs.increment("a", "like count", 3, now());
+        sent(op.start());
+        let doc = json!({
+            "name": fs.document_name("a"),
+            "fields": {"like count": {"integerValue": "4"}},
+            "updateTime": "2026-02-08T09:00:00Z",
+        });
+        let commit = sent(op.resume(200, doc.to_string().as_bytes()));
+        assert!(!commit.idempotent);
+        let write = &body(&commit)["writes"][0];
+        assert_eq!(
+            write["updateTransforms"],
+            json!([{"fieldPath": "`like count`", "increment": {"integerValue": "3"}}])
+        );
+        assert_eq!(write["currentDocument"], json!({"exists": true}));
+        let answer = br#"{"writeResults":[{"updateTime":"2026-02-08T10:00:01Z","transformResults":[{"integerValue":"7"}]}]}"#;
+        match op.resume(200, answer) {
+            Step::Done(Ok(item)) => {
+                assert_eq!(
+                    item.attribute("like count"),
+                    Some(&item_model::Value::Number("7".into()))
+                );
+                assert_eq!(item.version, "2026-02-08T10:00:01.000000Z");
+                assert_eq!(item.updated_at, "2026-02-08T10:00:00.000000Z");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn batch_is_one_commit() {
+        let fs = fs();
+        let writes = vec![
+            BatchWrite::Put(item_model::BatchPut {
+                item: NewItem {
+                    id: "a".into(),
+                    ..Default::default()
+                },
+                created_at: Some("2020-01-01T00:00:00Z".into()),
+            }),
+            BatchWrite::Delete("b".into()),
+        ];
+        let mut op = fs.batch(writes, now());
+        let commit = sent(op.start());
+        assert!(commit.idempotent);
+        let body = body(&commit);
+        assert_eq!(body["writes"][1], json!({"delete": fs.document_name("b")}));
+        assert!(body["writes"][0].get("currentDocument").is_none());
+        let answer = br#"{"writeResults":[{"updateTime":"2026-02-08T10:00:01Z"},{}]}"#;
+        match op.resume(200, answer) {
+            Step::Done(Ok(result)) => {
+                assert_eq!(result.put[0].created_at, "2020-01-01T00:00:00.000000Z");
+                assert_eq!(result.deleted, ["b"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
