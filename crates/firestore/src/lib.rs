@@ -24,11 +24,11 @@
 //! }
 //! ```
 //!
-//! - [`value`](crate::value) documents how values are typed (integers,
-//!   doubles and the precision rule), [`document`](crate::document) the
+//! - [`value`] documents how values are typed (integers,
+//!   doubles and the precision rule), [`document`] the
 //!   document shape, `ops` the operations and their preconditions, `query`
-//!   the paging, [`error`](crate::error) the error mapping and
-//!   [`auth`](crate::auth) the service-account tokens.
+//!   the paging, [`error`] the error mapping and
+//!   [`auth`] the service-account tokens.
 //! - `firestore.indexes.json` next to this crate's manifest holds the
 //!   composite indexes the queries need and the TTL policy on `expiresAt`
 //!   (the emulator enforces neither; production refuses the queries without
