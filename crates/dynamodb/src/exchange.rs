@@ -64,8 +64,9 @@ pub enum Pause {
     /// Send at once.
     None,
     /// Resending work DynamoDB left unprocessed (BatchWriteItem's
-    /// `UnprocessedItems`) for the n-th time in a row (from 1): back off
-    /// exponentially, with jitter, before sending.
+    /// `UnprocessedItems`), or retrying a conditional write that lost a
+    /// race, for the n-th time in a row (from 1): back off exponentially,
+    /// with jitter, before sending.
     Backoff(u32),
     /// Polling (a table becoming ACTIVE): wait this long.
     Poll(Duration),
@@ -88,7 +89,9 @@ pub struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(action: &'static str, body: serde_json::Value, idempotent: bool) -> Self {
+    /// A call of any action, for what the operations here do not cover
+    /// (tests write items as other clients would, for example).
+    pub fn new(action: &'static str, body: serde_json::Value, idempotent: bool) -> Self {
         Self {
             action,
             body: body.to_string().into_bytes(),

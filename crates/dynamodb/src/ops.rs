@@ -40,8 +40,9 @@ const MAX_BATCH_RESENDS: u32 = 10;
 /// Query calls per page before a page is returned short (with a cursor),
 /// so that a long run of expired items cannot hold a caller for long.
 const MAX_QUERY_ROUNDS: u32 = 16;
-/// Read-and-write rounds of a put before giving up under contention.
-const MAX_PUT_ROUNDS: u32 = 8;
+/// Write rounds of a put before giving up under contention. Every round
+/// some writer wins, so n concurrent puts of one item need at most n.
+const MAX_PUT_ROUNDS: u32 = 32;
 /// How long provisioning waits for a table to become ACTIVE.
 const PROVISION_POLL: Duration = Duration::from_millis(500);
 const MAX_PROVISION_POLLS: u32 = 240;
@@ -542,7 +543,16 @@ impl PutItem {
         let prepared = item_to_map(&wanted).and_then(|map| Ok((item_from_map(&map)?, map)));
         match prepared {
             Ok((item, map)) => {
-                let call = put_call(&self.table, &map, condition, e);
+                // After a lost race, wait a short random while (the first
+                // backoff step) so that a crowd of writers spreads out
+                // instead of colliding again; longer waits only slow the
+                // crowd down, as each round lets one writer through.
+                let pause = if self.rounds > 1 {
+                    Pause::Backoff(1)
+                } else {
+                    Pause::None
+                };
+                let call = put_call(&self.table, &map, condition, e).paused(pause);
                 self.pending = Some(PendingPut { item, map, outcome });
                 Step::Send(call)
             }
@@ -904,7 +914,9 @@ struct QueryOut {
 /// [`DynamoDb::query`]. DynamoDB applies `Limit` before the filter that
 /// hides expired items, so one call can return fewer than `limit` items
 /// while more follow; the exchange keeps querying (from each
-/// `LastEvaluatedKey`) until the page is full or the index ends. The next
+/// `LastEvaluatedKey`) until the page is full or the index ends. It reads
+/// one item beyond the page, so that `next-cursor` is only given when more
+/// items follow (the last page of an exact multiple has none). The next
 /// cursor is the position of the last item returned, so pages never skip
 /// or repeat an item.
 ///
@@ -935,7 +947,8 @@ impl QueryItems {
         let key = e.name(index.attribute());
         let value = e.value(AttributeValue::s(self.query.key.value()));
         let filter = e.not_expired(self.now);
-        let remaining = (self.query.limit as usize)
+        // The page and one more, to know whether a next page exists.
+        let remaining = (self.query.limit as usize + 1)
             .saturating_sub(self.items.len())
             .max(1);
         // After a short answer, read ahead more: the surplus is cut off
@@ -943,7 +956,7 @@ impl QueryItems {
         let limit = if self.rounds == 0 {
             remaining
         } else {
-            (remaining * 4).min(1000)
+            remaining.max((remaining * 4).min(1000))
         };
         let mut body = request(&self.table);
         body.insert("IndexName".into(), json!(index_name(index)));
@@ -997,9 +1010,8 @@ impl Exchange for QueryItems {
             Err(e) => return Step::Done(Err(e)),
         };
         self.rounds += 1;
-        let count = out.items.len();
         let limit = self.query.limit as usize;
-        for (at, map) in out.items.iter().enumerate() {
+        for map in &out.items {
             if expired(map, self.now) {
                 continue;
             }
@@ -1011,11 +1023,16 @@ impl Exchange for QueryItems {
             if self.after.as_ref() == Some(&position) {
                 continue;
             }
-            self.items.push(item);
             if self.items.len() >= limit {
-                let more = at + 1 < count || out.last_evaluated_key.is_some();
-                return self.page(more.then_some(position));
+                // One item beyond the page: there is a next page, and it
+                // starts after the last item of this one.
+                let last = self
+                    .items
+                    .last()
+                    .map(|i| (i.created_at.clone(), i.id.clone()));
+                return self.page(last);
             }
+            self.items.push(item);
         }
         match out.last_evaluated_key {
             None => self.page(None),
@@ -1651,7 +1668,7 @@ mod tests {
         let mut q = db().query(query.clone(), now());
         let sent = body(&q.start());
         assert_eq!(sent["IndexName"], "byStatus");
-        assert_eq!(sent["Limit"], 2);
+        assert_eq!(sent["Limit"], 3);
         assert_eq!(sent["ScanIndexForward"], true);
         assert_eq!(sent["KeyConditionExpression"], "#n0 = :v0");
         assert_eq!(
@@ -1663,8 +1680,9 @@ mod tests {
                            "LastEvaluatedKey": {"itemId": {"S": "x"}, "status": {"S": "active"}, "createdAt": {"S": "2026-01-02T00:00:00.000000Z"}}});
         let sent = body(&q.on_response(&ok(first)));
         assert_eq!(sent["ExclusiveStartKey"]["itemId"], json!({"S": "x"}));
-        assert_eq!(sent["Limit"], 4);
-        // An expired item slipping through is dropped too; the surplus is cut.
+        assert_eq!(sent["Limit"], 8);
+        // An expired item slipping through is dropped too; the item after
+        // the page only proves that there is a next page.
         let second = json!({"Items": [
             stored("e", "2026-01-03T00:00:00.000000Z", Some(1)),
             stored("b", "2026-01-04T00:00:00.000000Z", None),

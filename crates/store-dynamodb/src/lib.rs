@@ -1,0 +1,406 @@
+//! The DynamoDB item store for the native host: the sans-IO protocol of
+//! `dynamodb-protocol` driven over one pooled, keep-alive reqwest client.
+//!
+//! Retries: every call is retried with capped exponential backoff and full
+//! jitter when DynamoDB throttles it (a throttled request was not applied,
+//! so even an increment may be resent) or when the connection could not be
+//! opened. Server errors (5xx), timeouts and broken connections leave the
+//! outcome of a write unknown, so those are retried only for calls the
+//! protocol marks idempotent: reads, the conditional puts and updates (a
+//! resend that finds its own write counts as done), batch writes (fixed
+//! items, unconditional). Increments and deletes are not resent then: the
+//! caller gets `unavailable` and decides. (Increments could be made
+//! idempotent with TransactWriteItems and a ClientRequestToken, but a
+//! transaction cannot return the new value, which the API promises, and
+//! costs twice the write capacity.)
+//!
+//! Configuration comes from the standard AWS variables (see
+//! [`DynamoDbConfig::from_env`]); [`DynamoDbStore::provision`] creates the
+//! table, its indexes and TTL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use dynamodb_protocol::{
+    Call, Config, Credentials, DynamoDb, Exchange, HttpResponse, Pause, Step, Transient, transient,
+};
+use item_store::{
+    BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Page, PutOutcome, Query,
+    StoreError, StoreResult, Timestamp,
+};
+use rand::Rng;
+
+pub use dynamodb_protocol::{DEFAULT_TABLE, Provisioned};
+
+/// Why the store could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoDbConfigError {
+    #[error("{0} is not set; set it to use the DynamoDB store")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] dynamodb_protocol::ConfigError),
+    #[error("cannot build the HTTP client for DynamoDB")]
+    Client,
+}
+
+/// How to reach DynamoDB. `Debug` shows no credential.
+#[derive(Debug, Clone)]
+pub struct DynamoDbConfig {
+    protocol: Config,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_retries: u32,
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl DynamoDbConfig {
+    /// The regional AWS endpoint, table `Items`, default timeouts.
+    pub fn new(region: &str, credentials: Credentials) -> Result<Self, DynamoDbConfigError> {
+        Ok(Self {
+            protocol: Config::new(region, credentials)?,
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+            max_retries: 8,
+        })
+    }
+
+    /// From the standard AWS variables: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`, `AWS_REGION`
+    /// (or `AWS_DEFAULT_REGION`), and the optional endpoint override
+    /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`), as the AWS SDKs
+    /// read them. The table is `Items` unless [`Self::with_table`] says
+    /// otherwise.
+    pub fn from_env() -> Result<Self, DynamoDbConfigError> {
+        let access_key =
+            env("AWS_ACCESS_KEY_ID").ok_or(DynamoDbConfigError::Missing("AWS_ACCESS_KEY_ID"))?;
+        let secret = env("AWS_SECRET_ACCESS_KEY")
+            .ok_or(DynamoDbConfigError::Missing("AWS_SECRET_ACCESS_KEY"))?;
+        let region = env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .ok_or(DynamoDbConfigError::Missing("AWS_REGION"))?;
+        let credentials = Credentials::new(access_key, secret, env("AWS_SESSION_TOKEN"))?;
+        let config = Self::new(&region, credentials)?;
+        match env("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env("AWS_ENDPOINT_URL")) {
+            Some(endpoint) => config.with_endpoint(&endpoint),
+            None => Ok(config),
+        }
+    }
+
+    /// Another endpoint, such as DynamoDB Local (`http://127.0.0.1:8000`).
+    pub fn with_endpoint(mut self, endpoint: &str) -> Result<Self, DynamoDbConfigError> {
+        self.protocol = self.protocol.with_endpoint(endpoint)?;
+        Ok(self)
+    }
+
+    /// Another table than `Items`.
+    pub fn with_table(mut self, table: &str) -> Result<Self, DynamoDbConfigError> {
+        self.protocol = self.protocol.with_table(table)?;
+        Ok(self)
+    }
+
+    /// Time allowed to open a connection, and for a whole request.
+    pub fn with_timeouts(mut self, connect: Duration, request: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.request_timeout = request;
+        self
+    }
+
+    /// Resends of one call after transient failures (0 disables them).
+    pub fn with_max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        self.protocol.table()
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.protocol.endpoint()
+    }
+}
+
+/// First backoff step; each resend doubles it, up to [`BACKOFF_CAP`].
+const BACKOFF_BASE: Duration = Duration::from_millis(25);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+/// Full jitter: a uniform wait between zero and the capped exponential
+/// step, which spreads competing clients out best (AWS architecture blog,
+/// "Exponential Backoff And Jitter").
+fn backoff(attempt: u32) -> Duration {
+    let step = BACKOFF_BASE
+        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+        .min(BACKOFF_CAP);
+    let millis = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::rng().random_range(0..=millis))
+}
+
+/// An [`ItemStore`] on a DynamoDB table. Cheap to clone; clones share the
+/// connection pool.
+#[derive(Clone)]
+pub struct DynamoDbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    protocol: DynamoDb,
+    http: reqwest::Client,
+    max_retries: u32,
+    /// Last write time handed out (µs), so that times from this process
+    /// strictly increase: `createdAt` orders the indexes, and equal times
+    /// would leave the order of ties to DynamoDB.
+    last_micros: AtomicI64,
+}
+
+impl std::fmt::Debug for DynamoDbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoDbStore")
+            .field("endpoint", &self.inner.protocol.config().endpoint())
+            .field("table", &self.inner.protocol.config().table())
+            .finish()
+    }
+}
+
+impl DynamoDbStore {
+    pub fn new(config: DynamoDbConfig) -> Result<Self, DynamoDbConfigError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|_| DynamoDbConfigError::Client)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                protocol: DynamoDb::new(config.protocol),
+                http,
+                max_retries: config.max_retries,
+                last_micros: AtomicI64::new(0),
+            }),
+        })
+    }
+
+    /// Creates the table with its indexes if it is absent, waits until
+    /// all are ACTIVE, and enables TTL on `expiresAt`. Safe to repeat.
+    pub async fn provision(&self) -> StoreResult<Provisioned> {
+        self.run(self.inner.protocol.provision()).await
+    }
+
+    /// A write time later than any this store handed out before.
+    fn now(&self) -> Timestamp {
+        let clock = Timestamp::now().as_micros();
+        let previous = self
+            .inner
+            .last_micros
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(clock.max(last + 1))
+            })
+            .unwrap_or(clock);
+        Timestamp::from_micros(clock.max(previous + 1))
+    }
+
+    /// Drives an exchange to its end.
+    async fn run<E: Exchange>(&self, mut exchange: E) -> StoreResult<E::Output> {
+        let mut step = exchange.start();
+        loop {
+            match step {
+                Step::Done(result) => return result,
+                Step::Send(call) => {
+                    let response = self.send(&call).await?;
+                    step = exchange.on_response(&response);
+                }
+            }
+        }
+    }
+
+    /// Sends one call, resending it after transient failures where that
+    /// is safe (see the crate docs).
+    async fn send(&self, call: &Call) -> StoreResult<HttpResponse> {
+        match call.pause {
+            Pause::None => {}
+            Pause::Backoff(n) => tokio::time::sleep(backoff(n)).await,
+            Pause::Poll(wait) => tokio::time::sleep(wait).await,
+        }
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(call).await;
+            let retry = match &outcome {
+                Ok(response) => match transient(response) {
+                    Some(Transient::NotApplied) => true,
+                    Some(Transient::Unknown) => call.idempotent,
+                    None => false,
+                },
+                Err(failure) => failure.not_sent || call.idempotent,
+            };
+            if !retry || attempt >= self.inner.max_retries {
+                return outcome.map_err(|failure| failure.error);
+            }
+            attempt += 1;
+            tracing::debug!(action = call.action, attempt, "resending DynamoDB call");
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    async fn send_once(&self, call: &Call) -> Result<HttpResponse, TransportFailure> {
+        let request = self
+            .inner
+            .protocol
+            .sign(call, SystemTime::now())
+            .map_err(|error| TransportFailure {
+                error,
+                not_sent: false,
+            })?;
+        let mut builder = self.inner.http.post(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let action = call.action;
+        let response = builder
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| TransportFailure::from_reqwest(&e, action, self.endpoint()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TransportFailure::from_reqwest(&e, action, self.endpoint()))?;
+        Ok(HttpResponse {
+            status,
+            body: body.to_vec(),
+        })
+    }
+
+    fn endpoint(&self) -> &str {
+        self.inner.protocol.config().endpoint()
+    }
+}
+
+/// A request that got no HTTP answer.
+struct TransportFailure {
+    error: StoreError,
+    /// The connection was never opened, so nothing reached DynamoDB.
+    not_sent: bool,
+}
+
+impl TransportFailure {
+    /// Our own words: reqwest's text is not passed on.
+    fn from_reqwest(e: &reqwest::Error, action: &str, endpoint: &str) -> Self {
+        let (why, not_sent) = if e.is_connect() {
+            (format!("cannot connect to {endpoint}"), true)
+        } else if e.is_timeout() {
+            ("the request timed out".to_string(), false)
+        } else {
+            ("the connection failed".to_string(), false)
+        };
+        Self {
+            error: StoreError::Unavailable(format!("DynamoDB {action}: {why}")),
+            not_sent,
+        }
+    }
+}
+
+#[async_trait]
+impl ItemStore for DynamoDbStore {
+    async fn get(&self, id: &str) -> StoreResult<Item> {
+        self.run(self.inner.protocol.get(id, self.now())).await
+    }
+
+    async fn create(&self, item: NewItem) -> StoreResult<Item> {
+        self.run(self.inner.protocol.create(item, self.now())).await
+    }
+
+    async fn put(
+        &self,
+        item: NewItem,
+        expected_version: Option<String>,
+    ) -> StoreResult<(Item, PutOutcome)> {
+        self.run(self.inner.protocol.put(item, expected_version, self.now()))
+            .await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        expected_version: Option<String>,
+    ) -> StoreResult<Item> {
+        self.run(
+            self.inner
+                .protocol
+                .update(id, &patch, expected_version, self.now()),
+        )
+        .await
+    }
+
+    async fn delete(&self, id: &str, expected_version: Option<String>) -> StoreResult<()> {
+        self.run(self.inner.protocol.delete(id, expected_version, self.now()))
+            .await
+    }
+
+    async fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
+        self.run(
+            self.inner
+                .protocol
+                .increment(id, attribute, delta, self.now()),
+        )
+        .await
+    }
+
+    async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
+        self.run(self.inner.protocol.batch(writes, self.now()))
+            .await
+    }
+
+    async fn query(&self, query: Query) -> StoreResult<Page> {
+        self.run(self.inner.protocol.query(query, self.now())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_with_full_jitter() {
+        for attempt in 0..40 {
+            assert!(backoff(attempt) <= BACKOFF_CAP);
+        }
+        assert!(backoff(0) <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn config_debug_hides_credentials() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI", None).unwrap();
+        let config = DynamoDbConfig::new("us-east-1", credentials)
+            .unwrap()
+            .with_endpoint("http://127.0.0.1:8000")
+            .unwrap()
+            .with_table("Items-test")
+            .unwrap();
+        let text = format!("{config:?}");
+        assert!(
+            !text.contains("AKIDEXAMPLE") && !text.contains("wJalr"),
+            "{text}"
+        );
+        assert_eq!(config.table(), "Items-test");
+        let store = DynamoDbStore::new(config).unwrap();
+        assert!(format!("{store:?}").contains("127.0.0.1:8000"));
+    }
+
+    #[test]
+    fn times_strictly_increase() {
+        let credentials = Credentials::new("a", "b", None).unwrap();
+        let store =
+            DynamoDbStore::new(DynamoDbConfig::new("us-east-1", credentials).unwrap()).unwrap();
+        let times: Vec<_> = (0..1000).map(|_| store.now()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,67 @@
+//! Helpers shared by the tests that talk to real DynamoDB servers.
+
+#![allow(dead_code)]
+
+use std::time::SystemTime;
+
+use dynamodb_protocol::{Call, Config, Credentials, DynamoDb, HttpResponse};
+use rand::Rng;
+use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
+
+/// DynamoDB Local's endpoint, from the test harness.
+pub fn endpoint() -> String {
+    std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: start DynamoDB Local, see \
+             ../shared/BACKENDS.md or cargo xtask test"
+        )
+    })
+}
+
+/// A table name no other test uses, so tests run in parallel.
+pub fn fresh_table() -> String {
+    format!("items-test-{:016x}", rand::rng().random::<u64>())
+}
+
+/// DynamoDB Local accepts any credentials (it checks no signature).
+pub fn local_config(table: &str) -> DynamoDbConfig {
+    let credentials = Credentials::new("AKIDEXAMPLE", "local-secret", None).expect("credentials");
+    DynamoDbConfig::new("us-east-1", credentials)
+        .and_then(|c| c.with_endpoint(&endpoint()))
+        .and_then(|c| c.with_table(table))
+        .expect("config")
+}
+
+/// A store on a new, provisioned table of DynamoDB Local.
+pub async fn fresh_store() -> (DynamoDbStore, String) {
+    let table = fresh_table();
+    let store = DynamoDbStore::new(local_config(&table)).expect("store");
+    let provisioned = store.provision().await.expect("provision");
+    assert!(provisioned.created_table);
+    (store, table)
+}
+
+/// Sends one raw DynamoDB call, as another client (boto3) would.
+pub async fn raw_call(
+    endpoint: &str,
+    table: &str,
+    credentials: Credentials,
+    action: &'static str,
+    body: serde_json::Value,
+) -> HttpResponse {
+    let config = Config::new("us-east-1", credentials)
+        .and_then(|c| c.with_endpoint(endpoint))
+        .and_then(|c| c.with_table(table))
+        .expect("config");
+    let request = DynamoDb::new(config)
+        .sign(&Call::new(action, body, true), SystemTime::now())
+        .expect("sign");
+    let mut builder = reqwest::Client::new().post(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let response = builder.body(request.body).send().await.expect("send");
+    let status = response.status().as_u16();
+    let body = response.bytes().await.expect("body").to_vec();
+    HttpResponse { status, body }
+}
