@@ -7,14 +7,20 @@
 //! | `Null` | `nullValue` |
 //! | `Bool` | `booleanValue` |
 //! | `Number`, an integer literal within i64 (`5`, `-12`) | `integerValue` (a string, as the REST API wants) |
-//! | `Number`, any other literal (`19.99`, `1e3`, `2.0`, `12345678901234567890`) | `doubleValue`, the nearest IEEE 754 double |
+//! | `Number`, any other literal that a double holds exactly (`19.99`, `1e3`, `2.0`, `1e21`) | `doubleValue` |
+//! | `Number`, any other literal (`12345678901234567890123`, `0.1000000000000000055511151231257827`, `1e400`) | refused: `InvalidInput` |
 //! | `Text` | `stringValue` |
 //! | `Json` array / object | `arrayValue` / `mapValue`, recursively, with the same number rule |
 //!
-//! The precision rule: Firestore has only int64 and double, so a literal
-//! with more than about 15 significant digits, or an integer beyond i64,
-//! keeps only a double's precision, and a literal beyond the double range
-//! (`1e400`) is refused as invalid input rather than stored as infinity.
+//! The precision rule: Firestore has only int64 and double, and the item
+//! store promises that numbers keep their exact value. So a literal that is
+//! not an integer within i64 is stored as a double only when the double
+//! read from it, printed in its shortest round-trip form, denotes the same
+//! decimal value as the literal (`19.99` reads back as `19.99`); otherwise
+//! (too many significant digits, beyond the double range, an underflow to
+//! zero) the write is refused as invalid input rather than silently
+//! rounded. A value read back is the shortest form, so `2.0` reads back as
+//! `2.0` and `1e3` as `1000.0`: the same value, another spelling.
 //! Arrays directly inside arrays and map keys that are empty or of the form
 //! `__x__` are refused too: Firestore cannot store them.
 //!
@@ -62,16 +68,85 @@ fn encode_number(name: &str, literal: &str) -> Result<Json> {
     {
         return Ok(json!({ "integerValue": int.to_string() }));
     }
-    let double = literal
-        .parse::<f64>()
-        .ok()
-        .and_then(Number::from_f64)
-        .ok_or_else(|| {
-            StoreError::invalid(format!(
-                "attribute `{name}`: {literal} is beyond the range of a Firestore number (a 64-bit double)"
-            ))
-        })?;
-    Ok(json!({ "doubleValue": double }))
+    let not_exact = || {
+        StoreError::invalid(format!(
+            "attribute `{name}`: Firestore stores numbers as 64-bit integers or doubles; `{literal}` cannot be stored exactly"
+        ))
+    };
+    let double = literal.parse::<f64>().map_err(|_| not_exact())?;
+    // `{:e}` prints the shortest digits that read back to the same double.
+    let shortest = format!("{double:e}");
+    match (Decimal::parse(literal), Decimal::parse(&shortest)) {
+        (Some(given), Some(stored)) if double.is_finite() && given == stored => {}
+        _ => return Err(not_exact()),
+    }
+    let number = Number::from_f64(double).ok_or_else(not_exact)?;
+    Ok(json!({ "doubleValue": number }))
+}
+
+/// At least one ASCII digit and nothing else.
+fn digits_only(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The exact value of a decimal literal: `digits × 10^exponent`, with no
+/// leading or trailing zeros in `digits`, so equal values compare equal
+/// however they are spelled (`1e3`, `1000`, `1000.00`).
+#[derive(Debug, PartialEq, Eq)]
+struct Decimal {
+    negative: bool,
+    /// Empty for zero.
+    digits: String,
+    exponent: i64,
+}
+
+impl Decimal {
+    /// A JSON number literal (`-12.5e-3`); `None` for anything else or an
+    /// exponent beyond i64.
+    fn parse(literal: &str) -> Option<Self> {
+        let (negative, rest) = match literal.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, literal),
+        };
+        let (mantissa, exponent) = match rest.find(['e', 'E']) {
+            Some(at) => {
+                let text = &rest[at + 1..];
+                let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+                if !digits_only(unsigned) {
+                    return None;
+                }
+                (&rest[..at], text.parse::<i64>().ok()?)
+            }
+            None => (rest, 0),
+        };
+        let (whole, fraction) = match mantissa.split_once('.') {
+            Some((whole, fraction)) if digits_only(fraction) => (whole, fraction),
+            Some(_) => return None,
+            None => (mantissa, ""),
+        };
+        if !digits_only(whole) {
+            return None;
+        }
+        let fraction_len = i64::try_from(fraction.len()).ok()?;
+        let joined = format!("{whole}{fraction}");
+        let significant = joined.trim_start_matches('0');
+        let trimmed = significant.trim_end_matches('0');
+        let trailing = i64::try_from(significant.len() - trimmed.len()).ok()?;
+        let exponent = exponent.checked_sub(fraction_len)?.checked_add(trailing)?;
+        Some(if trimmed.is_empty() {
+            Self {
+                negative: false,
+                digits: String::new(),
+                exponent: 0,
+            }
+        } else {
+            Self {
+                negative,
+                digits: trimmed.to_owned(),
+                exponent,
+            }
+        })
+    }
 }
 
 fn encode_json(name: &str, json: &Json, in_array: bool) -> Result<Json> {
@@ -266,15 +341,69 @@ mod tests {
         assert_eq!(number("19.99").to_string(), r#"{"doubleValue":19.99}"#);
         assert_eq!(number("2.0").to_string(), r#"{"doubleValue":2.0}"#);
         assert_eq!(number("1e3").to_string(), r#"{"doubleValue":1000.0}"#);
-        // Beyond i64: a double, with a double's precision.
+        assert_eq!(number("-0.000001").to_string(), r#"{"doubleValue":-1e-6}"#);
+        assert_eq!(number("1e21").to_string(), r#"{"doubleValue":1e+21}"#);
+        assert_eq!(number("1E+21").to_string(), r#"{"doubleValue":1e+21}"#);
+        assert_eq!(number("0.5e1").to_string(), r#"{"doubleValue":5.0}"#);
+        // Beyond i64 but exactly a double.
         assert_eq!(
-            number("12345678901234567890123").to_string(),
-            r#"{"doubleValue":1.2345678901234568e+22}"#
+            number("100000000000000000000000").to_string(),
+            r#"{"doubleValue":1e+23}"#
         );
-        assert!(matches!(
-            encode("n", &Value::Number("1e400".into())),
-            Err(StoreError::InvalidInput(m)) if m.contains("`n`")
-        ));
+        assert_eq!(number("-0.0").to_string(), r#"{"doubleValue":-0.0}"#);
+        assert_eq!(number("0e5").to_string(), r#"{"doubleValue":0.0}"#);
+    }
+
+    #[test]
+    fn numbers_a_double_would_round_are_refused() {
+        for literal in [
+            "12345678901234567890123",
+            "0.1000000000000000055511151231257827",
+            // 2^63: within a double, but its shortest form is 9.223372036854776e18.
+            "9223372036854775808",
+            "-9223372036854775809",
+            "1.00000000000000001",
+            "1e400",
+            "-1e400",
+            // Underflows to zero.
+            "1e-400",
+            "1e99999999999999999999",
+        ] {
+            match encode("n", &Value::Number(literal.into())) {
+                Err(StoreError::InvalidInput(message)) => {
+                    assert_eq!(
+                        message,
+                        format!(
+                            "attribute `n`: Firestore stores numbers as 64-bit integers or doubles; `{literal}` cannot be stored exactly"
+                        )
+                    );
+                }
+                other => panic!("{literal}: {other:?}"),
+            }
+        }
+        // Inside JSON too, with the literal as written.
+        let nested = encode(
+            "list",
+            &Value::Json(r#"[1, {"big": 12345678901234567890123}]"#.into()),
+        );
+        assert!(
+            matches!(&nested, Err(StoreError::InvalidInput(m)) if m.contains("`12345678901234567890123`")),
+            "{nested:?}"
+        );
+    }
+
+    #[test]
+    fn decimals_compare_by_value() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        assert_eq!(d("1e3"), d("1000"));
+        assert_eq!(d("1000.000"), d("1e3"));
+        assert_eq!(d("0.00120"), d("1.2e-3"));
+        assert_eq!(d("-0"), d("0.0e7"));
+        assert_ne!(d("-1"), d("1"));
+        assert_ne!(d("0.1"), d("0.10000000000000001"));
+        for bad in ["", "-", ".5", "1.", "1e", "e5", "1x", "--1", "1e+-2"] {
+            assert_eq!(Decimal::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
