@@ -18,8 +18,9 @@ use crate::exchange::HttpResponse;
 /// retries are spent.
 pub const THROTTLE_RETRY_MS: u32 = 1000;
 
-/// An error answer from DynamoDB, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error answer from DynamoDB, parsed. `Debug` shows the sanitised
+/// summary, never the raw message.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServiceError {
     pub status: u16,
     /// The error code, such as `ConditionalCheckFailedException`; only
@@ -29,6 +30,17 @@ pub struct ServiceError {
     /// The item as it was, sent with a failed condition when the request
     /// asked for `ReturnValuesOnConditionCheckFailure: ALL_OLD`.
     pub item: Option<AttributeMap>,
+}
+
+impl std::fmt::Debug for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceError")
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("summary", &self.summary())
+            .field("item", &self.item.as_ref().map(|_| "<item>"))
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]
