@@ -1,1 +1,200 @@
-fn main() {}
+//! `edge-items`: the command line of the native host.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use edge_items_host::runtime::{Runtime, RuntimeConfig};
+use edge_items_host::server::{Server, shutdown_signal};
+use edge_items_host::stores::StoreArgs;
+use tracing_subscriber::EnvFilter;
+
+/// Serves the edge-items HTTP API from its WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(name = "edge-items", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API over HTTP/1.1 until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (`host:port`; port 0 picks a free port).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: String,
+
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Largest request body the API accepts, in bytes (larger ones get 413).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_MAX_BODY_BYTES",
+        value_name = "BYTES",
+        default_value_t = 1_048_576
+    )]
+    max_body_bytes: u64,
+
+    /// The api component to run.
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_COMPONENT",
+        value_name = "WASM",
+        default_value = "target/wasm32-wasip2/release/api.wasm"
+    )]
+    component: PathBuf,
+
+    /// Where compiled components are cached [default: $XDG_CACHE_HOME/edge-items,
+    /// else `cache/` beside the data file].
+    #[arg(long, env = "EDGE_ITEMS_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Seconds to let requests in flight finish after SIGINT/SIGTERM.
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_SHUTDOWN_GRACE",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    shutdown_grace: u64,
+}
+
+impl ServeArgs {
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| {
+            let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+            edge_items_host::default_cache_dir(&self.store.data, xdg.as_deref())
+        })
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Bind first, so that a taken port fails before seconds of compiling.
+    let server = Server::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let store = args
+        .store
+        .open()
+        .await
+        .context("cannot open the item store")?;
+    let config = RuntimeConfig {
+        component: args.component.clone(),
+        cache_dir: Some(args.cache_dir()),
+        max_body_bytes: args.max_body_bytes,
+    };
+    let runtime = tokio::task::spawn_blocking(move || Runtime::new(&config, store))
+        .await
+        .context("the start-up task failed")??;
+    let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
+    let addr = server.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}")?;
+    stdout.flush()?;
+    drop(stdout);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    if !server.run(Arc::new(runtime), shutdown, grace).await {
+        tracing::warn!("exiting with requests unfinished");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use edge_items_host::stores::StoreKind;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["edge-items", "serve"].iter().chain(args)).unwrap();
+        let Command::Serve(args) = cli.command;
+        args
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_and_flags() {
+        // Only meaningful when the EDGE_ITEMS_* variables are not set.
+        if std::env::vars().any(|(k, _)| k.starts_with("EDGE_ITEMS_")) {
+            return;
+        }
+        let args = serve(&[]);
+        assert_eq!(args.listen, "127.0.0.1:8080");
+        assert_eq!(args.store.kind, StoreKind::Embedded);
+        assert_eq!(args.store.data, PathBuf::from(".data/items.db"));
+        assert_eq!(args.max_body_bytes, 1_048_576);
+        assert_eq!(
+            args.component,
+            PathBuf::from("target/wasm32-wasip2/release/api.wasm")
+        );
+        assert_eq!(args.cache_dir, None);
+
+        let args = serve(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "embedded",
+            "--data",
+            "x/items.db",
+            "--max-body-bytes",
+            "10",
+            "--component",
+            "api.wasm",
+            "--cache-dir",
+            "c",
+        ]);
+        assert_eq!(args.listen, "127.0.0.1:0");
+        assert_eq!(args.store.data, PathBuf::from("x/items.db"));
+        assert_eq!(args.max_body_bytes, 10);
+        assert_eq!(args.component, PathBuf::from("api.wasm"));
+        assert_eq!(args.cache_dir(), PathBuf::from("c"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            &["--store", "dynamo"][..],
+            &["--max-body-bytes", "-1"],
+            &["--unknown"],
+        ] {
+            let parsed = Cli::try_parse_from(["edge-items", "serve"].iter().chain(bad));
+            assert!(parsed.is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The wasmtime side: one engine and one pre-linked component for the whole
+//! process, and a fresh store and instance for every request, as
+//! `wasmtime serve` does. A request can then never see another's memory,
+//! and a guest that traps only fails its own request.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use item_store::ItemStore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::cache::{self, LoadError, Origin};
+use crate::item_store_bindings::{self, ItemStoreHost};
+
+/// Requests served at once; the pooling allocator reserves slots for this
+/// many instances, and further requests wait for a slot.
+pub const MAX_CONCURRENT_INSTANCES: u32 = 500;
+/// Linear memory one instance may grow to.
+const MAX_MEMORY_BYTES: usize = 256 << 20;
+/// Core instances, memories and tables a component may contain; Rust
+/// components have a handful (the program plus import shims).
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+const MAX_TABLES_PER_COMPONENT: u32 = 4;
+/// How often the epoch ticks; a running guest yields to the executor on
+/// every tick, so it never holds a worker thread for long.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Guest running time (in ticks) after which a request is stopped: 30 s.
+const MAX_GUEST_TICKS: u64 = 3_000;
+
+/// What the runtime needs to know.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The api component (a `wasi:http/proxy` that imports the item store).
+    pub component: PathBuf,
+    /// Where compiled components are cached; `None` compiles every start.
+    pub cache_dir: Option<PathBuf>,
+    /// The request body limit the guest enforces (`ITEMS_MAX_BODY_BYTES`).
+    pub max_body_bytes: u64,
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot configure wasmtime: {0:#}")]
+    Engine(wasmtime::Error),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(
+        "the component {path} does not fit this host (it must be a wasi:http/proxy that \
+         imports at most WASI 0.2, wasi:http and edge-items:store/store): {cause:#}"
+    )]
+    Link {
+        path: PathBuf,
+        cause: wasmtime::Error,
+    },
+}
+
+/// The state of one request's store.
+pub struct RequestState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    items: ItemStoreHost,
+    limits: StoreLimits,
+    /// Epoch ticks the guest has run for.
+    ticks: u64,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// The engine, the pre-linked component and the shared item store.
+pub struct Runtime {
+    engine: Engine,
+    pre: ProxyPre<RequestState>,
+    store: Arc<dyn ItemStore>,
+    max_body_bytes: String,
+    slots: Arc<Semaphore>,
+    pooling: bool,
+}
+
+/// The engine configuration, without the allocation strategy.
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
+fn pooling_config() -> PoolingAllocationConfig {
+    let instances = MAX_CONCURRENT_INSTANCES;
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(instances)
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .max_memory_size(MAX_MEMORY_BYTES);
+    pooling
+}
+
+/// An engine with the pooling allocator (instantiation is then a matter of
+/// microseconds), or the on-demand allocator where the pooling allocator
+/// cannot reserve its address space (for example under a low `ulimit -v`).
+/// Returns whether pooling is in use.
+pub fn build_engine() -> Result<(Engine, bool), RuntimeError> {
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::warn!(
+                error = %format!("{e:#}"),
+                "the pooling allocator is unavailable; allocating instances on demand"
+            );
+            let mut config = base_config();
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config)
+                .map(|engine| (engine, false))
+                .map_err(RuntimeError::Engine)
+        }
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, loads (or compiles) the component and links it.
+    /// Blocking: compiling can take seconds.
+    pub fn new(config: &RuntimeConfig, store: Arc<dyn ItemStore>) -> Result<Self, RuntimeError> {
+        let (engine, pooling) = build_engine()?;
+        let (component, origin) =
+            cache::load_component(&engine, &config.component, config.cache_dir.as_deref())?;
+        let link = |cause| RuntimeError::Link {
+            path: config.component.clone(),
+            cause,
+        };
+        let mut linker = Linker::<RequestState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Engine)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(RuntimeError::Engine)?;
+        item_store_bindings::add_to_linker(&mut linker, |state| &mut state.items)
+            .map_err(RuntimeError::Engine)?;
+        let pre = linker.instantiate_pre(&component).map_err(link)?;
+        let pre = ProxyPre::new(pre).map_err(link)?;
+        tracing::info!(
+            component = %config.component.display(),
+            cached = origin == Origin::Cache,
+            pooling,
+            "component ready"
+        );
+        spawn_epoch_ticker(&engine);
+        Ok(Self {
+            engine,
+            pre,
+            store,
+            max_body_bytes: config.max_body_bytes.to_string(),
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
+            pooling,
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    fn new_store(&self) -> Store<RequestState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.env("ITEMS_MAX_BODY_BYTES", &self.max_body_bytes);
+        // The guest's output goes to our stderr: stdout carries only the
+        // `listening on` line that scripts read.
+        wasi.stdout(std::io::stderr());
+        wasi.stderr(std::io::stderr());
+        let state = RequestState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            items: ItemStoreHost::new(self.store.clone()),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MAX_MEMORY_BYTES)
+                .instances(MAX_CORE_INSTANCES_PER_COMPONENT as usize)
+                .memories(MAX_MEMORIES_PER_COMPONENT as usize)
+                .tables(MAX_TABLES_PER_COMPONENT as usize)
+                .build(),
+            ticks: 0,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            if state.ticks > MAX_GUEST_TICKS {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Serves one request with a fresh instance. The instance keeps running
+    /// in its own task after the response head is returned, to stream the
+    /// body.
+    pub async fn handle<B>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> wasmtime::Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let slot: OwnedSemaphorePermit = self.slots.clone().acquire_owned().await?;
+        let mut store = self.new_store();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        let task = tokio::task::spawn(async move {
+            let _slot = slot;
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(wasmtime::format_err!(
+                "the component answered with an error: {code:?}"
+            )),
+            // The guest dropped the outparam without setting it: the task
+            // says why (usually a trap).
+            Err(_) => {
+                let cause = match task.await {
+                    Ok(Ok(())) => wasmtime::format_err!("the component returned no response"),
+                    Ok(Err(e)) => e,
+                    Err(e) => wasmtime::format_err!("the request task failed: {e}"),
+                };
+                Err(cause.context("the component did not respond"))
+            }
+        }
+    }
+}
+
+/// Advances the engine's epoch until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the epoch ticker; guests will not be preempted");
+    }
+}
