@@ -48,7 +48,8 @@ pub mod value;
 pub use auth::{AuthError, Credentials, ServiceAccountKey};
 pub use error::{Retry, map_error, retry_class};
 pub use names::{
-    ConfigError, DEFAULT_COLLECTION, DEFAULT_DATABASE, Firestore, PRODUCTION_BASE_URL, field_path,
+    ConfigError, DEFAULT_COLLECTION, DEFAULT_DATABASE, Firestore, PRODUCTION_BASE_URL,
+    emulator_base_url, field_path,
 };
 pub use ops::{Operation, Outgoing, Step, StoreResult};
 pub use query::MAX_ROUNDS;

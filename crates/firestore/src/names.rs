@@ -172,6 +172,18 @@ impl Firestore {
     }
 }
 
+/// The base URL of an emulator, from the `FIRESTORE_EMULATOR_HOST`
+/// convention (`host:port`) or a plain `http://host:port`; `None` for
+/// anything else (a path, credentials, https: the emulator speaks http).
+pub fn emulator_base_url(host: &str) -> Option<String> {
+    let host = host.trim().trim_end_matches('/');
+    let authority = host.strip_prefix("http://").unwrap_or(host);
+    let valid = !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', ' '])
+        && !authority.starts_with("https:");
+    valid.then(|| format!("http://{authority}"))
+}
+
 fn encode(segment: &str) -> String {
     utf8_percent_encode(segment, SEGMENT).to_string()
 }
@@ -260,6 +272,21 @@ mod tests {
         assert!(Firestore::new(PRODUCTION_BASE_URL, "p", "x/y", "items").is_err());
         assert!(Firestore::new(PRODUCTION_BASE_URL, "p", DEFAULT_DATABASE, "a/b").is_err());
         assert!(Firestore::new(PRODUCTION_BASE_URL, "p", "my-db", "things").is_ok());
+    }
+
+    #[test]
+    fn emulator_hosts() {
+        assert_eq!(
+            emulator_base_url("127.0.0.1:8681").as_deref(),
+            Some("http://127.0.0.1:8681")
+        );
+        assert_eq!(
+            emulator_base_url(" http://localhost:8080/ ").as_deref(),
+            Some("http://localhost:8080")
+        );
+        for bad in ["", "http://h/path", "https://h:1", "user@h:1"] {
+            assert_eq!(emulator_base_url(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -245,16 +245,8 @@ impl FirestoreConfigBuilder {
 
 /// `host:port` as the emulator convention writes it, or a full http URL.
 fn emulator_base_url(host: &str) -> Result<String, ConfigError> {
-    let host = host.trim().trim_end_matches('/');
-    let authority = host.strip_prefix("http://").unwrap_or(host);
-    let valid = !authority.is_empty()
-        && !authority.contains(['/', '?', '#', '@', ' '])
-        && !authority.starts_with("https:");
-    if valid {
-        Ok(format!("http://{authority}"))
-    } else {
-        Err(ConfigError::EmulatorHost(host.to_owned()))
-    }
+    firestore_protocol::emulator_base_url(host)
+        .ok_or_else(|| ConfigError::EmulatorHost(host.trim().to_owned()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,138 @@
+//! The transport the storage adapter components share (Firestore,
+//! DynamoDB): everything a sans-IO protocol crate needs from the outside
+//! world, over WASI 0.2 imports only, so the component runs under any
+//! runtime with wasi:http (`wasmtime serve`, Spin, our host).
+//!
+//! - [`send`]: one HTTP exchange over `wasi:http/outgoing-handler`, with a
+//!   deadline for the whole exchange ([`Options::timeout`]) and a cap on the
+//!   response body ([`Options::max_response_bytes`]).
+//! - [`send_retrying`] and [`retry`]: capped exponential backoff with full
+//!   jitter, the same policy as the native stores: a failure that leaves
+//!   open whether the server acted is retried only for idempotent requests.
+//! - [`sleep`], [`now_unix`], [`env`]: a pause (`wasi:clocks`), the wall
+//!   clock and configuration from `wasi:cli/environment` (`wasmtime serve
+//!   --env`, Spin's `environment`, our host's settings).
+//!
+//! ```ignore
+//! let request = http::Request::post(url).body(body)?;
+//! let response = component_http::send_retrying(
+//!     &request,
+//!     &Options::default(),
+//!     &RetryPolicy::default(),
+//!     /* idempotent */ true,
+//!     |response| if response.status() == 503 { Retry::IfIdempotent } else { Retry::No },
+//! )?;
+//! ```
+//!
+//! Natively (not wasm32) the crate compiles so that the workspace can be
+//! linted and tested as a whole, but [`send`] returns
+//! [`TransportError::NotInComponent`].
+
+mod error;
+mod request;
+mod retry;
+
+#[cfg(target_arch = "wasm32")]
+mod wasi;
+#[cfg(target_arch = "wasm32")]
+use wasi as platform;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+use native as platform;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use error::{Retry, TransportError};
+pub use retry::{RetryPolicy, retry, send_retrying};
+
+/// Limits of one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The whole exchange: connecting, sending, the answer's head and its
+    /// whole body. The component enforces it itself, since runtimes differ
+    /// in which `request-options` they honour.
+    pub timeout: Duration,
+    /// Connecting alone (passed to the runtime as `connect-timeout`), so
+    /// that an unreachable server fails fast and can be retried.
+    pub connect_timeout: Duration,
+    /// The largest response body accepted; a larger one is
+    /// [`TransportError::TooLarge`], so a misbehaving server cannot exhaust
+    /// the instance's memory.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Options {
+    /// 30 s in all, 5 s to connect, 32 MiB of body: the native stores'
+    /// settings, and more than any answer of a 1000-item page.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_response_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Sends `request` and reads the whole response.
+///
+/// The URI must be absolute (`https://host/path`). A `host` header is
+/// dropped (the runtime derives it from the URI's authority, and wasi:http
+/// forbids setting it), as are hop-by-hop headers the runtime forbids
+/// (`connection`, `transfer-encoding`, ...); a `content-length` is added
+/// for a body. Nothing is retried here; see [`send_retrying`].
+pub fn send(
+    request: http::Request<Vec<u8>>,
+    options: &Options,
+) -> Result<http::Response<Vec<u8>>, TransportError> {
+    platform::send(request, options)
+}
+
+/// Pauses the instance (`wasi:clocks/monotonic-clock`); natively, the thread.
+pub fn sleep(duration: Duration) {
+    platform::sleep(duration);
+}
+
+/// Seconds since the Unix epoch by the wall clock (0 if the clock is
+/// before 1970), for token lifetimes and request signing.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A configuration value from the environment (`wasi:cli/environment`
+/// inside a component): `None` when unset, blank or not UTF-8, so that an
+/// empty `--env NAME=` counts as unset.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_needs_a_component() {
+        let request = http::Request::get("http://127.0.0.1:9/").body(Vec::new());
+        let result = send(request.unwrap(), &Options::default());
+        assert_eq!(result.unwrap_err(), TransportError::NotInComponent);
+    }
+
+    #[test]
+    fn blank_settings_count_as_unset() {
+        assert_eq!(env("COMPONENT_HTTP_SURELY_UNSET_VARIABLE"), None);
+        // PATH is set in any test environment.
+        assert!(env("PATH").is_some());
+    }
+
+    #[test]
+    fn the_clock_is_after_2020() {
+        assert!(now_unix() > 1_577_836_800);
+    }
+}
