@@ -120,7 +120,7 @@ fn pooling_config() -> PoolingAllocationConfig {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(instances)
-        .total_core_instances(instances * 4)
+        .total_core_instances(instances * 8)
         .total_memories(instances * 2)
         .total_tables(instances * 4)
         .total_stacks(instances)
