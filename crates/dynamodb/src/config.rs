@@ -9,10 +9,12 @@ use std::fmt;
 pub enum ConfigError {
     #[error("the AWS region `{0}` is not valid (expected something like `us-east-1`)")]
     Region(String),
+    /// Carries no text: a refused endpoint may hold user info
+    /// (`https://key:secret@host`), which must not reach a log.
     #[error(
-        "the DynamoDB endpoint `{0}` is not valid: it must be an http:// or https:// URL with a host and no path, such as http://127.0.0.1:8000"
+        "the DynamoDB endpoint is not valid: it must be an http:// or https:// URL with a host and no user info or path, such as http://127.0.0.1:8000"
     )]
-    Endpoint(String),
+    Endpoint,
     #[error(
         "the table name `{0}` is not valid: 3 to 255 characters of letters, digits, `_`, `-` and `.`"
     )]
@@ -76,6 +78,37 @@ impl fmt::Debug for Credentials {
 /// The default table name, as in the seed.
 pub const DEFAULT_TABLE: &str = "Items";
 
+/// The environment variable naming the table (default [`DEFAULT_TABLE`]);
+/// the native store and the adapter component both read it.
+pub const TABLE_VARIABLE: &str = "EDGE_ITEMS_DYNAMODB_TABLE";
+
+/// Why the configuration could not be read from the environment. Messages
+/// name the variable, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("{0} is not set; set it to use the DynamoDB store")]
+    Missing(&'static str),
+    #[error("{variable} is not valid: {reason}")]
+    Invalid {
+        variable: &'static str,
+        reason: ConfigError,
+    },
+}
+
+impl EnvError {
+    /// Whether the credentials are what is missing or wrong (as opposed to
+    /// the region, endpoint or table), so callers can report it as an
+    /// authorization problem.
+    pub fn is_credentials(&self) -> bool {
+        match self {
+            EnvError::Missing(variable) | EnvError::Invalid { variable, .. } => {
+                variable.starts_with("AWS_ACCESS_KEY_ID")
+                    || variable.starts_with("AWS_SECRET_ACCESS_KEY")
+            }
+        }
+    }
+}
+
 /// Everything needed to address and sign requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -107,7 +140,7 @@ impl Config {
     /// Another endpoint, such as DynamoDB Local (`http://127.0.0.1:8000`).
     pub fn with_endpoint(mut self, endpoint: &str) -> Result<Self, ConfigError> {
         let trimmed = endpoint.trim_end_matches('/');
-        let bad = || ConfigError::Endpoint(endpoint.into());
+        let bad = || ConfigError::Endpoint;
         let uri: http::Uri = trimmed.parse().map_err(|_| bad())?;
         let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
         let host_ok = uri.host().is_some_and(|h| !h.is_empty());
@@ -130,6 +163,60 @@ impl Config {
         }
         self.table = table.into();
         Ok(self)
+    }
+
+    /// From environment variables, as the AWS SDKs read them:
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), the
+    /// optional endpoint override `AWS_ENDPOINT_URL_DYNAMODB` (or
+    /// `AWS_ENDPOINT_URL`), plus [`TABLE_VARIABLE`]. `lookup` reads one
+    /// variable (`std::env::var` natively, `wasi:cli/environment` in a
+    /// component); blank values count as unset, so that `NAME=` in a
+    /// runtime's settings does not become an empty key.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let access_key = get("AWS_ACCESS_KEY_ID").ok_or(EnvError::Missing("AWS_ACCESS_KEY_ID"))?;
+        let secret =
+            get("AWS_SECRET_ACCESS_KEY").ok_or(EnvError::Missing("AWS_SECRET_ACCESS_KEY"))?;
+        let (region_variable, region) = match get("AWS_REGION") {
+            Some(region) => ("AWS_REGION", region),
+            None => (
+                "AWS_DEFAULT_REGION",
+                get("AWS_DEFAULT_REGION").ok_or(EnvError::Missing("AWS_REGION"))?,
+            ),
+        };
+        let credentials =
+            Credentials::new(access_key, secret, get("AWS_SESSION_TOKEN")).map_err(|reason| {
+                EnvError::Invalid {
+                    variable: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                    reason,
+                }
+            })?;
+        let mut config = Self::new(&region, credentials).map_err(|reason| EnvError::Invalid {
+            variable: region_variable,
+            reason,
+        })?;
+        for variable in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"] {
+            if let Some(endpoint) = get(variable) {
+                config = config
+                    .with_endpoint(&endpoint)
+                    .map_err(|reason| EnvError::Invalid { variable, reason })?;
+                break;
+            }
+        }
+        if let Some(table) = get(TABLE_VARIABLE) {
+            config = config
+                .with_table(&table)
+                .map_err(|reason| EnvError::Invalid {
+                    variable: TABLE_VARIABLE,
+                    reason,
+                })?;
+        }
+        Ok(config)
     }
 
     pub fn region(&self) -> &str {
@@ -171,6 +258,80 @@ mod tests {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("dynamodb.us-east-1.amazonaws.com"), "{text}");
+    }
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn reads_the_environment_like_the_sdks() {
+        let config = Config::from_env_with(lookup(&[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", " "),
+            ("AWS_REGION", ""),
+            ("AWS_DEFAULT_REGION", "eu-central-1"),
+            ("AWS_ENDPOINT_URL", "http://ignored:1"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", " http://127.0.0.1:8000/ "),
+            (TABLE_VARIABLE, "Items-dev"),
+        ]))
+        .unwrap();
+        assert_eq!(config.region(), "eu-central-1");
+        assert_eq!(config.endpoint(), "http://127.0.0.1:8000");
+        assert_eq!(config.table(), "Items-dev");
+        assert_eq!(config.credentials().session_token(), None);
+
+        let defaults = Config::from_env_with(lookup(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-west-2"),
+        ]))
+        .unwrap();
+        assert_eq!(defaults.table(), DEFAULT_TABLE);
+        assert_eq!(
+            defaults.endpoint(),
+            "https://dynamodb.us-west-2.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable_not_the_value() {
+        let missing = Config::from_env_with(lookup(&[("AWS_ACCESS_KEY_ID", "a")])).unwrap_err();
+        assert_eq!(missing, EnvError::Missing("AWS_SECRET_ACCESS_KEY"));
+        assert!(missing.is_credentials());
+        let no_region = Config::from_env_with(lookup(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ]))
+        .unwrap_err();
+        assert_eq!(no_region, EnvError::Missing("AWS_REGION"));
+        assert!(!no_region.is_credentials());
+        let leaky = Config::from_env_with(lookup(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "https://key:hunter2@example.test"),
+        ]))
+        .unwrap_err();
+        let text = leaky.to_string();
+        assert!(
+            text.contains("AWS_ENDPOINT_URL") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(!format!("{leaky:?}").contains("hunter2"));
+        let table = Config::from_env_with(lookup(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-east-1"),
+            (TABLE_VARIABLE, "no spaces"),
+        ]))
+        .unwrap_err();
+        assert!(table.to_string().starts_with(TABLE_VARIABLE), "{table}");
     }
 
     #[test]

@@ -19,8 +19,8 @@
 //!
 //! # Table
 //!
-//! Table `Items` (configurable), partition key `itemId` (S), on-demand
-//! billing, TTL on `expiresAt`, and two global secondary indexes with ALL
+//! Table `Items` (or as [`TABLE_VARIABLE`] says), partition key `itemId` (S),
+//! on-demand billing, TTL on `expiresAt`, and two global secondary indexes with ALL
 //! projection: `byUser` (`userId`, `createdAt`) and `byStatus` (`status`,
 //! `createdAt`). `byStatus` has few distinct keys, so a popular status is a
 //! hot index partition; on-demand tables split hot partitions adaptively,
@@ -38,7 +38,7 @@ pub mod number;
 mod ops;
 mod sign;
 
-pub use config::{Config, ConfigError, Credentials, DEFAULT_TABLE};
+pub use config::{Config, ConfigError, Credentials, DEFAULT_TABLE, EnvError, TABLE_VARIABLE};
 pub use error::{ServiceError, THROTTLE_RETRY_MS, Transient, transient};
 pub use exchange::{Call, Exchange, HttpRequest, HttpResponse, Pause, Step};
 pub use item_model::StoreError;

@@ -32,13 +32,14 @@ use item_store::{
 };
 use rand::Rng;
 
-pub use dynamodb_protocol::{DEFAULT_TABLE, Provisioned};
+pub use dynamodb_protocol::{DEFAULT_TABLE, EnvError, Provisioned, TABLE_VARIABLE};
 
 /// Why the store could not be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum DynamoDbConfigError {
-    #[error("{0} is not set; set it to use the DynamoDB store")]
-    Missing(&'static str),
+    /// A variable [`DynamoDbConfig::from_env`] reads is missing or invalid.
+    #[error(transparent)]
+    Environment(#[from] dynamodb_protocol::EnvError),
     #[error(transparent)]
     Invalid(#[from] dynamodb_protocol::ConfigError),
     #[error("cannot build the HTTP client for DynamoDB")]
@@ -54,42 +55,31 @@ pub struct DynamoDbConfig {
     max_retries: u32,
 }
 
-/// Reads an environment variable, treating an empty value as unset.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl DynamoDbConfig {
     /// The regional AWS endpoint, table `Items`, default timeouts.
     pub fn new(region: &str, credentials: Credentials) -> Result<Self, DynamoDbConfigError> {
-        Ok(Self {
-            protocol: Config::new(region, credentials)?,
+        Ok(Self::with_protocol(Config::new(region, credentials)?))
+    }
+
+    fn with_protocol(protocol: Config) -> Self {
+        Self {
+            protocol,
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             max_retries: 8,
-        })
+        }
     }
 
     /// From the standard AWS variables: `AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`, `AWS_REGION`
     /// (or `AWS_DEFAULT_REGION`), and the optional endpoint override
     /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`), as the AWS SDKs
-    /// read them. The table is `Items` unless [`Self::with_table`] says
-    /// otherwise.
+    /// read them, plus the table name in `EDGE_ITEMS_DYNAMODB_TABLE`
+    /// (default `Items`). The adapter component reads the same variables
+    /// with the same rules ([`Config::from_env_with`]).
     pub fn from_env() -> Result<Self, DynamoDbConfigError> {
-        let access_key =
-            env("AWS_ACCESS_KEY_ID").ok_or(DynamoDbConfigError::Missing("AWS_ACCESS_KEY_ID"))?;
-        let secret = env("AWS_SECRET_ACCESS_KEY")
-            .ok_or(DynamoDbConfigError::Missing("AWS_SECRET_ACCESS_KEY"))?;
-        let region = env("AWS_REGION")
-            .or_else(|| env("AWS_DEFAULT_REGION"))
-            .ok_or(DynamoDbConfigError::Missing("AWS_REGION"))?;
-        let credentials = Credentials::new(access_key, secret, env("AWS_SESSION_TOKEN"))?;
-        let config = Self::new(&region, credentials)?;
-        match env("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env("AWS_ENDPOINT_URL")) {
-            Some(endpoint) => config.with_endpoint(&endpoint),
-            None => Ok(config),
-        }
+        let protocol = Config::from_env_with(|name| std::env::var(name).ok())?;
+        Ok(Self::with_protocol(protocol))
     }
 
     /// Another endpoint, such as DynamoDB Local (`http://127.0.0.1:8000`).
