@@ -16,7 +16,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 /// The guest and adapter components, built for wasm32-wasip2.
-const COMPONENTS: &[&str] = &["api"];
+const COMPONENTS: &[&str] = &["api", "dynamodb-adapter", "firestore-adapter"];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() -> ExitCode {
@@ -50,7 +50,8 @@ fn run() -> Result<ExitCode> {
             build(&root)?;
             let running = backends::start_all(&root)?;
             let mut test = cargo();
-            test.args(["test", "--release", "--workspace", "--exclude", "api"])
+            test.args(["test", "--release", "--workspace"])
+                .args(component_excludes())
                 .args(&rest)
                 .env("EDGE_ITEMS_BIN", host_binary(&root))
                 .env("EDGE_ITEMS_API_WASM", component_path(&root, "api"))
@@ -107,6 +108,14 @@ fn workspace_root() -> PathBuf {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// `--exclude` arguments that keep the wasm-only packages out of native builds.
+fn component_excludes() -> Vec<String> {
+    COMPONENTS
+        .iter()
+        .flat_map(|c| ["--exclude".to_string(), c.to_string()])
+        .collect()
 }
 
 fn component_packages() -> Vec<String> {
