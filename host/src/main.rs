@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use edge_items_host::runtime::{Runtime, RuntimeConfig};
 use edge_items_host::server::{Server, shutdown_signal};
-use edge_items_host::stores::StoreArgs;
+use edge_items_host::stores::{DynamoDbArgs, StoreArgs};
+use store_dynamodb::DynamoDbStore;
 use tracing_subscriber::EnvFilter;
 
 /// Serves the edge-items HTTP API from its WebAssembly component.
@@ -24,6 +25,18 @@ struct Cli {
 enum Command {
     /// Serve the API over HTTP/1.1 until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Create what a cloud backend needs (tables, indexes, TTL) and wait
+    /// until it is ready. Safe to run again.
+    #[command(subcommand)]
+    Provision(ProvisionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvisionCommand {
+    /// The DynamoDB table with its byUser and byStatus indexes and TTL on
+    /// expiresAt (credentials from the AWS_* variables).
+    #[command(name = "dynamodb")]
+    DynamoDb(DynamoDbArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +76,12 @@ struct ServeArgs {
     #[arg(long, env = "EDGE_ITEMS_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
+    /// Environment for the component, as NAME=VALUE, or NAME to pass this
+    /// process's value on (e.g. an adapter component's AWS_* settings).
+    /// Repeatable.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+
     /// Seconds to let requests in flight finish after SIGINT/SIGTERM.
     #[arg(
         long,
@@ -97,7 +116,43 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Provision(ProvisionCommand::DynamoDb(args)) => {
+            runtime.block_on(provision_dynamodb(args))
+        }
     }
+}
+
+/// `--env` values: NAME=VALUE as given, NAME from this process.
+fn guest_env(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+            Some(_) => anyhow::bail!("--env `{spec}`: the name is empty"),
+            None => std::env::var(spec)
+                .map(|value| (spec.clone(), value))
+                .with_context(|| format!("--env {spec}: this process has no such variable")),
+        })
+        .collect()
+}
+
+async fn provision_dynamodb(args: DynamoDbArgs) -> anyhow::Result<()> {
+    let config = args.config().context("cannot configure DynamoDB")?;
+    let table = config.table().to_string();
+    let store = DynamoDbStore::new(config).context("cannot configure DynamoDB")?;
+    let provisioned = store
+        .provision()
+        .await
+        .with_context(|| format!("cannot provision table {table}"))?;
+    let how = if provisioned.created_table {
+        "created"
+    } else {
+        "already existed"
+    };
+    println!(
+        "table {table} is ready ({how}; indexes byUser and byStatus active, TTL on expiresAt)"
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -114,6 +169,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         component: args.component.clone(),
         cache_dir: Some(args.cache_dir()),
         max_body_bytes: args.max_body_bytes,
+        env: guest_env(&args.env)?,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(&config, store))
         .await
@@ -139,8 +195,10 @@ mod tests {
 
     fn serve(args: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from(["edge-items", "serve"].iter().chain(args)).unwrap();
-        let Command::Serve(args) = cli.command;
-        args
+        match cli.command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// The request body limit the guest enforces (`ITEMS_MAX_BODY_BYTES`).
     pub max_body_bytes: u64,
+    /// More environment for the guest (`--env`), e.g. an adapter's settings.
+    pub env: Vec<(String, String)>,
 }
 
 /// Why the runtime could not start.
@@ -59,7 +61,8 @@ pub enum RuntimeError {
     Load(#[from] LoadError),
     #[error(
         "the component {path} does not fit this host (it must be a wasi:http/proxy that \
-         imports at most WASI 0.2, wasi:http and edge-items:store/store): {cause:#}"
+         imports at most WASI 0.2, wasi:http and edge-items:store/store; a component that \
+         imports the store needs a --store other than `none`): {cause:#}"
     )]
     Link {
         path: PathBuf,
@@ -72,7 +75,7 @@ pub struct RequestState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    items: ItemStoreHost,
+    items: Option<ItemStoreHost>,
     limits: StoreLimits,
     /// Epoch ticks the guest has run for.
     ticks: u64,
@@ -101,8 +104,8 @@ impl WasiHttpView for RequestState {
 pub struct Runtime {
     engine: Engine,
     pre: ProxyPre<RequestState>,
-    store: Arc<dyn ItemStore>,
-    max_body_bytes: String,
+    store: Option<Arc<dyn ItemStore>>,
+    env: Vec<(String, String)>,
     slots: Arc<Semaphore>,
     pooling: bool,
 }
@@ -156,8 +159,13 @@ pub fn build_engine() -> Result<(Engine, bool), RuntimeError> {
 
 impl Runtime {
     /// Builds the engine, loads (or compiles) the component and links it.
-    /// Blocking: compiling can take seconds.
-    pub fn new(config: &RuntimeConfig, store: Arc<dyn ItemStore>) -> Result<Self, RuntimeError> {
+    /// Without a store, the item-store import is not provided: the
+    /// component must bring its own (an api component composed with an
+    /// adapter). Blocking: compiling can take seconds.
+    pub fn new(
+        config: &RuntimeConfig,
+        store: Option<Arc<dyn ItemStore>>,
+    ) -> Result<Self, RuntimeError> {
         let (engine, pooling) = build_engine()?;
         let (component, origin) =
             cache::load_component(&engine, &config.component, config.cache_dir.as_deref())?;
@@ -169,8 +177,15 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Engine)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(RuntimeError::Engine)?;
-        item_store_bindings::add_to_linker(&mut linker, |state| &mut state.items)
+        if store.is_some() {
+            item_store_bindings::add_to_linker(&mut linker, |state| {
+                state
+                    .items
+                    .as_mut()
+                    .expect("the import is linked only when a store is configured")
+            })
             .map_err(RuntimeError::Engine)?;
+        }
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let pre = ProxyPre::new(pre).map_err(link)?;
         tracing::info!(
@@ -184,7 +199,13 @@ impl Runtime {
             engine,
             pre,
             store,
-            max_body_bytes: config.max_body_bytes.to_string(),
+            env: [(
+                "ITEMS_MAX_BODY_BYTES".to_string(),
+                config.max_body_bytes.to_string(),
+            )]
+            .into_iter()
+            .chain(config.env.iter().cloned())
+            .collect(),
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
             pooling,
         })
@@ -197,7 +218,7 @@ impl Runtime {
 
     fn new_store(&self) -> Store<RequestState> {
         let mut wasi = WasiCtx::builder();
-        wasi.env("ITEMS_MAX_BODY_BYTES", &self.max_body_bytes);
+        wasi.envs(&self.env);
         // The guest's output goes to our stderr: stdout carries only the
         // `listening on` line that scripts read.
         wasi.stdout(std::io::stderr());
@@ -206,7 +227,7 @@ impl Runtime {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            items: ItemStoreHost::new(self.store.clone()),
+            items: self.store.clone().map(ItemStoreHost::new),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MAX_MEMORY_BYTES)
                 .instances(MAX_CORE_INSTANCES_PER_COMPONENT as usize)

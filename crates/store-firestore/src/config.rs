@@ -103,6 +103,12 @@ impl FirestoreConfig {
     /// [`ENV_CREDENTIALS`] (a key file), [`ENV_PROJECT`], [`ENV_DATABASE`],
     /// [`ENV_COLLECTION`].
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder_from_env().build()
+    }
+
+    /// The builder [`FirestoreConfig::from_env`] uses, for callers that
+    /// override some settings (the host's `--firestore-*` flags).
+    pub fn builder_from_env() -> FirestoreConfigBuilder {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut builder = Self::builder();
         if let Some(host) = var(ENV_EMULATOR_HOST) {
@@ -119,7 +125,7 @@ impl FirestoreConfig {
         if let Some(collection) = var(ENV_COLLECTION) {
             builder = builder.collection(collection);
         }
-        builder.build()
+        builder
     }
 }
 
