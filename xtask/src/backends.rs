@@ -147,7 +147,9 @@ fn dynamodb_local(dir: &Path) -> Result<Server> {
             ))
             .arg("-jar")
             .arg(lib.join("DynamoDBLocal.jar"))
-            .args(["-inMemory", "-port", &port.to_string()]),
+            .args(["-inMemory", "-port", &port.to_string()])
+            // It leaves a metadata file in its working directory.
+            .current_dir(dir),
         &log,
     )?;
     wait_for_port("DynamoDB Local", &mut child, port, &log)?;
