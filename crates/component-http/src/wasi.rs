@@ -77,15 +77,22 @@ pub(crate) fn send(
     // The body goes out after `handle`, so that a body larger than the
     // runtime's buffer streams instead of blocking.
     let written = write_body(&body, &parts.body, &deadline);
-    let finished = OutgoingBody::finish(body, None);
+    // A failed finish (the body did not match its length) fails the
+    // exchange too, so the answer below carries it.
+    let _ = OutgoingBody::finish(body, None);
     let answer = wait_for_response(&future, &deadline);
     drop(future);
-    // A failed write usually has its reason in the answer.
-    let incoming = match (answer, written, finished) {
-        (Ok(incoming), Ok(()), Ok(())) => incoming,
-        (Err(e), _, _) | (Ok(_), Err(e), _) => return Err(e),
-        (Ok(_), Ok(()), Err(code)) => return Err(error(&code, &deadline)),
+    // An answer is what counts, even when writing the body failed (a
+    // server may answer early). Without one, its reason is the better
+    // one; a failed write or finish is reported only when there is none.
+    let incoming = match answer {
+        Ok(incoming) => incoming,
+        Err(e @ TransportError::Timeout(_)) => {
+            return Err(written.err().unwrap_or(e));
+        }
+        Err(e) => return Err(e),
     };
+
     let status = incoming.status();
     let headers = incoming.headers().entries();
     let body = read_body(&incoming, &headers, options.max_response_bytes, &deadline);
@@ -182,12 +189,18 @@ fn write_all(
                 .map_err(|e| stream_error(e, deadline))?;
             bytes = &bytes[n..];
         }
-        stream.flush().map_err(|e| stream_error(e, deadline))?;
-        // The flush is done when the stream accepts writes again.
+        // Everything is written. The flush is done when the stream accepts
+        // writes again, or when the runtime closes it because the body is
+        // complete (it knows the content-length): both are success.
+        match stream.flush() {
+            Ok(()) => {}
+            Err(StreamError::Closed) => return Ok(()),
+            Err(e) => return Err(stream_error(e, deadline)),
+        }
         loop {
             match stream.check_write() {
                 Ok(0) => deadline.wait(&pollable)?,
-                Ok(_) => return Ok(()),
+                Ok(_) | Err(StreamError::Closed) => return Ok(()),
                 Err(e) => return Err(stream_error(e, deadline)),
             }
         }

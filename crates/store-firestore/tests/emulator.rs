@@ -953,7 +953,16 @@ async fn values_firestore_cannot_store_are_invalid_input() {
     for (value, why) in [
         (Value::Json("[[1,2]]".into()), "array"),
         (Value::Json(r#"{"__x__":1}"#.into()), "__x__"),
-        (number("1e400"), "range"),
+        (number("1e400"), "cannot be stored exactly"),
+        // Beyond i64 and beyond a double's precision: refused, not rounded.
+        (
+            number("12345678901234567890123"),
+            "cannot be stored exactly",
+        ),
+        (
+            Value::Json("[0.1000000000000000055511151231257827]".into()),
+            "cannot be stored exactly",
+        ),
     ] {
         let r = env.store.create(item("v", vec![("n", value)])).await;
         assert!(
