@@ -9,6 +9,7 @@
 //! ```
 
 mod backends;
+mod compose;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +18,11 @@ use anyhow::{Context, Result, bail};
 
 /// The guest and adapter components, built for wasm32-wasip2.
 const COMPONENTS: &[&str] = &["api", "dynamodb-adapter", "firestore-adapter"];
+/// Pre-composed components (target/components/NAME.wasm): api + adapter.
+const COMPOSED: &[(&str, &str)] = &[
+    ("api-dynamodb", "dynamodb_adapter"),
+    ("api-firestore", "firestore_adapter"),
+];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() -> ExitCode {
@@ -137,13 +143,24 @@ fn host_binary(root: &Path) -> PathBuf {
     root.join("target/release/edge-items")
 }
 
-fn build(_root: &Path) -> Result<()> {
+/// Where `cargo xtask build` leaves a pre-composed component.
+pub fn composed_path(root: &Path, name: &str) -> PathBuf {
+    root.join("target/components").join(format!("{name}.wasm"))
+}
+
+fn build(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     run_ok(
         cargo()
             .args(["build", "--release", "--target", WASM_TARGET])
             .args(component_packages()),
     )?;
+    let api = component_path(root, "api");
+    for (name, adapter) in COMPOSED {
+        let out = composed_path(root, name);
+        compose::plug(&api, &component_path(root, adapter), &out)?;
+        eprintln!("xtask: composed {}", out.display());
+    }
     run_ok(cargo().args(["build", "--release", "-p", "edge-items-host"]))?;
     Ok(())
 }
