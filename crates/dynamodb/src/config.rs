@@ -88,7 +88,7 @@ pub const TABLE_VARIABLE: &str = "EDGE_ITEMS_DYNAMODB_TABLE";
 pub enum EnvError {
     #[error("{0} is not set; set it to use the DynamoDB store")]
     Missing(&'static str),
-    #[error("{variable} is not valid: {reason}")]
+    #[error("{variable}: {reason}")]
     Invalid {
         variable: &'static str,
         reason: ConfigError,
