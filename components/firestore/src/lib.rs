@@ -41,18 +41,31 @@ use config::Config;
 static STATE: Mutex<Option<Config>> = Mutex::new(None);
 
 /// Runs the operation `make` builds, with the instance's configuration.
+/// Backend trouble is also written to stderr (the runtime's log), since
+/// the API answers it with a 5xx that does not show the cause; messages
+/// never carry a credential.
 fn run<O: Operation>(
+    operation: &'static str,
     make: impl FnOnce(&firestore_protocol::Firestore) -> O,
 ) -> Result<O::Output, StoreError> {
-    let mut state = STATE
+    let result = STATE
         .lock()
-        .map_err(|_| StoreError::Backend("the adapter's state lock is poisoned".into()))?;
-    let config = match &mut *state {
-        Some(config) => config,
-        empty => empty.insert(Config::from_env()?),
-    };
-    let op = make(&config.firestore);
-    transport::run(&mut config.credentials, op)
+        .map_err(|_| StoreError::Backend("the adapter's state lock is poisoned".into()))
+        .and_then(|mut state| {
+            let config = match &mut *state {
+                Some(config) => config,
+                empty => empty.insert(Config::from_env()?),
+            };
+            let op = make(&config.firestore);
+            transport::run(&mut config.credentials, op)
+        });
+    if let Err(
+        e @ (StoreError::Unavailable(_) | StoreError::Unauthorized(_) | StoreError::Backend(_)),
+    ) = &result
+    {
+        eprintln!("firestore-adapter: {operation} failed: {e}");
+    }
+    result
 }
 
 type WitResult<T> = Result<T, t::StoreError>;
@@ -63,7 +76,7 @@ pub struct Adapter;
 impl Guest for Adapter {
     fn get(id: String) -> WitResult<t::Item> {
         validate::id(&id).map_err(convert::error)?;
-        run(|fs| fs.get(&id, Timestamp::now()))
+        run("get", |fs| fs.get(&id, Timestamp::now()))
             .map(convert::item)
             .map_err(convert::error)
     }
@@ -71,7 +84,7 @@ impl Guest for Adapter {
     fn create(item: t::NewItem) -> WitResult<t::Item> {
         let item = convert::new_item(item);
         validate::new_item(&item).map_err(convert::error)?;
-        run(|fs| fs.create(item, Timestamp::now()))
+        run("create", |fs| fs.create(item, Timestamp::now()))
             .map(convert::item)
             .map_err(convert::error)
     }
@@ -82,7 +95,7 @@ impl Guest for Adapter {
     ) -> WitResult<(t::Item, t::PutOutcome)> {
         let item = convert::new_item(item);
         validate::new_item(&item).map_err(convert::error)?;
-        run(|fs| fs.put(item, expected_version, Timestamp::now()))
+        run("put", |fs| fs.put(item, expected_version, Timestamp::now()))
             .map(|(item, outcome)| (convert::item(item), convert::put_outcome(outcome)))
             .map_err(convert::error)
     }
@@ -95,28 +108,35 @@ impl Guest for Adapter {
         let patch = convert::patch(patch);
         validate::id(&id).map_err(convert::error)?;
         validate::patch(&patch).map_err(convert::error)?;
-        run(|fs| fs.update(&id, patch, expected_version, Timestamp::now()))
-            .map(convert::item)
-            .map_err(convert::error)
+        run("update", |fs| {
+            fs.update(&id, patch, expected_version, Timestamp::now())
+        })
+        .map(convert::item)
+        .map_err(convert::error)
     }
 
     fn delete(id: String, expected_version: Option<String>) -> WitResult<()> {
         validate::id(&id).map_err(convert::error)?;
-        run(|fs| fs.delete(&id, expected_version, Timestamp::now())).map_err(convert::error)
+        run("delete", |fs| {
+            fs.delete(&id, expected_version, Timestamp::now())
+        })
+        .map_err(convert::error)
     }
 
     fn increment(id: String, attribute: String, delta: i64) -> WitResult<t::Item> {
         validate::id(&id).map_err(convert::error)?;
         validate::increment(&attribute).map_err(convert::error)?;
-        run(|fs| fs.increment(&id, &attribute, delta, Timestamp::now()))
-            .map(convert::item)
-            .map_err(convert::error)
+        run("increment", |fs| {
+            fs.increment(&id, &attribute, delta, Timestamp::now())
+        })
+        .map(convert::item)
+        .map_err(convert::error)
     }
 
     fn batch(writes: Vec<t::BatchWrite>) -> WitResult<t::BatchResult> {
         let writes: Vec<_> = writes.into_iter().map(convert::batch_write).collect();
         validate::batch(&writes).map_err(convert::error)?;
-        run(|fs| fs.batch(writes, Timestamp::now()))
+        run("batch", |fs| fs.batch(writes, Timestamp::now()))
             .map(convert::batch_result)
             .map_err(convert::error)
     }
@@ -124,7 +144,7 @@ impl Guest for Adapter {
     fn query(query: t::Query) -> WitResult<t::Page> {
         let query = convert::query(query);
         validate::query(&query).map_err(convert::error)?;
-        run(|fs| fs.query(query, Timestamp::now()))
+        run("query", |fs| fs.query(query, Timestamp::now()))
             .map(convert::page)
             .map_err(convert::error)
     }

@@ -83,13 +83,12 @@ pub(crate) fn send(
     let answer = wait_for_response(&future, &deadline);
     drop(future);
     // An answer is what counts, even when writing the body failed (a
-    // server may answer early). Without one, its reason is the better
-    // one; a failed write or finish is reported only when there is none.
+    // server may answer early). A failed exchange names its own reason,
+    // except that a timeout after a failed write is reported as the write's
+    // failure, the cause.
     let incoming = match answer {
         Ok(incoming) => incoming,
-        Err(e @ TransportError::Timeout(_)) => {
-            return Err(written.err().unwrap_or(e));
-        }
+        Err(e @ TransportError::Timeout(_)) => return Err(written.err().unwrap_or(e)),
         Err(e) => return Err(e),
     };
 
@@ -296,7 +295,7 @@ fn stream_error(e: StreamError, deadline: &Deadline) -> TransportError {
         StreamError::Closed => TransportError::Broken("the connection closed early".into()),
         StreamError::LastOperationFailed(io) => match http_error_code(&io) {
             Some(code) => error(&code, deadline),
-            None => TransportError::Broken("the connection failed".into()),
+            None => TransportError::Broken("the body stream failed".into()),
         },
     }
 }
