@@ -33,6 +33,12 @@ pub enum Backend {
     ComposedDynamoDb,
     /// The api component composed with the Firestore adapter component.
     ComposedFirestore,
+    /// The host's native DynamoDB store on moto with SigV4 and IAM
+    /// enforced (one moto per test process, one table per server): the
+    /// table is provisioned by an admin user, and the host signs as a user
+    /// holding only the run-time statement of
+    /// crates/store-dynamodb/iam-policy.json.
+    MotoDynamoDb,
 }
 
 impl Backend {
@@ -96,13 +102,13 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates a fresh DynamoDB table with the host's own provisioning
 /// command, as a user would.
-fn provision_dynamodb_table(table: &str) {
+fn provision_dynamodb_table(table: &str, endpoint: &str, aws_env: &[(String, String)]) {
     let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
-    let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", Backend::DynamoDb);
     let out = Command::new(bin)
         .args(["provision", "dynamodb", "--dynamodb-table", table])
-        .args(["--dynamodb-endpoint", &endpoint])
-        .envs(LOCAL_AWS_ENV)
+        .args(["--dynamodb-endpoint", endpoint])
+        .envs(aws_env.iter().map(|(k, v)| (k, v)))
+        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .expect("run edge-items provision");
     assert!(
@@ -122,6 +128,8 @@ pub struct Server {
     extra_args: Vec<String>,
     /// The table or project this server's data lives in (cloud backends).
     namespace: String,
+    /// Environment for the host process (the AWS key it signs with on moto).
+    env: Vec<(String, String)>,
     client: reqwest::Client,
 }
 
@@ -133,13 +141,36 @@ impl Server {
 
     /// Starts a host with extra `serve` arguments (e.g. a body limit).
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Server {
+        let key = (backend == Backend::MotoDynamoDb).then(|| moto::shared().service.clone());
+        Self::start_signed(backend, extra_args, key.as_ref())
+    }
+
+    /// Starts a host on [`Backend::MotoDynamoDb`] that signs with `key`
+    /// (e.g. a user from [`moto_service_user_without`]).
+    pub fn start_on_moto_as(key: &AwsKey) -> Server {
+        Self::start_signed(Backend::MotoDynamoDb, &[], Some(key))
+    }
+
+    fn start_signed(backend: Backend, extra_args: &[&str], key: Option<&AwsKey>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         let namespace = unique("items").to_lowercase();
-        if matches!(backend, Backend::DynamoDb | Backend::ComposedDynamoDb) {
-            provision_dynamodb_table(&namespace);
+        let mut env = Vec::new();
+        match backend {
+            Backend::DynamoDb | Backend::ComposedDynamoDb => {
+                let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
+                let local = LOCAL_AWS_ENV.map(|(k, v)| (k.to_string(), v.to_string()));
+                provision_dynamodb_table(&namespace, &endpoint, &local);
+            }
+            Backend::MotoDynamoDb => {
+                // Provisioning is a deployment task: the admin does it.
+                let moto = moto::shared();
+                provision_dynamodb_table(&namespace, &moto.endpoint, &moto.admin.env());
+                env = key.expect("a key to sign with").env();
+            }
+            _ => {}
         }
-        Self::launch(backend, dir, extra_args, namespace)
+        Self::launch(backend, dir, extra_args, namespace, env)
     }
 
     fn launch(
@@ -147,6 +178,7 @@ impl Server {
         dir: tempfile::TempDir,
         extra_args: Vec<String>,
         namespace: String,
+        env: Vec<(String, String)>,
     ) -> Server {
         let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
         let wasm = match backend {
@@ -179,6 +211,7 @@ impl Server {
             .arg("--cache-dir")
             .arg(workspace_root().join("target/edge-items-cache"))
             .args(&extra_args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,6 +256,12 @@ impl Server {
                     .arg("--env")
                     .arg(format!("GOOGLE_CLOUD_PROJECT={namespace}"));
             }
+            Backend::MotoDynamoDb => {
+                command
+                    .args(["--store", "dynamodb", "--dynamodb-table", &namespace])
+                    .args(["--dynamodb-endpoint", &moto::shared().endpoint])
+                    .env_remove("AWS_SESSION_TOKEN");
+            }
         }
         let mut child = command.spawn().expect("start edge-items");
         let stdout = child.stdout.take().expect("stdout");
@@ -255,6 +294,7 @@ impl Server {
             dir,
             extra_args,
             namespace,
+            env,
             client,
         }
     }
@@ -270,9 +310,10 @@ impl Server {
         let backend = self.backend;
         let extra_args = std::mem::take(&mut self.extra_args);
         let namespace = std::mem::take(&mut self.namespace);
+        let env = std::mem::take(&mut self.env);
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         drop(self);
-        Self::launch(backend, dir, extra_args, namespace)
+        Self::launch(backend, dir, extra_args, namespace, env)
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -293,6 +334,11 @@ impl Server {
     /// The host's log so far (stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
+    }
+
+    /// The DynamoDB table or Firestore project of this server's items.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -406,5 +452,148 @@ impl Response {
             self.text
         );
         detail
+    }
+}
+
+/// Runs `tests/interop/SCRIPT` with python3 and returns the JSON it prints.
+pub fn python(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Value {
+    let path = workspace_root().join("tests/interop").join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {PYTHON_HELP}"));
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed: {}\n{PYTHON_HELP}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+const PYTHON_HELP: &str = "the interop tests need python3 with boto3, moto[server] and \
+    google-cloud-firestore; .ci/run installs them (pip install 'moto[server]' boto3 \
+    google-cloud-firestore)";
+
+/// An AWS access key of a moto IAM user.
+#[derive(Debug, Clone)]
+pub struct AwsKey {
+    pub id: String,
+    pub secret: String,
+}
+
+impl AwsKey {
+    fn from_json(v: &Value) -> AwsKey {
+        let field = |name: &str| {
+            v[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {name} in {v}"))
+                .to_string()
+        };
+        AwsKey {
+            id: field("AccessKeyId"),
+            secret: field("SecretAccessKey"),
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", self.id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec()
+    }
+}
+
+/// The keys of the shared moto's admin and service user (to check that no
+/// response ever shows them).
+pub fn moto_keys() -> [AwsKey; 2] {
+    let moto = moto::shared();
+    [moto.admin.clone(), moto.service.clone()]
+}
+
+/// A new user on the shared moto whose policy is the service's run-time
+/// statement without `action` (e.g. `dynamodb:UpdateItem`).
+pub fn moto_service_user_without(action: &str) -> AwsKey {
+    let moto = moto::shared();
+    let name = unique("no-action");
+    let spec = format!("{name}:{action}");
+    let policy = workspace_root().join(moto::POLICY);
+    let admin = moto.admin.env();
+    let envs: Vec<(&str, &str)> = admin
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    AwsKey::from_json(&python(
+        "moto_iam.py",
+        &[&moto.endpoint, &policy.to_string_lossy(), &spec],
+        &envs,
+    ))
+}
+
+mod moto {
+    //! One moto server per test process (tests/interop/moto_server.py).
+    //! It stops when its stdin closes, that is when this process exits,
+    //! however it exits, so no server outlives the tests.
+
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::OnceLock;
+
+    use super::{AwsKey, PYTHON_HELP, workspace_root};
+
+    /// The policy the service user gets (its run-time statement).
+    pub const POLICY: &str = "crates/store-dynamodb/iam-policy.json";
+
+    pub struct Moto {
+        pub endpoint: String,
+        /// Full access: provisions tables and creates users.
+        pub admin: AwsKey,
+        /// The run-time statement of [`POLICY`] only.
+        pub service: AwsKey,
+        /// Kept open for the life of the process (see the module doc).
+        _stdin: ChildStdin,
+        /// Never waited for: it exits after this process does.
+        _child: Child,
+    }
+
+    pub fn shared() -> &'static Moto {
+        static MOTO: OnceLock<Moto> = OnceLock::new();
+        MOTO.get_or_init(start)
+    }
+
+    fn start() -> Moto {
+        let root = workspace_root();
+        let mut child = Command::new("python3")
+            .arg(root.join("tests/interop/moto_server.py"))
+            .arg(root.join(POLICY))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {PYTHON_HELP}"));
+        let stdin = child.stdin.take().expect("stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read moto_server.py");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!("moto_server.py did not start (its error is above); {PYTHON_HELP}")
+        });
+        Moto {
+            endpoint: v["endpoint"].as_str().expect("endpoint").to_string(),
+            admin: AwsKey::from_json(&v["admin"]),
+            service: AwsKey::from_json(&v["service"]),
+            _stdin: stdin,
+            _child: child,
+        }
     }
 }
