@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask build            components (wasm32-wasip2) and the host, release
+//! cargo xtask build-components the components only (spin.toml's build command)
 //! cargo xtask serve [ARGS..]   build, then `edge-items serve ARGS..` (embedded store by default)
 //! cargo xtask test [ARGS..]    build, start the local backends, run every test, stop them
 //! cargo xtask lint             cargo fmt --check and clippy -D warnings, native and wasm
@@ -17,7 +18,16 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 /// The guest and adapter components, built for wasm32-wasip2.
-const COMPONENTS: &[&str] = &["api", "dynamodb-adapter", "firestore-adapter"];
+const COMPONENTS: &[&str] = &[
+    "api",
+    "dynamodb-adapter",
+    "firestore-adapter",
+    "spin-sqlite-adapter",
+];
+/// Adapters that also get a Spin flavour (target/components/NAME-spin.wasm),
+/// whose configuration comes from Spin variables before the environment
+/// (component-http's `spin-variables` feature).
+const SPIN_FLAVOURS: &[&str] = &["dynamodb-adapter", "firestore-adapter"];
 /// Pre-composed components (target/components/NAME.wasm): api + adapter.
 const COMPOSED: &[(&str, &str)] = &[
     ("api-dynamodb", "dynamodb_adapter"),
@@ -44,6 +54,10 @@ fn run() -> Result<ExitCode> {
     match command.as_str() {
         "build" => {
             build(&root)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "build-components" => {
+            build_components(&root)?;
             Ok(ExitCode::SUCCESS)
         }
         "serve" => {
@@ -84,6 +98,19 @@ fn run() -> Result<ExitCode> {
                     .args(component_packages())
                     .args(["--", "-D", "warnings"]),
             )?;
+            // The Spin flavour's code, compiled only with its feature.
+            run_ok(cargo().args([
+                "clippy",
+                "--target",
+                WASM_TARGET,
+                "-p",
+                "component-http",
+                "--features",
+                "spin-variables",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
             Ok(ExitCode::SUCCESS)
         }
         "backends" => {
@@ -98,7 +125,7 @@ fn run() -> Result<ExitCode> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask build | serve [ARGS..] | test [ARGS..] | lint | backends"
+                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | backends"
             );
             Ok(ExitCode::from(2))
         }
@@ -149,19 +176,59 @@ pub fn composed_path(root: &Path, name: &str) -> PathBuf {
 }
 
 fn build(root: &Path) -> Result<()> {
+    build_components(root)?;
+    run_ok(cargo().args(["build", "--release", "-p", "edge-items-host"]))?;
+    Ok(())
+}
+
+/// The components, their Spin flavours and the pre-composed components.
+fn build_components(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     run_ok(
         cargo()
             .args(["build", "--release", "--target", WASM_TARGET])
             .args(component_packages()),
     )?;
+    build_spin_flavours(root)?;
     let api = component_path(root, "api");
     for (name, adapter) in COMPOSED {
         let out = composed_path(root, name);
         compose::plug(&api, &component_path(root, adapter), &out)?;
         eprintln!("xtask: composed {}", out.display());
     }
-    run_ok(cargo().args(["build", "--release", "-p", "edge-items-host"]))?;
+    Ok(())
+}
+
+/// Builds the adapters with `spin-variables` in a target dir of their own
+/// (the same crates with another feature set would otherwise overwrite the
+/// default flavours, which must stay free of Spin imports) and copies them
+/// to target/components/NAME-spin.wasm, where spin.dynamodb.toml and
+/// spin.firestore.toml take them.
+fn build_spin_flavours(root: &Path) -> Result<()> {
+    let target_dir = root.join("target/spin");
+    let mut command = cargo();
+    command
+        .args(["build", "--release", "--target", WASM_TARGET])
+        .args(["--features", "component-http/spin-variables"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for adapter in SPIN_FLAVOURS {
+        command.args(["-p", adapter]);
+    }
+    run_ok(&mut command)?;
+    for adapter in SPIN_FLAVOURS {
+        let built = target_dir
+            .join(WASM_TARGET)
+            .join("release")
+            .join(format!("{}.wasm", adapter.replace('-', "_")));
+        let out = root
+            .join("target/components")
+            .join(format!("{adapter}-spin.wasm"));
+        std::fs::create_dir_all(root.join("target/components"))?;
+        std::fs::copy(&built, &out)
+            .with_context(|| format!("copying {} to {}", built.display(), out.display()))?;
+        eprintln!("xtask: Spin flavour {}", out.display());
+    }
     Ok(())
 }
 

@@ -39,6 +39,8 @@ use wasi as platform;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
+#[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
+mod spin_variables;
 #[cfg(not(target_arch = "wasm32"))]
 use native as platform;
 
@@ -106,7 +108,18 @@ pub fn now_unix() -> i64 {
 /// A configuration value from the environment (`wasi:cli/environment`
 /// inside a component): `None` when unset, blank or not UTF-8, so that an
 /// empty `--env NAME=` counts as unset.
+///
+/// With the `spin-variables` feature, the Spin variable of the lowercased
+/// name comes first (`AWS_REGION`: `aws_region`), since Spin gives a
+/// component only its manifest's fixed `environment`, while settings and
+/// secrets come from `spin up`'s variables (`SPIN_VARIABLE_*`, runtime
+/// config, a cloud's secret store). An undefined or blank variable falls
+/// back to the environment.
 pub fn env(name: &str) -> Option<String> {
+    #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
+    if let Some(value) = spin_variables::get(name) {
+        return Some(value);
+    }
     std::env::var(name)
         .ok()
         .map(|value| value.trim().to_owned())
