@@ -900,19 +900,26 @@ pub async fn keep_alive_and_request_log(backend: Backend) {
         }
         assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     }
-    let log = s.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("GET") && l.contains("/healthz") && l.contains("200")),
-        "one log line per request with method, path and status:\n{log}"
-    );
+    // The request log is the server's, not the component's: only checked
+    // where the server writes one (our host; not wasmtime serve, whose log
+    // format is not ours).
+    if backend.logs_requests() {
+        let log = s.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("GET") && l.contains("/healthz") && l.contains("200")),
+            "one log line per request with method, path and status:\n{log}"
+        );
+    }
 }
 
 pub async fn graceful_shutdown(backend: Backend) {
     let mut s = Server::start(backend);
     s.create(&json!({"id": "before-stop"})).await;
     let status = s.terminate();
-    assert!(status.success(), "exit status on SIGTERM: {status}");
+    // Success for our host; a runtime that leaves SIGTERM to its default
+    // action (wasmtime serve) must die by exactly that signal.
+    backend.assert_sigterm_exit(status);
 }
 
 /// Generates one `#[tokio::test]` per conformance case for a backend.

@@ -39,13 +39,62 @@ pub enum Backend {
     /// holding only the run-time statement of
     /// crates/store-dynamodb/iam-policy.json.
     MotoDynamoDb,
+    /// `target/components/api-dynamodb.wasm` under `wasmtime serve` from
+    /// wasmtime-cli (`WASMTIME_BIN`, or `wasmtime` on PATH), configured
+    /// with `--env`, on DynamoDB Local; one fresh table per server.
+    WasmtimeServeDynamoDb,
+    /// `target/components/api-firestore.wasm` under `wasmtime serve`, on
+    /// the Firestore emulator; one fresh project per server.
+    WasmtimeServeFirestore,
 }
 
 impl Backend {
     /// Whether numbers of any size and precision survive (Firestore keeps
     /// only 64-bit integers and doubles, and refuses the rest).
     pub fn keeps_any_number(self) -> bool {
-        !matches!(self, Backend::Firestore | Backend::ComposedFirestore)
+        !matches!(
+            self,
+            Backend::Firestore | Backend::ComposedFirestore | Backend::WasmtimeServeFirestore
+        )
+    }
+
+    /// Whether the server is `wasmtime serve` rather than our host.
+    pub fn is_wasmtime_serve(self) -> bool {
+        matches!(
+            self,
+            Backend::WasmtimeServeDynamoDb | Backend::WasmtimeServeFirestore
+        )
+    }
+
+    /// Whether the server writes one log line per request (method, path,
+    /// status). Our host does; `wasmtime serve` logs no requests at all,
+    /// only the guest's own output, and it is not ours to change.
+    pub fn logs_requests(self) -> bool {
+        !self.is_wasmtime_serve()
+    }
+
+    /// Whether the server exits with status 0 on SIGTERM. Our host shuts
+    /// down gracefully; `wasmtime serve` 48 handles only Ctrl-C (SIGINT)
+    /// and leaves SIGTERM to its default action, so it dies by the signal.
+    pub fn exits_zero_on_sigterm(self) -> bool {
+        !self.is_wasmtime_serve()
+    }
+
+    /// Asserts the exit status a SIGTERM must give on this backend: success
+    /// for our host, death by exactly that signal (no crash, no hang) for a
+    /// runtime that does not handle it.
+    #[track_caller]
+    pub fn assert_sigterm_exit(self, status: std::process::ExitStatus) {
+        use std::os::unix::process::ExitStatusExt;
+        if self.exits_zero_on_sigterm() {
+            assert!(status.success(), "exit status on SIGTERM: {status}");
+        } else {
+            assert_eq!(
+                status.signal(),
+                Some(15),
+                "exit status on SIGTERM: {status}"
+            );
+        }
     }
 }
 
@@ -84,6 +133,30 @@ fn artefact(var: &str, default: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The api component every run uses: the host serves this file, and the
+/// composed components embed its bytes unchanged (tests/same_component.rs).
+pub fn api_wasm() -> PathBuf {
+    artefact(
+        "EDGE_ITEMS_API_WASM",
+        "target/wasm32-wasip2/release/api.wasm",
+    )
+}
+
+/// `target/components/api-<store>.wasm`: the api component composed with
+/// the `store` adapter (`dynamodb` or `firestore`) by `cargo xtask build`.
+pub fn composed_wasm(store: &str) -> PathBuf {
+    let var = format!("EDGE_ITEMS_API_{}_WASM", store.to_uppercase());
+    artefact(&var, &format!("target/components/api-{store}.wasm"))
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("http client")
 }
 
 /// A name no other test in this run uses (for tables, projects, user ids).
@@ -157,7 +230,7 @@ impl Server {
         let namespace = unique("items").to_lowercase();
         let mut env = Vec::new();
         match backend {
-            Backend::DynamoDb | Backend::ComposedDynamoDb => {
+            Backend::DynamoDb | Backend::ComposedDynamoDb | Backend::WasmtimeServeDynamoDb => {
                 let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
                 let local = LOCAL_AWS_ENV.map(|(k, v)| (k.to_string(), v.to_string()));
                 provision_dynamodb_table(&namespace, &endpoint, &local);
@@ -180,20 +253,24 @@ impl Server {
         namespace: String,
         env: Vec<(String, String)>,
     ) -> Server {
+        if backend.is_wasmtime_serve() {
+            let (child, base) = wasmtime_serve::spawn(backend, dir.path(), &extra_args, &namespace);
+            return Server {
+                base,
+                backend,
+                child,
+                dir,
+                extra_args,
+                namespace,
+                env,
+                client: http_client(),
+            };
+        }
         let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
         let wasm = match backend {
-            Backend::ComposedDynamoDb => artefact(
-                "EDGE_ITEMS_API_DYNAMODB_WASM",
-                "target/components/api-dynamodb.wasm",
-            ),
-            Backend::ComposedFirestore => artefact(
-                "EDGE_ITEMS_API_FIRESTORE_WASM",
-                "target/components/api-firestore.wasm",
-            ),
-            _ => artefact(
-                "EDGE_ITEMS_API_WASM",
-                "target/wasm32-wasip2/release/api.wasm",
-            ),
+            Backend::ComposedDynamoDb => composed_wasm("dynamodb"),
+            Backend::ComposedFirestore => composed_wasm("firestore"),
+            _ => api_wasm(),
         };
         let log_path = dir.path().join("host.log");
         let log = std::fs::OpenOptions::new()
@@ -262,6 +339,9 @@ impl Server {
                     .args(["--dynamodb-endpoint", &moto::shared().endpoint])
                     .env_remove("AWS_SESSION_TOKEN");
             }
+            Backend::WasmtimeServeDynamoDb | Backend::WasmtimeServeFirestore => {
+                unreachable!("started by wasmtime_serve::spawn")
+            }
         }
         let mut child = command.spawn().expect("start edge-items");
         let stdout = child.stdout.take().expect("stdout");
@@ -282,11 +362,6 @@ impl Server {
                 panic!("edge-items did not start on {backend:?}; its log:\n{log}");
             }
         };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("http client");
         Server {
             base,
             backend,
@@ -295,7 +370,7 @@ impl Server {
             extra_args,
             namespace,
             env,
-            client,
+            client: http_client(),
         }
     }
 
@@ -303,10 +378,7 @@ impl Server {
     /// again on the same data.
     pub fn restart(mut self) -> Server {
         let status = self.terminate();
-        assert!(
-            status.success(),
-            "edge-items exited with {status} on SIGTERM"
-        );
+        self.backend.assert_sigterm_exit(status);
         let backend = self.backend;
         let extra_args = std::mem::take(&mut self.extra_args);
         let namespace = std::mem::take(&mut self.namespace);
@@ -594,6 +666,158 @@ mod moto {
             service: AwsKey::from_json(&v["service"]),
             _stdin: stdin,
             _child: child,
+        }
+    }
+}
+
+mod wasmtime_serve {
+    //! A composed component under `wasmtime serve` from wasmtime-cli, run
+    //! the way docs/deploy.md tells users to run it:
+    //! `wasmtime serve -Scli --addr 127.0.0.1:0 --env NAME=VALUE.. api-<store>.wasm`.
+    //! `-Scli` gives the guest wasi:cli (its environment) besides
+    //! wasi:http; the settings reach it through `--env` only.
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{OnceLock, mpsc};
+    use std::time::Duration;
+
+    use super::{Backend, LOCAL_AWS_ENV, composed_wasm, required_env};
+
+    /// The wasmtime-cli release .ci/run installs (pinned with the toolchain:
+    /// the newest that builds on Rust 1.95).
+    pub const VERSION: &str = "48.0.8";
+
+    /// `--max-concurrent-requests`, as docs/deploy.md gives it.
+    const MAX_CONCURRENT_REQUESTS: &str = "100";
+
+    /// `WASMTIME_BIN`, else `wasmtime` from PATH, checked once to be
+    /// wasmtime-cli [`VERSION`].
+    fn binary() -> &'static Path {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        BIN.get_or_init(|| {
+            let bin = std::env::var_os("WASMTIME_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("wasmtime"));
+            let install = format!(
+                "install it with `cargo install wasmtime-cli --version {VERSION} --locked` \
+                 (.ci/run does), or point WASMTIME_BIN at one"
+            );
+            let out = Command::new(&bin)
+                .arg("--version")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {} ({e}); {install}", bin.display()));
+            let version = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                version.starts_with(&format!("wasmtime {VERSION}")),
+                "{} reports {:?}, the tests need wasmtime-cli {VERSION}; {install}",
+                bin.display(),
+                version.trim()
+            );
+            bin
+        })
+    }
+
+    /// The `--env` settings the component gets on `backend`.
+    fn settings(backend: Backend, namespace: &str) -> Vec<String> {
+        match backend {
+            Backend::WasmtimeServeDynamoDb => {
+                let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
+                let mut env: Vec<String> = LOCAL_AWS_ENV
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                env.push(format!("AWS_ENDPOINT_URL_DYNAMODB={endpoint}"));
+                env.push(format!("EDGE_ITEMS_DYNAMODB_TABLE={namespace}"));
+                env
+            }
+            Backend::WasmtimeServeFirestore => {
+                let host = required_env("FIRESTORE_EMULATOR_HOST", backend);
+                vec![
+                    format!("FIRESTORE_EMULATOR_HOST={host}"),
+                    format!("GOOGLE_CLOUD_PROJECT={namespace}"),
+                ]
+            }
+            other => unreachable!("{other:?} is not served by wasmtime serve"),
+        }
+    }
+
+    /// The host's `serve` options the cases use, as the component's own
+    /// environment variables.
+    fn translate(extra_args: &[String]) -> Vec<String> {
+        let mut env = Vec::new();
+        let mut args = extra_args.iter();
+        while let Some(arg) = args.next() {
+            match (arg.as_str(), args.next()) {
+                ("--max-body-bytes", Some(n)) => env.push(format!("ITEMS_MAX_BODY_BYTES={n}")),
+                _ => panic!("no wasmtime serve equivalent for host arguments {extra_args:?}"),
+            }
+        }
+        env
+    }
+
+    /// Starts `wasmtime serve` on a free port; returns it and its base URL
+    /// once it listens. Its output goes to `dir/host.log`.
+    pub fn spawn(
+        backend: Backend,
+        dir: &Path,
+        extra_args: &[String],
+        namespace: &str,
+    ) -> (Child, String) {
+        let wasm = match backend {
+            Backend::WasmtimeServeDynamoDb => composed_wasm("dynamodb"),
+            _ => composed_wasm("firestore"),
+        };
+        let log_path = dir.join("host.log");
+        let open_log = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("log file")
+        };
+        let mut command = Command::new(binary());
+        command.args(["serve", "-Scli", "--addr", "127.0.0.1:0"]);
+        // Each request instantiates the composed component (7 core
+        // instances, 2 memories); wasmtime's pooling allocator holds 1000
+        // core instances by default, so more than ~140 requests at once
+        // would fail with 500. Capped, the rest wait their turn.
+        command.args(["--max-concurrent-requests", MAX_CONCURRENT_REQUESTS]);
+        for setting in settings(backend, namespace)
+            .into_iter()
+            .chain(translate(extra_args))
+        {
+            command.arg("--env").arg(setting);
+        }
+        command
+            .arg(&wasm)
+            .stdin(Stdio::null())
+            .stdout(open_log())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start wasmtime serve");
+        // wasmtime serve announces its address on stderr:
+        // "Serving HTTP on http://127.0.0.1:PORT/".
+        let stderr = child.stderr.take().expect("stderr");
+        let mut log = open_log();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if let Some(url) = line.strip_prefix("Serving HTTP on ") {
+                    let _ = tx.send(url.trim().trim_end_matches('/').to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => (child, base),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("wasmtime serve did not start on {backend:?}; its output:\n{log}");
+            }
         }
     }
 }
