@@ -3,7 +3,7 @@
 //! example reqwest natively, wasi:http in a component) signs each call with
 //! [`crate::DynamoDb::sign`], sends it, and feeds the response back:
 //!
-//! ```ignore
+//! ```text
 //! let mut step = exchange.start();
 //! loop {
 //!     match step {
