@@ -46,6 +46,13 @@ pub enum Backend {
     /// `target/components/api-firestore.wasm` under `wasmtime serve`, on
     /// the Firestore emulator; one fresh project per server.
     WasmtimeServeFirestore,
+    /// `spin up -f spin.toml` (Spin from `SPIN_BIN`, or `spin` on PATH):
+    /// the api component with the spin-sqlite adapter as its component
+    /// dependency; one fresh state directory, so database, per server.
+    SpinEmbedded,
+    /// `spin up -f spin.dynamodb.toml` on DynamoDB Local, configured with
+    /// `SPIN_VARIABLE_*`; one fresh table per server.
+    SpinDynamoDb,
 }
 
 impl Backend {
@@ -56,6 +63,11 @@ impl Backend {
             self,
             Backend::Firestore | Backend::ComposedFirestore | Backend::WasmtimeServeFirestore
         )
+    }
+
+    /// Whether the server is `spin up`.
+    pub fn is_spin(self) -> bool {
+        matches!(self, Backend::SpinEmbedded | Backend::SpinDynamoDb)
     }
 
     /// Whether the server is `wasmtime serve` rather than our host.
@@ -230,7 +242,10 @@ impl Server {
         let namespace = unique("items").to_lowercase();
         let mut env = Vec::new();
         match backend {
-            Backend::DynamoDb | Backend::ComposedDynamoDb | Backend::WasmtimeServeDynamoDb => {
+            Backend::DynamoDb
+            | Backend::ComposedDynamoDb
+            | Backend::WasmtimeServeDynamoDb
+            | Backend::SpinDynamoDb => {
                 let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
                 let local = LOCAL_AWS_ENV.map(|(k, v)| (k.to_string(), v.to_string()));
                 provision_dynamodb_table(&namespace, &endpoint, &local);
@@ -255,6 +270,19 @@ impl Server {
     ) -> Server {
         if backend.is_wasmtime_serve() {
             let (child, base) = wasmtime_serve::spawn(backend, dir.path(), &extra_args, &namespace);
+            return Server {
+                base,
+                backend,
+                child,
+                dir,
+                extra_args,
+                namespace,
+                env,
+                client: http_client(),
+            };
+        }
+        if backend.is_spin() {
+            let (child, base) = spin::spawn(backend, dir.path(), &extra_args, &namespace);
             return Server {
                 base,
                 backend,
@@ -342,6 +370,7 @@ impl Server {
             Backend::WasmtimeServeDynamoDb | Backend::WasmtimeServeFirestore => {
                 unreachable!("started by wasmtime_serve::spawn")
             }
+            Backend::SpinEmbedded | Backend::SpinDynamoDb => unreachable!("started by spin::spawn"),
         }
         let mut child = command.spawn().expect("start edge-items");
         let stdout = child.stdout.take().expect("stdout");
@@ -471,6 +500,14 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.backend.is_spin() && matches!(self.child.try_wait(), Ok(None)) {
+            // spin up runs its trigger as a child process, which killing
+            // spin up alone would leave running: kill the whole group.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -817,6 +854,170 @@ mod wasmtime_serve {
                 let _ = child.wait();
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 panic!("wasmtime serve did not start on {backend:?}; its output:\n{log}");
+            }
+        }
+    }
+}
+
+mod spin {
+    //! The api component under `spin up`, run from the repository's
+    //! manifests the way the README tells users to: spin.toml (the
+    //! spin-sqlite adapter) and spin.dynamodb.toml (settings as
+    //! `SPIN_VARIABLE_*`). Spin composes the api component with the
+    //! adapter itself, from `[component.api.dependencies]`.
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::CommandExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{OnceLock, mpsc};
+    use std::time::Duration;
+
+    use super::{Backend, api_wasm, required_env, workspace_root};
+
+    /// `SPIN_BIN`, else `spin` from PATH, checked once to run and to be
+    /// Spin 3 or later (component dependencies came with Spin 3).
+    fn binary() -> &'static Path {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        BIN.get_or_init(|| {
+            let bin = std::env::var_os("SPIN_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("spin"));
+            let install = "install Spin with its installer (https://spinframework.dev), \
+                or here with ../shared/tools/spin/install (.ci/run does), or point SPIN_BIN at one";
+            let out = Command::new(&bin)
+                .arg("--version")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {} ({e}); {install}", bin.display()));
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let major = version
+                .strip_prefix("spin ")
+                .and_then(|v| v.split('.').next())
+                .and_then(|m| m.parse::<u32>().ok());
+            assert!(
+                major.is_some_and(|m| m >= 3),
+                "{} reports {version:?}, the tests need Spin 3 or later; {install}",
+                bin.display()
+            );
+            bin
+        })
+    }
+
+    /// The manifest of `backend`, and the variables it needs.
+    fn manifest(backend: Backend, namespace: &str) -> (&'static str, Vec<(String, String)>) {
+        match backend {
+            Backend::SpinEmbedded => ("spin.toml", Vec::new()),
+            Backend::SpinDynamoDb => {
+                let endpoint = required_env("EDGE_ITEMS_DYNAMODB_ENDPOINT", backend);
+                let variables = [
+                    ("AWS_ACCESS_KEY_ID", "local"),
+                    ("AWS_SECRET_ACCESS_KEY", "local"),
+                    ("AWS_REGION", "us-east-1"),
+                    ("DYNAMODB_ENDPOINT", &endpoint),
+                    ("DYNAMODB_TABLE", namespace),
+                ];
+                let variables = variables
+                    .iter()
+                    .map(|(k, v)| (format!("SPIN_VARIABLE_{k}"), v.to_string()))
+                    .collect();
+                ("spin.dynamodb.toml", variables)
+            }
+            other => unreachable!("{other:?} is not served by spin up"),
+        }
+    }
+
+    /// The manifests name target/wasm32-wasip2/release/api.wasm; it must be
+    /// the very file every other backend serves (`EDGE_ITEMS_API_WASM`).
+    fn check_same_api_component() {
+        static CHECKED: OnceLock<()> = OnceLock::new();
+        CHECKED.get_or_init(|| {
+            let named = workspace_root().join("target/wasm32-wasip2/release/api.wasm");
+            let named_bytes = std::fs::read(&named)
+                .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask build`", named.display()));
+            let used = api_wasm();
+            assert!(
+                named_bytes == std::fs::read(&used).expect("read the api component"),
+                "the Spin manifests serve {}, which differs from {}",
+                named.display(),
+                used.display()
+            );
+        });
+    }
+
+    /// The host's `serve` options the cases use, as `spin up` options.
+    fn translate(extra_args: &[String]) -> Vec<String> {
+        let mut spin_args = Vec::new();
+        let mut args = extra_args.iter();
+        while let Some(arg) = args.next() {
+            match (arg.as_str(), args.next()) {
+                ("--max-body-bytes", Some(n)) => {
+                    spin_args.extend(["--env".to_string(), format!("ITEMS_MAX_BODY_BYTES={n}")]);
+                }
+                _ => panic!("no spin up equivalent for host arguments {extra_args:?}"),
+            }
+        }
+        spin_args
+    }
+
+    /// Starts `spin up` on a free port, with its state (the SQLite
+    /// database, the component logs) in `dir/spin`; returns it and its base
+    /// URL once it listens. Its output goes to `dir/host.log`, with one
+    /// line per request (Spin's `spin_trigger_http` log at info level).
+    pub fn spawn(
+        backend: Backend,
+        dir: &Path,
+        extra_args: &[String],
+        namespace: &str,
+    ) -> (Child, String) {
+        check_same_api_component();
+        let (manifest, variables) = manifest(backend, namespace);
+        let log_path = dir.join("host.log");
+        let open_log = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("log file")
+        };
+        let mut command = Command::new(binary());
+        command
+            // Its own process group, so that dropping the server can stop
+            // spin up's trigger process too.
+            .process_group(0)
+            .arg("up")
+            .arg("--from")
+            .arg(workspace_root().join(manifest))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--state-dir")
+            .arg(dir.join("spin"))
+            .args(translate(extra_args))
+            .envs(variables)
+            .env("RUST_LOG", "spin_trigger_http=info")
+            .env_remove("SPIN_ALWAYS_BUILD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(open_log());
+        let mut child = command.spawn().expect("start spin up");
+        // spin up announces its address on stdout: "Serving http://127.0.0.1:PORT".
+        let stdout = child.stdout.take().expect("stdout");
+        let mut log = open_log();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if let Some(url) = line.trim().strip_prefix("Serving ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => (child, base),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("spin up did not start on {backend:?}; its output:\n{log}");
             }
         }
     }
