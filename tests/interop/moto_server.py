@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import threading
 
 import moto_iam
 
@@ -23,7 +24,24 @@ os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = str(moto_iam.ADMIN_BOOTSTRAP_REQUES
 
 import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
+from moto.server import DomainDispatcherApplication, create_backend_app  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+
+class OneAtATime:
+    """Serves one request at a time. moto's DynamoDB checks a condition and
+    writes without a lock, so two concurrent conditional writes can both
+    pass; real DynamoDB (and DynamoDB Local) apply them atomically. moto is
+    here for signatures and IAM, so give it DynamoDB's atomicity by
+    serialising requests (the response body is read inside the lock)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            return list(self.app(environ, start_response))
 
 
 def refused(endpoint, key_id, secret):
@@ -45,9 +63,10 @@ def refused(endpoint, key_id, secret):
 def main():
     (policy_file,) = sys.argv[1:]
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    app = OneAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
     endpoint = f"http://{host}:{port}"
     admin = moto_iam.create_admin(endpoint)
     # Enforcement must be on now, or the suite would prove nothing.
@@ -60,7 +79,7 @@ def main():
     service = moto_iam.create_service_user(endpoint, admin, "service", policy_file)
     print(json.dumps({"endpoint": endpoint, "admin": admin, "service": service}), flush=True)
     sys.stdin.read()
-    server.stop()
+    server.shutdown()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ pub enum Backend {
     /// holding only the run-time statement of
     /// crates/store-dynamodb/iam-policy.json.
     MotoDynamoDb,
+    /// The composed DynamoDB component (`--store none`) on the same moto,
+    /// signing inside the component as the same least-privilege user.
+    MotoComposedDynamoDb,
     /// `target/components/api-dynamodb.wasm` under `wasmtime serve` from
     /// wasmtime-cli (`WASMTIME_BIN`, or `wasmtime` on PATH), configured
     /// with `--env`, on DynamoDB Local; one fresh table per server.
@@ -226,7 +229,11 @@ impl Server {
 
     /// Starts a host with extra `serve` arguments (e.g. a body limit).
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Server {
-        let key = (backend == Backend::MotoDynamoDb).then(|| moto::shared().service.clone());
+        let key = matches!(
+            backend,
+            Backend::MotoDynamoDb | Backend::MotoComposedDynamoDb
+        )
+        .then(|| moto::shared().service.clone());
         Self::start_signed(backend, extra_args, key.as_ref())
     }
 
@@ -250,7 +257,7 @@ impl Server {
                 let local = LOCAL_AWS_ENV.map(|(k, v)| (k.to_string(), v.to_string()));
                 provision_dynamodb_table(&namespace, &endpoint, &local);
             }
-            Backend::MotoDynamoDb => {
+            Backend::MotoDynamoDb | Backend::MotoComposedDynamoDb => {
                 // Provisioning is a deployment task: the admin does it.
                 let moto = moto::shared();
                 provision_dynamodb_table(&namespace, &moto.endpoint, &moto.admin.env());
@@ -296,7 +303,7 @@ impl Server {
         }
         let bin = artefact("EDGE_ITEMS_BIN", "target/release/edge-items");
         let wasm = match backend {
-            Backend::ComposedDynamoDb => composed_wasm("dynamodb"),
+            Backend::ComposedDynamoDb | Backend::MotoComposedDynamoDb => composed_wasm("dynamodb"),
             Backend::ComposedFirestore => composed_wasm("firestore"),
             _ => api_wasm(),
         };
@@ -366,6 +373,26 @@ impl Server {
                     .args(["--store", "dynamodb", "--dynamodb-table", &namespace])
                     .args(["--dynamodb-endpoint", &moto::shared().endpoint])
                     .env_remove("AWS_SESSION_TOKEN");
+            }
+            Backend::MotoComposedDynamoDb => {
+                // The component gets its settings only through --env; the
+                // key is the host process's (`env` above).
+                command
+                    .args(["--store", "none"])
+                    .args([
+                        "--env",
+                        "AWS_ACCESS_KEY_ID",
+                        "--env",
+                        "AWS_SECRET_ACCESS_KEY",
+                    ])
+                    .args(["--env", "AWS_REGION"])
+                    .arg("--env")
+                    .arg(format!(
+                        "AWS_ENDPOINT_URL_DYNAMODB={}",
+                        moto::shared().endpoint
+                    ))
+                    .arg("--env")
+                    .arg(format!("EDGE_ITEMS_DYNAMODB_TABLE={namespace}"));
             }
             Backend::WasmtimeServeDynamoDb | Backend::WasmtimeServeFirestore => {
                 unreachable!("started by wasmtime_serve::spawn")
