@@ -64,7 +64,29 @@ impl Drop for Running {
     }
 }
 
+/// Process groups of the servers started so far, for the signal handler.
+static GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// The servers run in their own process groups, so a Ctrl-C in the
+/// terminal does not reach them: stop them here, then exit.
+fn stop_on_signal() {
+    let installed = ctrlc::set_handler(|| {
+        let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+        for pid in groups {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        eprintln!("xtask: interrupted; stopped the backends");
+        std::process::exit(130);
+    });
+    if let Err(e) = installed {
+        eprintln!("xtask: cannot handle Ctrl-C ({e}); stop the backends by hand if interrupted");
+    }
+}
+
 pub fn start_all(root: &Path) -> Result<Running> {
+    stop_on_signal();
     let dir = root.join("target/backends");
     std::fs::create_dir_all(&dir)?;
     let mut running = Running { servers: vec![] };
@@ -79,13 +101,17 @@ fn free_port() -> Result<u16> {
 
 fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Result<Child> {
     let out = std::fs::File::create(log)?;
-    command
+    let child = command
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0)
         .spawn()
-        .with_context(|| format!("starting {name}"))
+        .with_context(|| format!("starting {name}"))?;
+    if let Ok(mut groups) = GROUPS.lock() {
+        groups.push(child.id());
+    }
+    Ok(child)
 }
 
 fn wait_for_port(name: &str, child: &mut Child, port: u16, log: &Path) -> Result<()> {
