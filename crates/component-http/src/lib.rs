@@ -13,7 +13,7 @@
 //!   clock and configuration from `wasi:cli/environment` (`wasmtime serve
 //!   --env`, Spin's `environment`, our host's settings).
 //!
-//! ```ignore
+//! ```text
 //! let request = http::Request::post(url).body(body)?;
 //! let response = component_http::send_retrying(
 //!     &request,
