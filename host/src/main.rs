@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use edge_items_host::runtime::{Runtime, RuntimeConfig};
-use edge_items_host::server::{Server, shutdown_signal};
-use edge_items_host::stores::{DynamoDbArgs, StoreArgs};
+use host::runtime::{Runtime, RuntimeConfig};
+use host::server::{Server, shutdown_signal};
+use host::stores::{DynamoDbArgs, StoreArgs};
 use store_dynamodb::DynamoDbStore;
 use tracing_subscriber::EnvFilter;
 
@@ -96,7 +96,7 @@ impl ServeArgs {
     fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(|| {
             let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
-            edge_items_host::default_cache_dir(&self.store.data, xdg.as_deref())
+            host::default_cache_dir(&self.store.data, xdg.as_deref())
         })
     }
 }
@@ -191,7 +191,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-    use edge_items_host::stores::StoreKind;
+    use host::stores::StoreKind;
 
     fn serve(args: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from(["edge-items", "serve"].iter().chain(args)).unwrap();

@@ -177,7 +177,7 @@ pub fn composed_path(root: &Path, name: &str) -> PathBuf {
 
 fn build(root: &Path) -> Result<()> {
     build_components(root)?;
-    run_ok(cargo().args(["build", "--release", "-p", "edge-items-host"]))?;
+    run_ok(cargo().args(["build", "--release", "-p", "host"]))?;
     Ok(())
 }
 

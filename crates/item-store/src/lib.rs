@@ -7,7 +7,7 @@
 //! The host validates every call (with [`item_model::validate`]) before it
 //! reaches a store, so implementations may assume well-formed input. The
 //! semantics are those written in `wit/item-store.wit`; the conformance suite
-//! in `tests/` checks them for every backend.
+//! in `conformance/` checks them for every backend.
 
 use async_trait::async_trait;
 pub use item_model::*;

@@ -591,9 +591,9 @@ impl Response {
     }
 }
 
-/// Runs `tests/interop/SCRIPT` with python3 and returns the JSON it prints.
+/// Runs `conformance/interop/SCRIPT` with python3 and returns the JSON it prints.
 pub fn python(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Value {
-    let path = workspace_root().join("tests/interop").join(script);
+    let path = workspace_root().join("conformance/interop").join(script);
     let out = Command::new("python3")
         .arg(&path)
         .args(args)
@@ -676,7 +676,7 @@ pub fn moto_service_user_without(action: &str) -> AwsKey {
 }
 
 mod moto {
-    //! One moto server per test process (tests/interop/moto_server.py).
+    //! One moto server per test process (conformance/interop/moto_server.py).
     //! It stops when its stdin closes, that is when this process exits,
     //! however it exits, so no server outlives the tests.
 
@@ -709,7 +709,7 @@ mod moto {
     fn start() -> Moto {
         let root = workspace_root();
         let mut child = Command::new("python3")
-            .arg(root.join("tests/interop/moto_server.py"))
+            .arg(root.join("conformance/interop/moto_server.py"))
             .arg(root.join(POLICY))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

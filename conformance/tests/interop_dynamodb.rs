@@ -7,7 +7,7 @@ use conformance::{Backend, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Runs one of the seed's boto3 calls (tests/interop/dynamodb_client.py)
+/// Runs one of the seed's boto3 calls (conformance/interop/dynamodb_client.py)
 /// on this server's table.
 fn boto3(s: &Server, action: &str, argument: Value) -> Value {
     let endpoint = std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").expect("checked by the harness");

@@ -9,7 +9,7 @@ use conformance::{Backend, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Runs one of the seed's Python calls (tests/interop/firestore_client.py)
+/// Runs one of the seed's Python calls (conformance/interop/firestore_client.py)
 /// on this server's project; FIRESTORE_EMULATOR_HOST is inherited.
 fn firestore(s: &Server, action: &str, argument: Value) -> Value {
     python(
