@@ -5,11 +5,9 @@
 //!
 //! - [`stores`]: the backends and their flags; a new backend plugs in there.
 //! - [`runtime`]: engine, compiled-component cache, per-request instances.
-//! - [`item_store_bindings`]: the store import (validation, WIT conversions).
 //! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown.
 
 pub mod cache;
-pub mod item_store_bindings;
 pub mod runtime;
 pub mod server;
 pub mod stores;

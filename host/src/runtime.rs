@@ -21,7 +21,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::cache::{self, LoadError, Origin};
-use crate::item_store_bindings::{self, ItemStoreHost};
+use item_store::{ItemStoreHost, ItemStoreView};
 
 /// Requests served at once; the pooling allocator reserves slots for this
 /// many instances, and further requests wait for a slot.
@@ -87,6 +87,14 @@ impl WasiView for RequestState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl ItemStoreView for RequestState {
+    fn item_store(&mut self) -> &mut ItemStoreHost {
+        self.items
+            .as_mut()
+            .expect("the import is linked only when a store is configured")
     }
 }
 
@@ -178,13 +186,7 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(RuntimeError::Engine)?;
         if store.is_some() {
-            item_store_bindings::add_to_linker(&mut linker, |state| {
-                state
-                    .items
-                    .as_mut()
-                    .expect("the import is linked only when a store is configured")
-            })
-            .map_err(RuntimeError::Engine)?;
+            item_store::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
         }
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let pre = ProxyPre::new(pre).map_err(link)?;

@@ -1,35 +1,41 @@
-//! The store operations in `item_model` types: validate as the host does
-//! (a caller of an exported interface is not trusted to have done it),
-//! build the protocol's exchange, run it.
+//! The store operations: build the protocol's exchange, run it. Input
+//! arrives validated (`store_guest`'s export checks every call).
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use dynamodb_protocol::{Config, DynamoDb, EnvError, StoreError};
-use item_model::validate;
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, Timestamp,
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, WriteClock,
 };
+use store_guest::{BlockingStore, StoreResult};
 
 use crate::transport::run;
 
-type Result<T> = std::result::Result<T, StoreError>;
+/// The item store on the configured DynamoDB table.
+pub struct DynamoDbAdapter {
+    protocol: DynamoDb,
+    /// Write times from this instance strictly increase: equal `createdAt`
+    /// values would leave the order of ties to DynamoDB.
+    clock: WriteClock,
+}
 
-/// The protocol for the configured table, read from the environment once
-/// per instance (the environment does not change within one).
-fn protocol() -> Result<&'static DynamoDb> {
-    static PROTOCOL: OnceLock<Result<DynamoDb>> = OnceLock::new();
-    PROTOCOL
-        .get_or_init(|| configure(component_http::env))
-        .as_ref()
-        .map_err(Clone::clone)
+impl std::fmt::Debug for DynamoDbAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoDbAdapter")
+            .field("endpoint", &self.protocol.config().endpoint())
+            .field("table", &self.protocol.config().table())
+            .finish()
+    }
 }
 
 /// The configuration from `lookup`; missing or invalid credentials are
 /// `unauthorized`, anything else about the setup is `backend`.
-pub(crate) fn configure(lookup: impl Fn(&str) -> Option<String>) -> Result<DynamoDb> {
+pub(crate) fn configure(lookup: impl Fn(&str) -> Option<String>) -> StoreResult<DynamoDbAdapter> {
     Config::from_env_with(lookup)
-        .map(DynamoDb::new)
+        .map(|config| DynamoDbAdapter {
+            protocol: DynamoDb::new(config),
+            clock: WriteClock::new(),
+        })
         .map_err(|error| configuration_error(&error))
 }
 
@@ -42,67 +48,70 @@ fn configuration_error(error: &EnvError) -> StoreError {
     }
 }
 
-/// A write time later than any this instance handed out before: equal
-/// `createdAt` values would leave the order of ties to DynamoDB.
-fn now() -> Timestamp {
-    static LAST_MICROS: AtomicI64 = AtomicI64::new(0);
-    let clock = Timestamp::now().as_micros();
-    let previous = LAST_MICROS
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-            Some(clock.max(last.saturating_add(1)))
-        })
-        .unwrap_or(clock);
-    Timestamp::from_micros(clock.max(previous.saturating_add(1)))
-}
+impl BlockingStore for DynamoDbAdapter {
+    const NAME: &'static str = "dynamodb-adapter";
 
-pub fn get(id: &str) -> Result<Item> {
-    validate::id(id)?;
-    let db = protocol()?;
-    run(db, db.get(id, now()))
-}
+    /// Read from the environment once per instance (the environment does
+    /// not change within one).
+    fn instance() -> StoreResult<&'static Self> {
+        static STORE: OnceLock<StoreResult<DynamoDbAdapter>> = OnceLock::new();
+        STORE
+            .get_or_init(|| configure(component_http::env))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 
-pub fn create(item: NewItem) -> Result<Item> {
-    validate::new_item(&item)?;
-    let db = protocol()?;
-    run(db, db.create(item, now()))
-}
+    fn get(&self, id: &str) -> StoreResult<Item> {
+        let db = &self.protocol;
+        run(db, db.get(id, self.clock.now()))
+    }
 
-pub fn put(item: NewItem, expected_version: Option<String>) -> Result<(Item, PutOutcome)> {
-    validate::new_item(&item)?;
-    let db = protocol()?;
-    run(db, db.put(item, expected_version, now()))
-}
+    fn create(&self, item: NewItem) -> StoreResult<Item> {
+        let db = &self.protocol;
+        run(db, db.create(item, self.clock.now()))
+    }
 
-pub fn update(id: &str, patch: &ItemPatch, expected_version: Option<String>) -> Result<Item> {
-    validate::id(id)?;
-    validate::patch(patch)?;
-    let db = protocol()?;
-    run(db, db.update(id, patch, expected_version, now()))
-}
+    fn put(
+        &self,
+        item: NewItem,
+        expected_version: Option<&str>,
+    ) -> StoreResult<(Item, PutOutcome)> {
+        let db = &self.protocol;
+        let expected = expected_version.map(str::to_owned);
+        run(db, db.put(item, expected, self.clock.now()))
+    }
 
-pub fn delete(id: &str, expected_version: Option<String>) -> Result<()> {
-    validate::id(id)?;
-    let db = protocol()?;
-    run(db, db.delete(id, expected_version, now()))
-}
+    fn update(
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        expected_version: Option<&str>,
+    ) -> StoreResult<Item> {
+        let db = &self.protocol;
+        let expected = expected_version.map(str::to_owned);
+        run(db, db.update(id, &patch, expected, self.clock.now()))
+    }
 
-pub fn increment(id: &str, attribute: &str, delta: i64) -> Result<Item> {
-    validate::id(id)?;
-    validate::increment(attribute)?;
-    let db = protocol()?;
-    run(db, db.increment(id, attribute, delta, now()))
-}
+    fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        let db = &self.protocol;
+        let expected = expected_version.map(str::to_owned);
+        run(db, db.delete(id, expected, self.clock.now()))
+    }
 
-pub fn batch(writes: Vec<BatchWrite>) -> Result<BatchResult> {
-    validate::batch(&writes)?;
-    let db = protocol()?;
-    run(db, db.batch(writes, now()))
-}
+    fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
+        let db = &self.protocol;
+        run(db, db.increment(id, attribute, delta, self.clock.now()))
+    }
 
-pub fn query(query: Query) -> Result<Page> {
-    validate::query(&query)?;
-    let db = protocol()?;
-    run(db, db.query(query, now()))
+    fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
+        let db = &self.protocol;
+        run(db, db.batch(writes, self.clock.now()))
+    }
+
+    fn query(&self, query: Query) -> StoreResult<Page> {
+        let db = &self.protocol;
+        run(db, db.query(query, self.clock.now()))
+    }
 }
 
 #[cfg(test)]
@@ -164,35 +173,10 @@ mod tests {
             ("EDGE_ITEMS_DYNAMODB_TABLE", "Items-prod"),
         ]))
         .unwrap();
-        assert_eq!(db.config().table(), "Items-prod");
+        assert_eq!(db.protocol.config().table(), "Items-prod");
         assert_eq!(
-            db.config().endpoint(),
+            db.protocol.config().endpoint(),
             "https://dynamodb.eu-west-1.amazonaws.com"
         );
-    }
-
-    #[test]
-    fn invalid_input_is_refused_before_any_configuration() {
-        assert!(matches!(get("a/b"), Err(StoreError::InvalidInput(_))));
-        let bad = NewItem {
-            id: "a".into(),
-            attributes: vec![item_model::Attribute::new("id", item_model::Value::Null)],
-            ..Default::default()
-        };
-        assert!(matches!(create(bad), Err(StoreError::InvalidInput(_))));
-        assert!(matches!(
-            increment("a", "version", 1),
-            Err(StoreError::InvalidInput(_))
-        ));
-        assert!(matches!(
-            batch(Vec::new()),
-            Err(StoreError::InvalidInput(_))
-        ));
-    }
-
-    #[test]
-    fn times_strictly_increase() {
-        let times: Vec<_> = (0..1000).map(|_| now()).collect();
-        assert!(times.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -14,93 +14,83 @@
 //! SQLite's JSON functions inside one `UPDATE`, and `RETURNING` tells
 //! whether the row changed. The schema is created on first use.
 //!
-//! Modules: `convert` (WIT <-> `item_model`), `store` (validation and the
-//! operations), `db` (the connection, schema and rows), `codec` (the
-//! attributes column).
+//! Modules: `store` (the operations, behind `store_guest`'s export, which
+//! validates and converts), `db` (the connection, schema and rows), `codec`
+//! (the attributes column).
 
 mod codec;
-mod convert;
 mod db;
 mod store;
 
 mod bindings {
+    // Only Spin's SQLite: the store export is bound in `store_guest`.
     wit_bindgen::generate!({
         inline: "
             package edge-items:spin-sqlite-adapter;
 
             world adapter {
-                include edge-items:store/store-provider@0.1.0;
                 import fermyon:spin/sqlite@2.0.0;
             }
         ",
-        path: ["../../wit", "wit/fermyon-spin-sqlite.wit"],
+        path: "wit/fermyon-spin-sqlite.wit",
         world: "edge-items:spin-sqlite-adapter/adapter",
-        // The store and Spin's SQLite come from other packages.
         generate_all,
     });
 }
 
-use bindings::exports::edge_items::store::store::Guest;
-use bindings::exports::edge_items::store::types as wit;
+use item_model::{BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query};
+use store_guest::{BlockingStore, StoreResult};
 
-type WitResult<T> = Result<T, wit::StoreError>;
-
-/// The exported store.
+/// The item store on Spin's SQLite database `default`.
 struct SpinSqliteAdapter;
 
-impl Guest for SpinSqliteAdapter {
-    fn get(id: String) -> WitResult<wit::Item> {
-        store::get(&id)
-            .map(convert::to_item)
-            .map_err(convert::to_error)
+impl BlockingStore for SpinSqliteAdapter {
+    const NAME: &'static str = "spin-sqlite-adapter";
+
+    fn instance() -> StoreResult<&'static Self> {
+        Ok(&SpinSqliteAdapter)
     }
 
-    fn create(item: wit::NewItem) -> WitResult<wit::Item> {
-        store::create(convert::new_item(item))
-            .map(convert::to_item)
-            .map_err(convert::to_error)
+    fn get(&self, id: &str) -> StoreResult<Item> {
+        store::get(id)
+    }
+
+    fn create(&self, item: NewItem) -> StoreResult<Item> {
+        store::create(item)
     }
 
     fn put(
-        item: wit::NewItem,
-        expected_version: Option<String>,
-    ) -> WitResult<(wit::Item, wit::PutOutcome)> {
-        store::put(convert::new_item(item), expected_version.as_deref())
-            .map(|(item, outcome)| (convert::to_item(item), convert::to_put_outcome(outcome)))
-            .map_err(convert::to_error)
+        &self,
+        item: NewItem,
+        expected_version: Option<&str>,
+    ) -> StoreResult<(Item, PutOutcome)> {
+        store::put(item, expected_version)
     }
 
     fn update(
-        id: String,
-        patch: wit::ItemPatch,
-        expected_version: Option<String>,
-    ) -> WitResult<wit::Item> {
-        store::update(&id, &convert::patch(patch), expected_version.as_deref())
-            .map(convert::to_item)
-            .map_err(convert::to_error)
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        expected_version: Option<&str>,
+    ) -> StoreResult<Item> {
+        store::update(id, &patch, expected_version)
     }
 
-    fn delete(id: String, expected_version: Option<String>) -> WitResult<()> {
-        store::delete(&id, expected_version.as_deref()).map_err(convert::to_error)
+    fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        store::delete(id, expected_version)
     }
 
-    fn increment(id: String, attribute: String, delta: i64) -> WitResult<wit::Item> {
-        store::increment(&id, &attribute, delta)
-            .map(convert::to_item)
-            .map_err(convert::to_error)
+    fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
+        store::increment(id, attribute, delta)
     }
 
-    fn batch(writes: Vec<wit::BatchWrite>) -> WitResult<wit::BatchResult> {
-        store::batch(writes.into_iter().map(convert::batch_write).collect())
-            .map(convert::to_batch_result)
-            .map_err(convert::to_error)
+    fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
+        store::batch(writes)
     }
 
-    fn query(query: wit::Query) -> WitResult<wit::Page> {
-        store::query(convert::query(query))
-            .map(convert::to_page)
-            .map_err(convert::to_error)
+    fn query(&self, query: Query) -> StoreResult<Page> {
+        store::query(query)
     }
 }
 
-bindings::export!(SpinSqliteAdapter with_types_in bindings);
+store_guest::export_store!(SpinSqliteAdapter);

@@ -1,12 +1,11 @@
-//! The store operations in `item_model` types: validate as the host does
-//! (a caller of an exported interface is not trusted to have done it),
-//! then one SQL statement per write, whose `WHERE` carries the condition.
+//! The store operations in `item_model` types (validated by
+//! `store_guest`'s export): one SQL statement per write, whose `WHERE` carries the condition.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use item_model::{
     BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Order, Page, PutOutcome,
-    Query, StoreError, Timestamp, Value, validate,
+    Query, StoreError, Timestamp, Value,
 };
 
 use crate::codec;
@@ -84,14 +83,12 @@ fn purge_now_and_then(now: &Now) {
 }
 
 pub fn get(id: &str) -> Result<Item> {
-    validate::id(id)?;
     load(id, &now())?
         .map(|stored| stored.item)
         .ok_or(StoreError::NotFound)
 }
 
 pub fn create(item: NewItem) -> Result<Item> {
-    validate::new_item(&item)?;
     let now = now();
     purge_now_and_then(&now);
     // An expired row with the same id is replaced; a live one stays, and
@@ -154,7 +151,6 @@ fn created_and_version(rows: Vec<db::Row>) -> Result<Option<(String, i64)>> {
 }
 
 pub fn put(item: NewItem, expected_version: Option<&str>) -> Result<(Item, PutOutcome)> {
-    validate::new_item(&item)?;
     let now = now();
     let mut parameters = item_parameters(&item, &now);
     let returned = match expected_version {
@@ -206,8 +202,6 @@ pub fn put(item: NewItem, expected_version: Option<&str>) -> Result<(Item, PutOu
 }
 
 pub fn update(id: &str, patch: &ItemPatch, expected_version: Option<&str>) -> Result<Item> {
-    validate::id(id)?;
-    validate::patch(patch)?;
     // A merge needs the current item, so this is a compare-and-set on its
     // version: read, merge, write only if the version is still the one
     // read. A lost race with no expected version reads again.
@@ -257,7 +251,6 @@ fn contention() -> StoreError {
 }
 
 pub fn delete(id: &str, expected_version: Option<&str>) -> Result<()> {
-    validate::id(id)?;
     let now = now();
     let deleted = match expected_version {
         None => db::rows(
@@ -314,8 +307,6 @@ fn increment_sql() -> String {
 }
 
 pub fn increment(id: &str, attribute: &str, delta: i64) -> Result<Item> {
-    validate::id(id)?;
-    validate::increment(attribute)?;
     let sql = increment_sql();
     for _ in 0..ATTEMPTS {
         let now = now();
@@ -382,7 +373,6 @@ fn counter_value(attribute: &str, value: Option<&Value>) -> Result<i64> {
 }
 
 pub fn batch(writes: Vec<BatchWrite>) -> Result<BatchResult> {
-    validate::batch(&writes)?;
     let now = now();
     purge_now_and_then(&now);
     let mut result = BatchResult::default();
@@ -456,7 +446,6 @@ fn query_sql(key: &IndexKey, order: Order, resume: bool) -> String {
 /// position shown is what keeps concurrent writes from causing skips or
 /// repeats. One row past the limit tells whether another page follows.
 pub fn query(query: Query) -> Result<Page> {
-    validate::query(&query)?;
     let after = match &query.cursor {
         Some(text) => Some(Cursor::decode_for(text, &query)?),
         None => None,

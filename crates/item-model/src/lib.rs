@@ -7,13 +7,17 @@
 //! backend's requests. Rules that must hold the same everywhere (what an id
 //! may contain, how time is written, what a cursor carries) live here once.
 
+pub mod clock;
+pub mod counter;
 mod cursor;
 mod error;
 pub mod json;
 mod timestamp;
 mod types;
 pub mod validate;
+mod wit;
 
+pub use clock::WriteClock;
 pub use cursor::{Cursor, CursorError};
 pub use error::StoreError;
 pub use timestamp::{Timestamp, TimestampError};

@@ -310,8 +310,9 @@ impl ItemStore for DynamoDbStore {
     async fn put(
         &self,
         item: NewItem,
-        expected_version: Option<String>,
+        expected_version: Option<&str>,
     ) -> StoreResult<(Item, PutOutcome)> {
+        let expected_version = expected_version.map(str::to_owned);
         self.run(self.inner.protocol.put(item, expected_version, self.now()))
             .await
     }
@@ -320,8 +321,9 @@ impl ItemStore for DynamoDbStore {
         &self,
         id: &str,
         patch: ItemPatch,
-        expected_version: Option<String>,
+        expected_version: Option<&str>,
     ) -> StoreResult<Item> {
+        let expected_version = expected_version.map(str::to_owned);
         self.run(
             self.inner
                 .protocol
@@ -330,7 +332,8 @@ impl ItemStore for DynamoDbStore {
         .await
     }
 
-    async fn delete(&self, id: &str, expected_version: Option<String>) -> StoreResult<()> {
+    async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        let expected_version = expected_version.map(str::to_owned);
         self.run(self.inner.protocol.delete(id, expected_version, self.now()))
             .await
     }

@@ -80,14 +80,14 @@ async fn create_get_put_update_delete() {
         (PutOutcome::Created, "1")
     );
     assert_eq!(
-        store.put(replacement.clone(), Some("1".into())).await,
+        store.put(replacement.clone(), Some("1")).await,
         Err(StoreError::VersionMismatch(Some("2".into())))
     );
     assert_eq!(
-        store.put(item("c"), Some("1".into())).await,
+        store.put(item("c"), Some("1")).await,
         Err(StoreError::VersionMismatch(None))
     );
-    let (third, _) = store.put(replacement, Some("2".into())).await.unwrap();
+    let (third, _) = store.put(replacement, Some("2")).await.unwrap();
     assert_eq!(third.version, "3");
 
     // update merges.
@@ -98,10 +98,7 @@ async fn create_get_put_update_delete() {
         set: vec![Attribute::new("size", number("3"))],
         remove: vec!["color".into(), "absent".into()],
     };
-    let updated = store
-        .update("a", patch.clone(), Some("3".into()))
-        .await
-        .unwrap();
+    let updated = store.update("a", patch.clone(), Some("3")).await.unwrap();
     assert_eq!(updated.version, "4");
     assert_eq!(updated.user_id, None);
     assert_eq!(updated.status.as_deref(), Some("active"));
@@ -110,7 +107,7 @@ async fn create_get_put_update_delete() {
     assert_eq!(updated.created_at, created.created_at);
     assert_eq!(store.get("a").await.unwrap(), updated);
     assert_eq!(
-        store.update("a", patch.clone(), Some("3".into())).await,
+        store.update("a", patch.clone(), Some("3")).await,
         Err(StoreError::VersionMismatch(Some("4".into())))
     );
     assert_eq!(
@@ -118,20 +115,20 @@ async fn create_get_put_update_delete() {
         Err(StoreError::NotFound)
     );
     assert_eq!(
-        store.update("zz", patch, Some("1".into())).await,
+        store.update("zz", patch, Some("1")).await,
         Err(StoreError::VersionMismatch(None))
     );
 
     // delete.
     assert_eq!(
-        store.delete("a", Some("1".into())).await,
+        store.delete("a", Some("1")).await,
         Err(StoreError::VersionMismatch(Some("4".into())))
     );
-    store.delete("a", Some("4".into())).await.unwrap();
+    store.delete("a", Some("4")).await.unwrap();
     assert_eq!(store.get("a").await, Err(StoreError::NotFound));
     assert_eq!(store.delete("a", None).await, Err(StoreError::NotFound));
     assert_eq!(
-        store.delete("a", Some("4".into())).await,
+        store.delete("a", Some("4")).await,
         Err(StoreError::VersionMismatch(None))
     );
     store.delete("b", None).await.unwrap();
@@ -215,7 +212,7 @@ async fn expired_items_are_hidden_and_their_ids_free() {
     );
     assert_eq!(store.delete("old", None).await, Err(StoreError::NotFound));
     assert_eq!(
-        store.delete("old", Some("1".into())).await,
+        store.delete("old", Some("1")).await,
         Err(StoreError::VersionMismatch(None))
     );
     // The id is free again, for create and put.
@@ -309,7 +306,7 @@ async fn concurrent_conditional_writes_have_exactly_one_winner() {
                 set: vec![Attribute::new("winner", number(&i.to_string()))],
                 ..Default::default()
             };
-            store.update("race", patch, Some(version)).await
+            store.update("race", patch, Some(version.as_str())).await
         });
     }
     let mut winners = Vec::new();
@@ -330,7 +327,7 @@ async fn concurrent_conditional_writes_have_exactly_one_winner() {
             let mut next = item("race");
             next.attributes
                 .push(Attribute::new("put", number(&i.to_string())));
-            store.put(next, Some("2".into())).await
+            store.put(next, Some("2")).await
         });
     }
     let mut winners = 0;
@@ -410,7 +407,7 @@ async fn batch_of_60_goes_in_3_chunks() {
     // Later conditional writes count on from there.
     let version = again.put[0].version.clone();
     let updated = store
-        .update("b-01", ItemPatch::default(), Some(version))
+        .update("b-01", ItemPatch::default(), Some(version.as_str()))
         .await
         .unwrap();
     assert_ne!(updated.version, again.put[0].version);
@@ -631,17 +628,17 @@ async fn items_written_like_boto3_are_readable_and_writable() {
     assert_eq!(liked.attribute("likes"), Some(&number("6")));
     assert_eq!(liked.version, "1");
     let patched = store
-        .update("seed-2", ItemPatch::default(), Some("0".into()))
+        .update("seed-2", ItemPatch::default(), Some("0"))
         .await
         .unwrap();
     assert_eq!(patched.version, "1");
     assert_eq!(patched.created_at, "2026-02-08T10:00:02.000000Z");
-    let (replaced, outcome) = store.put(item("seed-3"), Some("0".into())).await.unwrap();
+    let (replaced, outcome) = store.put(item("seed-3"), Some("0")).await.unwrap();
     assert_eq!(outcome, PutOutcome::Replaced);
     assert_eq!(replaced.created_at, "2026-02-08T10:00:03.000003Z");
     assert_eq!(replaced.version, "1");
     assert_eq!(
-        store.delete("seed-1", Some("0".into())).await,
+        store.delete("seed-1", Some("0")).await,
         Err(StoreError::VersionMismatch(Some("1".into())))
     );
 

@@ -229,7 +229,7 @@ async fn conditional_writes_recognise_their_own_lost_response() {
     assert_eq!(store.get("c").await.unwrap(), created);
 
     proxy.inject("PutItem", Fault::ApplyThenFail, 1);
-    let (replaced, outcome) = store.put(counter(), Some("1".into())).await.unwrap();
+    let (replaced, outcome) = store.put(counter(), Some("1")).await.unwrap();
     assert_eq!(
         (replaced.version.as_str(), outcome),
         ("2", PutOutcome::Replaced)
@@ -240,7 +240,7 @@ async fn conditional_writes_recognise_their_own_lost_response() {
         set: vec![Attribute::new("name", Value::Text("n".into()))],
         ..Default::default()
     };
-    let updated = store.update("c", patch, Some("2".into())).await.unwrap();
+    let updated = store.update("c", patch, Some("2")).await.unwrap();
     assert_eq!(updated.version, "3");
     assert_eq!(store.get("c").await.unwrap(), updated);
 }

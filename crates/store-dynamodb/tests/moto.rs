@@ -151,13 +151,13 @@ async fn the_least_privilege_policy_suffices_and_signatures_are_checked() {
 
     let created = store.create(item("a")).await.unwrap();
     assert_eq!(store.get("a").await.unwrap(), created);
-    let (replaced, _) = store.put(item("a"), Some("1".into())).await.unwrap();
+    let (replaced, _) = store.put(item("a"), Some("1")).await.unwrap();
     let patch = ItemPatch {
         set: vec![Attribute::new("name", Value::Text("n".into()))],
         ..Default::default()
     };
     store
-        .update("a", patch, Some(replaced.version))
+        .update("a", patch, Some(replaced.version.as_str()))
         .await
         .unwrap();
     let liked = store.increment("a", "likes", 2).await.unwrap();

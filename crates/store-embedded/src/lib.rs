@@ -463,8 +463,9 @@ impl ItemStore for EmbeddedStore {
     async fn put(
         &self,
         item: NewItem,
-        expected_version: Option<String>,
+        expected_version: Option<&str>,
     ) -> StoreResult<(Item, PutOutcome)> {
+        let expected_version = expected_version.map(str::to_owned);
         self.write(move |tx, now| {
             let current = load(tx, &item.id, now)?;
             check_version(current.as_ref(), expected_version.as_deref())?;
@@ -487,8 +488,9 @@ impl ItemStore for EmbeddedStore {
         &self,
         id: &str,
         patch: ItemPatch,
-        expected_version: Option<String>,
+        expected_version: Option<&str>,
     ) -> StoreResult<Item> {
+        let expected_version = expected_version.map(str::to_owned);
         let id = id.to_owned();
         self.write(move |tx, now| {
             let mut stored = existing(tx, &id, expected_version.as_deref(), now)?;
@@ -500,7 +502,8 @@ impl ItemStore for EmbeddedStore {
         .await
     }
 
-    async fn delete(&self, id: &str, expected_version: Option<String>) -> StoreResult<()> {
+    async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        let expected_version = expected_version.map(str::to_owned);
         let id = id.to_owned();
         self.write(move |tx, now| {
             existing(tx, &id, expected_version.as_deref(), now)?;

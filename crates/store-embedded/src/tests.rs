@@ -81,15 +81,15 @@ async fn put_creates_replaces_and_keeps_created_at() {
 async fn put_with_expected_version() {
     let (_dir, store) = open();
     assert_eq!(
-        store.put(new_item("a"), Some("1".into())).await,
+        store.put(new_item("a"), Some("1")).await,
         Err(StoreError::VersionMismatch(None))
     );
     store.create(new_item("a")).await.unwrap();
     assert_eq!(
-        store.put(new_item("a"), Some("7".into())).await,
+        store.put(new_item("a"), Some("7")).await,
         Err(StoreError::VersionMismatch(Some("1".into())))
     );
-    let (item, outcome) = store.put(new_item("a"), Some("1".into())).await.unwrap();
+    let (item, outcome) = store.put(new_item("a"), Some("1")).await.unwrap();
     assert_eq!(
         (item.version.as_str(), outcome),
         ("2", PutOutcome::Replaced)
@@ -111,15 +111,15 @@ async fn update_patches_and_checks() {
         Err(StoreError::NotFound)
     );
     assert_eq!(
-        store.update("a", patch.clone(), Some("1".into())).await,
+        store.update("a", patch.clone(), Some("1")).await,
         Err(StoreError::VersionMismatch(None))
     );
     let created = store.create(new_item("a")).await.unwrap();
     assert_eq!(
-        store.update("a", patch.clone(), Some("9".into())).await,
+        store.update("a", patch.clone(), Some("9")).await,
         Err(StoreError::VersionMismatch(Some("1".into())))
     );
-    let updated = store.update("a", patch, Some("1".into())).await.unwrap();
+    let updated = store.update("a", patch, Some("1")).await.unwrap();
     assert_eq!(updated.version, "2");
     assert_eq!(updated.created_at, created.created_at);
     assert_eq!(updated.user_id.as_deref(), Some("u2"));
@@ -136,10 +136,10 @@ async fn delete_checks_and_removes() {
     assert_eq!(store.delete("a", None).await, Err(StoreError::NotFound));
     store.create(new_item("a")).await.unwrap();
     assert_eq!(
-        store.delete("a", Some("2".into())).await,
+        store.delete("a", Some("2")).await,
         Err(StoreError::VersionMismatch(Some("1".into())))
     );
-    store.delete("a", Some("1".into())).await.unwrap();
+    store.delete("a", Some("1")).await.unwrap();
     assert_eq!(store.get("a").await, Err(StoreError::NotFound));
     assert_eq!(store.delete("a", None).await, Err(StoreError::NotFound));
     // A new item under an old id starts over.
@@ -418,7 +418,7 @@ async fn one_conditional_update_wins() {
                     set: vec![Attribute::new("winner", Value::Number(i.to_string()))],
                     ..Default::default()
                 };
-                store.update("a", patch, Some(version)).await
+                store.update("a", patch, Some(version.as_str())).await
             })
         })
         .collect();

@@ -211,8 +211,9 @@ impl ItemStore for FirestoreStore {
     async fn put(
         &self,
         item: NewItem,
-        expected_version: Option<String>,
+        expected_version: Option<&str>,
     ) -> StoreResult<(Item, PutOutcome)> {
+        let expected_version = expected_version.map(str::to_owned);
         self.run(self.firestore.put(item, expected_version, Timestamp::now()))
             .await
     }
@@ -221,8 +222,9 @@ impl ItemStore for FirestoreStore {
         &self,
         id: &str,
         patch: ItemPatch,
-        expected_version: Option<String>,
+        expected_version: Option<&str>,
     ) -> StoreResult<Item> {
+        let expected_version = expected_version.map(str::to_owned);
         self.run(
             self.firestore
                 .update(id, patch, expected_version, Timestamp::now()),
@@ -230,7 +232,8 @@ impl ItemStore for FirestoreStore {
         .await
     }
 
-    async fn delete(&self, id: &str, expected_version: Option<String>) -> StoreResult<()> {
+    async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        let expected_version = expected_version.map(str::to_owned);
         self.run(
             self.firestore
                 .delete(id, expected_version, Timestamp::now()),

@@ -303,7 +303,7 @@ async fn put_creates_replaces_and_checks_versions() {
     for stale in [created.version.clone(), "stale-version".into()] {
         let r = env
             .store
-            .put(item("p1", vec![("name", text("x"))]), Some(stale))
+            .put(item("p1", vec![("name", text("x"))]), Some(stale.as_str()))
             .await;
         assert_eq!(
             r,
@@ -314,7 +314,7 @@ async fn put_creates_replaces_and_checks_versions() {
         .store
         .put(
             item("p1", vec![("name", text("three"))]),
-            Some(replaced.version.clone()),
+            Some(replaced.version.as_str()),
         )
         .await
         .unwrap();
@@ -322,7 +322,7 @@ async fn put_creates_replaces_and_checks_versions() {
     assert_eq!(third.attribute("name"), Some(&text("three")));
     let r = env
         .store
-        .put(item("absent", vec![]), Some(third.version.clone()))
+        .put(item("absent", vec![]), Some(third.version.as_str()))
         .await;
     assert_eq!(r, Err(StoreError::VersionMismatch(None)));
     assert_eq!(env.store.get("absent").await, Err(StoreError::NotFound));
@@ -398,7 +398,7 @@ async fn update_merges_and_keeps_foreign_fields() {
     // Versions.
     let stale = env
         .store
-        .update("m", ItemPatch::default(), Some(created.version.clone()))
+        .update("m", ItemPatch::default(), Some(created.version.as_str()))
         .await;
     assert_eq!(
         stale,
@@ -406,7 +406,7 @@ async fn update_merges_and_keeps_foreign_fields() {
     );
     let ok = env
         .store
-        .update("m", ItemPatch::default(), Some(updated.version.clone()))
+        .update("m", ItemPatch::default(), Some(updated.version.as_str()))
         .await
         .unwrap();
     assert_ne!(ok.version, updated.version);
@@ -416,7 +416,7 @@ async fn update_merges_and_keeps_foreign_fields() {
     );
     assert_eq!(
         env.store
-            .update("nope", ItemPatch::default(), Some(ok.version.clone()))
+            .update("nope", ItemPatch::default(), Some(ok.version.as_str()))
             .await,
         Err(StoreError::VersionMismatch(None))
     );
@@ -436,18 +436,18 @@ async fn delete_with_and_without_versions() {
     let env = env();
     let a = env.store.create(item("a", vec![])).await.unwrap();
     assert_eq!(
-        env.store.delete("a", Some("stale-version".into())).await,
+        env.store.delete("a", Some("stale-version")).await,
         Err(StoreError::VersionMismatch(Some(a.version.clone())))
     );
     assert!(env.store.get("a").await.is_ok(), "nothing deleted");
     env.store
-        .delete("a", Some(a.version.clone()))
+        .delete("a", Some(a.version.as_str()))
         .await
         .unwrap();
     assert_eq!(env.store.get("a").await, Err(StoreError::NotFound));
     assert_eq!(env.store.delete("a", None).await, Err(StoreError::NotFound));
     assert_eq!(
-        env.store.delete("a", Some(a.version)).await,
+        env.store.delete("a", Some(a.version.as_str())).await,
         Err(StoreError::VersionMismatch(None))
     );
 
@@ -557,7 +557,7 @@ async fn concurrent_conditional_updates_one_wins() {
                 set: vec![Attribute::new("winner", number(&i.to_string()))],
                 ..Default::default()
             };
-            (i, store.update("race", patch, Some(version)).await)
+            (i, store.update("race", patch, Some(version.as_str())).await)
         });
     }
     let mut winners = Vec::new();
@@ -937,7 +937,7 @@ async fn seed_documents_read_and_write_as_items() {
                 set: vec![Attribute::new("name", text("Renamed"))],
                 ..Default::default()
             },
-            Some(liked.version.clone()),
+            Some(liked.version.as_str()),
         )
         .await
         .unwrap();

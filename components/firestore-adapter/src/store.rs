@@ -1,0 +1,110 @@
+//! The store operations: build the protocol's operation, run it with the
+//! instance's credentials. Input arrives validated (`store_guest`'s export
+//! checks every call).
+
+use std::sync::{Mutex, OnceLock};
+
+use firestore_protocol::{Credentials, Firestore, Operation};
+use item_model::{
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, StoreError,
+    WriteClock,
+};
+use store_guest::{BlockingStore, StoreResult};
+
+use crate::config::Config;
+use crate::transport;
+
+/// The item store on the configured Firestore collection.
+#[derive(Debug)]
+pub struct FirestoreAdapter {
+    firestore: Firestore,
+    /// The signed access token is kept with its key and renewed five
+    /// minutes before it expires.
+    credentials: Mutex<Credentials>,
+    clock: WriteClock,
+}
+
+impl FirestoreAdapter {
+    /// The store `config` describes.
+    pub fn new(config: Config) -> Self {
+        Self {
+            firestore: config.firestore,
+            credentials: Mutex::new(config.credentials),
+            clock: WriteClock::new(),
+        }
+    }
+
+    /// Runs the operation `make` builds.
+    fn run<O: Operation>(&self, make: impl FnOnce(&Firestore) -> O) -> StoreResult<O::Output> {
+        let mut credentials = self.credentials.lock().map_err(|_| {
+            StoreError::Backend("the adapter's credentials lock is poisoned".into())
+        })?;
+        transport::run(&mut credentials, make(&self.firestore))
+    }
+}
+
+impl BlockingStore for FirestoreAdapter {
+    const NAME: &'static str = "firestore-adapter";
+
+    /// Read from the environment once per instance (the environment does
+    /// not change within one).
+    fn instance() -> StoreResult<&'static Self> {
+        static STORE: OnceLock<StoreResult<FirestoreAdapter>> = OnceLock::new();
+        STORE
+            .get_or_init(|| Config::from_env().map(FirestoreAdapter::new))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn get(&self, id: &str) -> StoreResult<Item> {
+        let now = self.clock.now();
+        self.run(|fs| fs.get(id, now))
+    }
+
+    fn create(&self, item: NewItem) -> StoreResult<Item> {
+        let now = self.clock.now();
+        self.run(|fs| fs.create(item, now))
+    }
+
+    fn put(
+        &self,
+        item: NewItem,
+        expected_version: Option<&str>,
+    ) -> StoreResult<(Item, PutOutcome)> {
+        let now = self.clock.now();
+        let expected = expected_version.map(str::to_owned);
+        self.run(|fs| fs.put(item, expected, now))
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        expected_version: Option<&str>,
+    ) -> StoreResult<Item> {
+        let now = self.clock.now();
+        let expected = expected_version.map(str::to_owned);
+        self.run(|fs| fs.update(id, patch, expected, now))
+    }
+
+    fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        let now = self.clock.now();
+        let expected = expected_version.map(str::to_owned);
+        self.run(|fs| fs.delete(id, expected, now))
+    }
+
+    fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
+        let now = self.clock.now();
+        self.run(|fs| fs.increment(id, attribute, delta, now))
+    }
+
+    fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
+        let now = self.clock.now();
+        self.run(|fs| fs.batch(writes, now))
+    }
+
+    fn query(&self, query: Query) -> StoreResult<Page> {
+        let now = self.clock.now();
+        self.run(|fs| fs.query(query, now))
+    }
+}

@@ -1,0 +1,314 @@
+//! The WIT `store` interface, served natively: each call from the guest is
+//! validated with [`item_model::validate`] (a guest is not trusted to have
+//! done it), then handed to the request's [`ItemStore`](crate::ItemStore).
+//! Backend trouble is logged here with its cause; the guest gets the error
+//! and answers it with a 5xx.
+
+use item_model::{StoreError, validate};
+
+use crate::ItemStoreHost;
+use crate::bindings::{StoreHost, wit};
+
+type WitResult<T> = Result<T, wit::StoreError>;
+
+/// Logs backend trouble (its cause stays in the log) and converts the error.
+fn failed(operation: &'static str, error: StoreError) -> wit::StoreError {
+    match &error {
+        StoreError::Unavailable(_) | StoreError::Unauthorized(_) | StoreError::Backend(_) => {
+            tracing::warn!(operation, %error, "item store call failed");
+        }
+        StoreError::Throttled(_) => tracing::info!(operation, %error, "item store throttled"),
+        _ => {}
+    }
+    error.into()
+}
+
+/// Refuses invalid input before it reaches a store.
+fn checked(result: Result<(), StoreError>) -> WitResult<()> {
+    result.map_err(Into::into)
+}
+
+impl StoreHost for ItemStoreHost {
+    async fn get(&mut self, id: String) -> WitResult<wit::Item> {
+        checked(validate::id(&id))?;
+        let item = self.store.get(&id).await.map_err(|e| failed("get", e))?;
+        Ok(item.into())
+    }
+
+    async fn create(&mut self, item: wit::NewItem) -> WitResult<wit::Item> {
+        let item = item.into();
+        checked(validate::new_item(&item))?;
+        let item = self
+            .store
+            .create(item)
+            .await
+            .map_err(|e| failed("create", e))?;
+        Ok(item.into())
+    }
+
+    async fn put(
+        &mut self,
+        item: wit::NewItem,
+        expected_version: Option<String>,
+    ) -> WitResult<(wit::Item, wit::PutOutcome)> {
+        let item = item.into();
+        checked(validate::new_item(&item))?;
+        let (item, outcome) = self
+            .store
+            .put(item, expected_version.as_deref())
+            .await
+            .map_err(|e| failed("put", e))?;
+        Ok((item.into(), outcome.into()))
+    }
+
+    async fn update(
+        &mut self,
+        id: String,
+        patch: wit::ItemPatch,
+        expected_version: Option<String>,
+    ) -> WitResult<wit::Item> {
+        let patch = patch.into();
+        checked(validate::id(&id))?;
+        checked(validate::patch(&patch))?;
+        let item = self
+            .store
+            .update(&id, patch, expected_version.as_deref())
+            .await
+            .map_err(|e| failed("update", e))?;
+        Ok(item.into())
+    }
+
+    async fn delete(&mut self, id: String, expected_version: Option<String>) -> WitResult<()> {
+        checked(validate::id(&id))?;
+        self.store
+            .delete(&id, expected_version.as_deref())
+            .await
+            .map_err(|e| failed("delete", e))
+    }
+
+    async fn increment(
+        &mut self,
+        id: String,
+        attribute: String,
+        delta: i64,
+    ) -> WitResult<wit::Item> {
+        checked(validate::id(&id))?;
+        checked(validate::increment(&attribute))?;
+        let item = self
+            .store
+            .increment(&id, &attribute, delta)
+            .await
+            .map_err(|e| failed("increment", e))?;
+        Ok(item.into())
+    }
+
+    async fn batch(&mut self, writes: Vec<wit::BatchWrite>) -> WitResult<wit::BatchResult> {
+        let writes: Vec<_> = writes.into_iter().map(Into::into).collect();
+        checked(validate::batch(&writes))?;
+        let result = self
+            .store
+            .batch(writes)
+            .await
+            .map_err(|e| failed("batch", e))?;
+        Ok(result.into())
+    }
+
+    async fn query(&mut self, query: wit::Query) -> WitResult<wit::Page> {
+        let query = query.into();
+        checked(validate::query(&query))?;
+        let page = self
+            .store
+            .query(query)
+            .await
+            .map_err(|e| failed("query", e))?;
+        Ok(page.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use item_model::{
+        BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, StoreError,
+    };
+
+    use super::*;
+    use crate::{ItemStore, StoreResult};
+
+    /// A store that answers from what it was given and records each call,
+    /// so the tests see exactly what crossed the binding.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Recorder {
+        fn record(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+    }
+
+    fn stored(item: NewItem, version: &str) -> Item {
+        let time = "2026-01-01T00:00:00.000000Z".to_string();
+        item.into_item(time.clone(), time, version.to_string())
+    }
+
+    #[async_trait]
+    impl ItemStore for Recorder {
+        async fn get(&self, id: &str) -> StoreResult<Item> {
+            self.record(format!("get {id}"));
+            Err(StoreError::NotFound)
+        }
+        async fn create(&self, item: NewItem) -> StoreResult<Item> {
+            self.record(format!("create {}", item.id));
+            Ok(stored(item, "1"))
+        }
+        async fn put(
+            &self,
+            item: NewItem,
+            expected_version: Option<&str>,
+        ) -> StoreResult<(Item, PutOutcome)> {
+            self.record(format!("put {} {expected_version:?}", item.id));
+            Ok((stored(item, "2"), PutOutcome::Replaced))
+        }
+        async fn update(
+            &self,
+            id: &str,
+            patch: ItemPatch,
+            expected_version: Option<&str>,
+        ) -> StoreResult<Item> {
+            self.record(format!(
+                "update {id} {} {expected_version:?}",
+                patch.set.len()
+            ));
+            Err(StoreError::VersionMismatch(Some("7".into())))
+        }
+        async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+            self.record(format!("delete {id} {expected_version:?}"));
+            Ok(())
+        }
+        async fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
+            self.record(format!("increment {id} {attribute} {delta}"));
+            Err(StoreError::Unavailable("backend text".into()))
+        }
+        async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
+            self.record(format!("batch {}", writes.len()));
+            Ok(BatchResult::default())
+        }
+        async fn query(&self, query: Query) -> StoreResult<Page> {
+            self.record(format!("query {:?} {}", query.key, query.limit));
+            Ok(Page::default())
+        }
+    }
+
+    fn host() -> (Arc<Recorder>, ItemStoreHost) {
+        let recorder = Arc::new(Recorder::default());
+        (recorder.clone(), ItemStoreHost::new(recorder))
+    }
+
+    fn new_item(id: &str) -> wit::NewItem {
+        wit::NewItem {
+            id: id.into(),
+            user_id: Some("u1".into()),
+            status: None,
+            expires_at: None,
+            attributes: vec![wit::Attribute {
+                name: "price".into(),
+                value: wit::Value::Number("12345678901234567890.5".into()),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_reach_the_store_with_values_intact() {
+        let (recorder, mut host) = host();
+        let created = StoreHost::create(&mut host, new_item("a")).await.unwrap();
+        assert_eq!(created.version, "1");
+        assert!(matches!(
+            &created.attributes[0].value,
+            wit::Value::Number(n) if n == "12345678901234567890.5"
+        ));
+        let (_, outcome) = StoreHost::put(&mut host, new_item("a"), Some("1".into()))
+            .await
+            .unwrap();
+        assert_eq!(outcome, wit::PutOutcome::Replaced);
+        assert!(matches!(
+            StoreHost::get(&mut host, "a".into()).await,
+            Err(wit::StoreError::NotFound)
+        ));
+        let patch = wit::ItemPatch {
+            user_id: None,
+            status: Some(None),
+            expires_at: None,
+            set: Vec::new(),
+            remove: vec!["price".into()],
+        };
+        assert!(matches!(
+            StoreHost::update(&mut host, "a".into(), patch, Some("3".into())).await,
+            Err(wit::StoreError::VersionMismatch(Some(v))) if v == "7"
+        ));
+        assert!(matches!(
+            StoreHost::increment(&mut host, "a".into(), "likes".into(), 2).await,
+            Err(wit::StoreError::Unavailable(_))
+        ));
+        let query = wit::Query {
+            key: wit::IndexKey::Status("active".into()),
+            order: wit::Order::Desc,
+            limit: 10,
+            cursor: None,
+        };
+        StoreHost::query(&mut host, query).await.unwrap();
+        assert_eq!(
+            *recorder.calls.lock().unwrap(),
+            [
+                "create a",
+                "put a Some(\"1\")",
+                "get a",
+                "update a 0 Some(\"3\")",
+                "increment a likes 2",
+                "query Status(\"active\") 10",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_input_never_reaches_the_store() {
+        let (recorder, mut host) = host();
+        let mut bad = new_item("a/b");
+        assert!(matches!(
+            StoreHost::create(&mut host, bad.clone()).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        bad.id = "ok".into();
+        bad.attributes[0].name = "createdAt".into();
+        assert!(matches!(
+            StoreHost::put(&mut host, bad, None).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            StoreHost::increment(&mut host, "ok".into(), "id".into(), 1).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            StoreHost::batch(&mut host, vec![]).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        let query = wit::Query {
+            key: wit::IndexKey::Status(String::new()),
+            order: wit::Order::Asc,
+            limit: 0,
+            cursor: None,
+        };
+        assert!(matches!(
+            StoreHost::query(&mut host, query).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            StoreHost::delete(&mut host, String::new(), None).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        assert!(recorder.calls.lock().unwrap().is_empty());
+    }
+}
