@@ -21,9 +21,14 @@ COPY --from=build /src/target/wasm32-wasip2/release/api.wasm /opt/edge-items/api
 COPY --from=build /src/target/components/api-dynamodb.wasm /src/target/components/api-firestore.wasm /opt/edge-items/
 # The embedded store's file and the compiled-component cache (data/cache).
 VOLUME /data
+# Callers need a bearer token: give the JWKS, issuer and audience with
+# `docker run -e ITEMS_JWT_JWKS=... -e ITEMS_JWT_ISSUER=... -e
+# ITEMS_JWT_AUDIENCE=...` (docs/SECURITY.md); until then items requests
+# answer 500 naming the missing setting.
 ENV EDGE_ITEMS_COMPONENT=/opt/edge-items/api.wasm \
     EDGE_ITEMS_DATA=/data/items.db \
-    EDGE_ITEMS_LISTEN=0.0.0.0:8080
+    EDGE_ITEMS_LISTEN=0.0.0.0:8080 \
+    ITEMS_AUTH=jwt
 USER edge-items
 EXPOSE 8080
 # SIGTERM (docker stop) lets requests in flight finish, then exits 0.

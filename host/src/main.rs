@@ -82,6 +82,13 @@ struct ServeArgs {
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
     env: Vec<String>,
 
+    /// Serve without authentication on an address other computers can
+    /// reach. Without it, the host refuses to start there unless the
+    /// component's ITEMS_AUTH (from `--env` or this process's environment)
+    /// is `jwt`.
+    #[arg(long, env = "EDGE_ITEMS_ALLOW_ANONYMOUS")]
+    allow_anonymous: bool,
+
     /// Seconds to let requests in flight finish after SIGINT/SIGTERM.
     #[arg(
         long,
@@ -122,18 +129,65 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `--env` values: NAME=VALUE as given, NAME from this process.
-fn guest_env(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    specs
+/// The api component's authentication settings (jwt-auth), passed on from
+/// this process's environment when `--env` does not set them, so that a
+/// container's or unit's environment configures them as for any service.
+const AUTH_SETTINGS: [&str; 5] = [
+    jwt_auth::AUTH,
+    jwt_auth::JWKS,
+    jwt_auth::ISSUER,
+    jwt_auth::AUDIENCE,
+    jwt_auth::LEEWAY,
+];
+
+/// `--env` values: NAME=VALUE as given, NAME from this process; then the
+/// authentication settings this process has and `--env` did not give.
+fn guest_env(
+    specs: &[String],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env = specs
         .iter()
         .map(|spec| match spec.split_once('=') {
             Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
             Some(_) => anyhow::bail!("--env `{spec}`: the name is empty"),
-            None => std::env::var(spec)
+            None => lookup(spec)
                 .map(|value| (spec.clone(), value))
                 .with_context(|| format!("--env {spec}: this process has no such variable")),
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for name in AUTH_SETTINGS {
+        if !env.iter().any(|(given, _)| given == name)
+            && let Some(value) = lookup(name)
+        {
+            env.push((name.to_string(), value));
+        }
+    }
+    Ok(env)
+}
+
+/// Refuses to serve anonymously where others can connect: the component
+/// would let anyone read, overwrite and delete every item.
+fn check_exposure(
+    addr: std::net::SocketAddr,
+    env: &[(String, String)],
+    allow_anonymous: bool,
+) -> anyhow::Result<()> {
+    let auth = env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == jwt_auth::AUTH)
+        .map(|(_, value)| value.trim().to_ascii_lowercase());
+    let anonymous = matches!(auth.as_deref(), None | Some("" | "none"));
+    if anonymous && !addr.ip().is_loopback() && !allow_anonymous {
+        anyhow::bail!(
+            "refusing to serve {addr} without authentication: anyone who can reach it could read, \
+             change and delete every item. Set ITEMS_AUTH=jwt with ITEMS_JWT_JWKS, ITEMS_JWT_ISSUER \
+             and ITEMS_JWT_AUDIENCE (docs/SECURITY.md), listen on a loopback address, or pass \
+             --allow-anonymous if another layer authenticates callers"
+        );
+    }
+    Ok(())
 }
 
 async fn provision_dynamodb(args: DynamoDbArgs) -> anyhow::Result<()> {
@@ -165,11 +219,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .open()
         .await
         .context("cannot open the item store")?;
+    let env = guest_env(&args.env, |name| std::env::var(name).ok())?;
+    check_exposure(server.local_addr()?, &env, args.allow_anonymous)?;
     let config = RuntimeConfig {
         component: args.component.clone(),
         cache_dir: Some(args.cache_dir()),
         max_body_bytes: args.max_body_bytes,
-        env: guest_env(&args.env)?,
+        env,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(&config, store))
         .await
@@ -254,5 +310,53 @@ mod tests {
             let parsed = Cli::try_parse_from(["edge-items", "serve"].iter().chain(bad));
             assert!(parsed.is_err(), "{bad:?}");
         }
+    }
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn auth_settings_reach_the_component_unless_env_overrides_them() {
+        let process = [
+            ("ITEMS_AUTH", "jwt"),
+            ("ITEMS_JWT_ISSUER", "https://issuer.example"),
+            ("AWS_REGION", "eu-west-1"),
+        ];
+        let env = guest_env(
+            &["ITEMS_AUTH=none".into(), "AWS_REGION".into()],
+            lookup(&process),
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            [
+                ("ITEMS_AUTH".to_string(), "none".to_string()),
+                ("AWS_REGION".into(), "eu-west-1".into()),
+                ("ITEMS_JWT_ISSUER".into(), "https://issuer.example".into()),
+            ]
+        );
+        assert!(guest_env(&["MISSING".into()], lookup(&process)).is_err());
+        assert!(guest_env(&["=x".into()], lookup(&process)).is_err());
+    }
+
+    #[test]
+    fn anonymous_serving_stays_on_loopback_unless_allowed() {
+        let public: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let loopback: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let v6_loopback: std::net::SocketAddr = "[::1]:8080".parse().unwrap();
+        let none = vec![("ITEMS_AUTH".to_string(), "none".to_string())];
+        let jwt = vec![("ITEMS_AUTH".to_string(), "JWT".to_string())];
+        assert!(check_exposure(loopback, &[], false).is_ok());
+        assert!(check_exposure(v6_loopback, &none, false).is_ok());
+        let refused = check_exposure(public, &[], false).unwrap_err().to_string();
+        assert!(refused.contains("ITEMS_AUTH=jwt") && refused.contains("--allow-anonymous"));
+        assert!(check_exposure(public, &none, false).is_err());
+        assert!(check_exposure(public, &none, true).is_ok());
+        assert!(check_exposure(public, &jwt, false).is_ok());
     }
 }

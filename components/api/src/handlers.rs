@@ -3,9 +3,10 @@
 //! [`Problem`] on the way out.
 
 use item_model::json::item_to_json;
-use item_model::{Item, PutOutcome, StoreError};
+use item_model::{BatchResult, BatchWrite, Item, NewItem, PutOutcome, StoreError};
 use serde_json::{Value as Json, json};
 
+use crate::auth::{self, Caller};
 use crate::conditional::{self, IfMatch};
 use crate::http::{Request, max_body_bytes};
 use crate::problem::{Kind, Problem};
@@ -41,21 +42,29 @@ pub fn handle(request: &Request) -> Response {
 }
 
 fn dispatch(route: Route, request: &Request) -> Result<Response> {
+    // The description and the health check stay open; every items route
+    // needs a caller.
+    let caller = match route {
+        Route::OpenApi => {
+            return Ok(Response {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: OPENAPI.as_bytes().to_vec(),
+            });
+        }
+        Route::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
+        _ => auth::caller(request)?,
+    };
     match route {
-        Route::CreateItem => create_item(request),
-        Route::ListItems => list_items(request),
-        Route::Batch => batch(request),
-        Route::GetItem(id) => get_item(request, &id),
-        Route::PutItem(id) => put_item(request, &id),
-        Route::PatchItem(id) => patch_item(request, &id),
-        Route::DeleteItem(id) => delete_item(request, &id),
-        Route::LikeItem(id) => like_item(request, &id),
-        Route::OpenApi => Ok(Response {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: OPENAPI.as_bytes().to_vec(),
-        }),
-        Route::Health => Ok(Response::json(200, &json!({"status": "ok"}))),
+        Route::CreateItem => create_item(request, &caller),
+        Route::ListItems => list_items(request, &caller),
+        Route::Batch => batch(request, &caller),
+        Route::GetItem(id) => get_item(request, &caller, &id),
+        Route::PutItem(id) => put_item(request, &caller, &id),
+        Route::PatchItem(id) => patch_item(request, &caller, &id),
+        Route::DeleteItem(id) => delete_item(request, &caller, &id),
+        Route::LikeItem(id) => like_item(request, &caller, &id),
+        Route::OpenApi | Route::Health => unreachable!("answered above"),
     }
 }
 
@@ -125,15 +134,19 @@ pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     text
 }
 
-fn create_item(request: &Request) -> Result<Response> {
-    let new = body::new_item(json_body(request, false)?, None, generate_id)?;
+fn create_item(request: &Request, caller: &Caller) -> Result<Response> {
+    let mut new = body::new_item(json_body(request, false)?, None, generate_id)?;
+    claim_ownership(caller, &mut new)?;
     let id = new.id.clone();
     let item = store::create(new).map_err(|e| Problem::from_store(e, Some(&id)))?;
     Ok(item_response(201, &item).with_header("location", location(&item.id)))
 }
 
-fn get_item(request: &Request, id: &str) -> Result<Response> {
+fn get_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
     let item = store::get(id).map_err(|e| Problem::from_store(e, Some(id)))?;
+    if !visible(caller, &item) {
+        return Err(Problem::not_found(id));
+    }
     if let Some(value) = request.header("if-none-match")
         && let Ok(condition) = conditional::parse(&value)
         && conditional::none_match(&condition, &item.version)
@@ -143,42 +156,98 @@ fn get_item(request: &Request, id: &str) -> Result<Response> {
     Ok(item_response(200, &item))
 }
 
-fn put_item(request: &Request, id: &str) -> Result<Response> {
-    let new = body::new_item(json_body(request, false)?, Some(id), String::new)?;
+fn put_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
+    let mut new = body::new_item(json_body(request, false)?, Some(id), String::new)?;
+    claim_ownership(caller, &mut new)?;
     let condition = conditional::if_match(request.header("if-match").as_deref());
-    // `put` alone cannot say "must exist", so `If-Match: *` reads first.
-    let (item, outcome) = conditional_write(id, &condition, true, |version| {
-        store::put(new.clone(), version)
-    })?;
+    let (item, outcome) = match caller.owner() {
+        // `put` alone cannot say "must exist", so `If-Match: *` reads first.
+        None => conditional_write(id, &condition, true, |version| {
+            store::put(new.clone(), version)
+        })?,
+        Some(owner) => owned_write(
+            owner,
+            id,
+            &condition,
+            || Some(store::create(new.clone()).map(|item| (item, PutOutcome::Created))),
+            |version| store::put(new.clone(), Some(version)),
+        )?,
+    };
     Ok(match outcome {
         PutOutcome::Created => item_response(201, &item).with_header("location", location(id)),
         PutOutcome::Replaced => item_response(200, &item),
     })
 }
 
-fn patch_item(request: &Request, id: &str) -> Result<Response> {
+fn patch_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
     let patch = body::patch(json_body(request, true)?, id)?;
     let condition = conditional::if_match(request.header("if-match").as_deref());
-    let item = conditional_write(id, &condition, false, |version| {
-        store::update(id, patch.clone(), version)
-    })?;
+    let item = match caller.owner() {
+        None => conditional_write(id, &condition, false, |version| {
+            store::update(id, patch.clone(), version)
+        })?,
+        Some(owner) => {
+            if let Some(change) = &patch.user_id
+                && change.as_deref() != Some(owner)
+            {
+                return Err(auth::forbidden(format!(
+                    "`userId` can only stay `{owner}`: giving an item away or leaving it without an owner needs the `{}` scope",
+                    jwt_auth::ADMIN_SCOPE
+                )));
+            }
+            owned_write(
+                owner,
+                id,
+                &condition,
+                || None,
+                |version| store::update(id, patch.clone(), Some(version)),
+            )?
+        }
+    };
     Ok(item_response(200, &item))
 }
 
-fn delete_item(request: &Request, id: &str) -> Result<Response> {
+fn delete_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
     let condition = conditional::if_match(request.header("if-match").as_deref());
-    conditional_write(id, &condition, false, |version| store::delete(id, version))?;
+    match caller.owner() {
+        None => conditional_write(id, &condition, false, |version| store::delete(id, version))?,
+        Some(owner) => owned_write(
+            owner,
+            id,
+            &condition,
+            || None,
+            |version| store::delete(id, Some(version)),
+        )?,
+    }
     Ok(Response::empty(204))
 }
 
-fn like_item(request: &Request, id: &str) -> Result<Response> {
+fn like_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
     let by = body::likes_delta(optional_json_body(request)?)?;
+    if caller.owner().is_some() {
+        // An increment has no version to hold the owner still; the read
+        // hides other users' items, and only an administrator can move an
+        // item between owners (docs/SECURITY.md).
+        let current = store::get(id).map_err(|e| Problem::from_store(e, Some(id)))?;
+        if !visible(caller, &current) {
+            return Err(Problem::not_found(id));
+        }
+    }
     let item = store::increment(id, "likes", by).map_err(|e| Problem::from_store(e, Some(id)))?;
     Ok(item_response(200, &item))
 }
 
-fn list_items(request: &Request) -> Result<Response> {
+fn list_items(request: &Request, caller: &Caller) -> Result<Response> {
     let query = list_query(&request.query)?;
+    if let Some(owner) = caller.owner()
+        && let item_model::IndexKey::UserId(user) = &query.key
+        && user != owner
+    {
+        return Err(auth::forbidden(format!(
+            "you can list only your own items (`userId={owner}`); other users' lists need the `{}` scope",
+            jwt_auth::ADMIN_SCOPE
+        )));
+    }
     let page = store::query(query.clone()).map_err(|e| match e {
         // The URL is the only input, so whatever the store rejects is a
         // bad query parameter (typically the cursor).
@@ -193,14 +262,172 @@ fn list_items(request: &Request) -> Result<Response> {
     })
 }
 
-fn batch(request: &Request) -> Result<Response> {
+fn batch(request: &Request, caller: &Caller) -> Result<Response> {
     let writes = body::batch(json_body(request, false)?, generate_id)?;
-    let result = store::batch(writes).map_err(|e| Problem::from_store(e, None))?;
+    let result = match caller.owner() {
+        None => store::batch(writes).map_err(|e| Problem::from_store(e, None))?,
+        Some(owner) => owned_batch(caller, owner, writes)?,
+    };
     let put: Vec<Json> = result.put.iter().map(item_to_json).collect();
     Ok(Response::json(
         200,
         &json!({"put": put, "deleted": result.deleted}),
     ))
+}
+
+/// Whether `caller` may see `item`: an administrator sees every item, a
+/// user only its own (others' look absent).
+fn visible(caller: &Caller, item: &Item) -> bool {
+    caller
+        .owner()
+        .is_none_or(|owner| item.user_id.as_deref() == Some(owner))
+}
+
+/// Makes a new or replacing item the caller's own: a caller limited to its
+/// items writes them under its `sub` (a body without `userId` gets it), and
+/// naming another user is 403.
+fn claim_ownership(caller: &Caller, item: &mut NewItem) -> Result<()> {
+    let Some(owner) = caller.owner() else {
+        return Ok(());
+    };
+    match &item.user_id {
+        None => {
+            item.user_id = Some(owner.to_owned());
+            Ok(())
+        }
+        Some(user) if user == owner => Ok(()),
+        Some(_) => Err(auth::forbidden(format!(
+            "you can only write your own items: `userId` must be `{owner}` or absent; writing for other users needs the `{}` scope",
+            jwt_auth::ADMIN_SCOPE
+        ))),
+    }
+}
+
+/// A batch by a caller limited to its own items. Every target is read
+/// first, and the batch is refused (404, nothing applied) if one belongs
+/// to someone else; then each write applies on its own, under the version
+/// read, so that another user's item created or moved in between is never
+/// overwritten.
+fn owned_batch(caller: &Caller, owner: &str, writes: Vec<BatchWrite>) -> Result<BatchResult> {
+    let mut targets = Vec::with_capacity(writes.len());
+    for mut write in writes {
+        let id = match &mut write {
+            BatchWrite::Put(put) => {
+                if put.created_at.is_some() {
+                    return Err(auth::forbidden(format!(
+                        "`createdAt` in a batch keeps an imported item's history, which needs the `{}` scope",
+                        jwt_auth::ADMIN_SCOPE
+                    )));
+                }
+                claim_ownership(caller, &mut put.item)?;
+                put.item.id.clone()
+            }
+            BatchWrite::Delete(id) => id.clone(),
+        };
+        let current = match store::get(&id) {
+            Ok(item) if visible(caller, &item) => Some(item.version),
+            Ok(_) => return Err(Problem::not_found(&id)),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(Problem::from_store(e, Some(&id))),
+        };
+        targets.push((write, id, current));
+    }
+    let mut result = BatchResult::default();
+    for (write, id, read) in targets {
+        match write {
+            BatchWrite::Put(put) => {
+                let new = put.item;
+                let first = match &read {
+                    Some(version) => store::put(new.clone(), Some(version)).map(|(item, _)| item),
+                    None => store::create(new.clone()),
+                };
+                let item = match first {
+                    Err(StoreError::VersionMismatch(_) | StoreError::AlreadyExists) => owned_write(
+                        owner,
+                        &id,
+                        &IfMatch::Absent,
+                        || Some(store::create(new.clone())),
+                        |version| store::put(new.clone(), Some(version)).map(|(item, _)| item),
+                    )?,
+                    other => other.map_err(|e| Problem::from_store(e, Some(&id)))?,
+                };
+                result.put.push(item);
+            }
+            BatchWrite::Delete(_) => {
+                if let Some(version) = &read {
+                    match store::delete(&id, Some(version)) {
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(StoreError::VersionMismatch(_)) => {
+                            owned_write(
+                                owner,
+                                &id,
+                                &IfMatch::Absent,
+                                || Some(Ok(())),
+                                |version| store::delete(&id, Some(version)),
+                            )?;
+                        }
+                        Err(e) => return Err(Problem::from_store(e, Some(&id))),
+                    }
+                }
+                result.deleted.push(id);
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// A write to one item by a caller limited to its own items: read the
+/// item, answer 404 if it is someone else's (exactly as if it were
+/// absent), check `If-Match` against it, and write under the version read,
+/// so that no change of owner can slip in between. `absent` handles a
+/// missing item: `None` answers 404 (412 under `If-Match`); PUT creates it.
+fn owned_write<T>(
+    owner: &str,
+    id: &str,
+    condition: &IfMatch,
+    mut absent: impl FnMut() -> Option<std::result::Result<T, StoreError>>,
+    mut write: impl FnMut(&str) -> std::result::Result<T, StoreError>,
+) -> Result<T> {
+    let cannot_match = || {
+        Problem::new(
+            Kind::PreconditionFailed,
+            format!("If-Match cannot match: no item has the id `{id}`"),
+        )
+    };
+    for _ in 0..CONDITIONAL_ATTEMPTS {
+        let current = match store::get(id) {
+            Ok(item) if item.user_id.as_deref() == Some(owner) => item,
+            Ok(_) => return Err(Problem::not_found(id)),
+            Err(StoreError::NotFound) => {
+                if !matches!(condition, IfMatch::Absent) {
+                    return Err(cannot_match());
+                }
+                match absent() {
+                    None => return Err(Problem::not_found(id)),
+                    // Someone created it meanwhile: decide again.
+                    Some(Err(StoreError::AlreadyExists)) => continue,
+                    Some(outcome) => return outcome.map_err(|e| Problem::from_store(e, Some(id))),
+                }
+            }
+            Err(e) => return Err(Problem::from_store(e, Some(id))),
+        };
+        match condition {
+            IfMatch::Never(why) => return Err(Problem::new(Kind::PreconditionFailed, *why)),
+            IfMatch::Version(version) if *version != current.version => {
+                return Err(Problem::version_mismatch(Some(&current.version)));
+            }
+            IfMatch::AnyOf(versions) if !versions.contains(&current.version) => {
+                return Err(Problem::version_mismatch(Some(&current.version)));
+            }
+            _ => {}
+        }
+        match write(&current.version) {
+            // Changed or removed since the read: decide again.
+            Err(StoreError::VersionMismatch(_) | StoreError::NotFound) => {}
+            other => return other.map_err(|e| Problem::from_store(e, Some(id))),
+        }
+    }
+    Err(Problem::contended(id))
 }
 
 /// Runs a write under an `If-Match` condition; `write` gets the version the

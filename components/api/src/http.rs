@@ -93,6 +93,15 @@ impl Request {
         Some(texts.join(", "))
     }
 
+    /// Every value of a header, one per header line.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
     /// Reads the whole body, refusing (413) one over `limit` bytes: by its
     /// Content-Length before reading, or while streaming, reading at most
     /// `limit + 1` bytes so memory stays bounded.

@@ -16,6 +16,7 @@
 //! `openapi.json` (served at `GET /openapi.json`) documents the behaviour;
 //! `docs/http-api.md` is the contract.
 
+pub mod auth;
 pub mod body;
 pub mod conditional;
 pub mod handlers;

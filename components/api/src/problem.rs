@@ -29,11 +29,14 @@ pub enum Kind {
     BackendError,
     BackendUnavailable,
     Throttled,
+    Unauthenticated,
+    Forbidden,
+    AuthMisconfigured,
 }
 
 impl Kind {
     /// Every kind, for the documentation test.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 19] = [
         Kind::MalformedJson,
         Kind::InvalidId,
         Kind::InvalidQuery,
@@ -50,6 +53,9 @@ impl Kind {
         Kind::BackendError,
         Kind::BackendUnavailable,
         Kind::Throttled,
+        Kind::Unauthenticated,
+        Kind::Forbidden,
+        Kind::AuthMisconfigured,
     ];
 
     /// The last part of the `type` URI.
@@ -71,6 +77,9 @@ impl Kind {
             Kind::BackendError => "backend-error",
             Kind::BackendUnavailable => "backend-unavailable",
             Kind::Throttled => "throttled",
+            Kind::Unauthenticated => "unauthenticated",
+            Kind::Forbidden => "forbidden",
+            Kind::AuthMisconfigured => "auth-misconfigured",
         }
     }
 
@@ -83,6 +92,8 @@ impl Kind {
             Kind::MalformedJson | Kind::InvalidId | Kind::InvalidQuery | Kind::UnreadableBody => {
                 400
             }
+            Kind::Unauthenticated => 401,
+            Kind::Forbidden => 403,
             Kind::NoRoute | Kind::NotFound => 404,
             Kind::MethodNotAllowed => 405,
             Kind::AlreadyExists => 409,
@@ -90,6 +101,7 @@ impl Kind {
             Kind::BodyTooLarge => 413,
             Kind::UnsupportedMediaType => 415,
             Kind::InvalidBody => 422,
+            Kind::AuthMisconfigured => 500,
             Kind::BackendUnauthorized | Kind::BackendError => 502,
             Kind::BackendUnavailable | Kind::Throttled => 503,
         }
@@ -113,6 +125,9 @@ impl Kind {
             Kind::BackendError => "Storage backend error",
             Kind::BackendUnavailable => "Storage backend unavailable",
             Kind::Throttled => "Storage backend is throttling",
+            Kind::Unauthenticated => "Authentication required",
+            Kind::Forbidden => "Not allowed for this caller",
+            Kind::AuthMisconfigured => "Authentication is misconfigured",
         }
     }
 }
@@ -127,6 +142,8 @@ pub struct Problem {
     pub allow: Option<&'static str>,
     /// `Retry-After` seconds for 503.
     pub retry_after: Option<u32>,
+    /// `WWW-Authenticate` for 401 and 403 (RFC 6750 3).
+    pub www_authenticate: Option<String>,
 }
 
 impl Problem {
@@ -136,7 +153,14 @@ impl Problem {
             detail: detail.into(),
             allow: None,
             retry_after: None,
+            www_authenticate: None,
         }
+    }
+
+    /// The same problem with a `WWW-Authenticate` challenge.
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.www_authenticate = Some(challenge);
+        self
     }
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
@@ -191,6 +215,20 @@ impl Problem {
         }
     }
 
+    /// 503 for an item that kept changing while a write that must read it
+    /// first tried to apply.
+    pub fn contended(id: &str) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                Kind::Throttled,
+                format!(
+                    "the item `{id}` kept changing while this request tried to apply; retry after the number of seconds in Retry-After"
+                ),
+            )
+        }
+    }
+
     /// 412 for an `If-Match` that did not match the item's version.
     pub fn version_mismatch(current: Option<&str>) -> Self {
         Self::new(
@@ -219,6 +257,9 @@ impl Problem {
         }
         if let Some(seconds) = self.retry_after {
             response = response.with_header("retry-after", seconds.to_string());
+        }
+        if let Some(challenge) = self.www_authenticate {
+            response = response.with_header("www-authenticate", challenge);
         }
         response
     }
