@@ -81,6 +81,7 @@ fn run() -> Result<ExitCode> {
             result
         }
         "lint" => {
+            ensure_lint_components()?;
             run_ok(cargo().args(["fmt", "--all", "--", "--check"]))?;
             run_ok(cargo().args([
                 "clippy",
@@ -230,6 +231,28 @@ fn build_spin_flavours(root: &Path) -> Result<()> {
         eprintln!("xtask: Spin flavour {}", out.display());
     }
     Ok(())
+}
+
+/// rust-toolchain.toml lists clippy and rustfmt, but an older rustup only
+/// installs them with the toolchain, not for a toolchain already present.
+fn ensure_lint_components() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    let missing: Vec<&str> = ["clippy", "rustfmt"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(&format!("{c}-"))))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run_ok(
+        Command::new("rustup")
+            .args(["component", "add"])
+            .args(missing),
+    )
 }
 
 /// rust-toolchain.toml lists the target, but an older rustup only installs
