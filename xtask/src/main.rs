@@ -24,7 +24,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// The guest and adapter components, built for wasm32-wasip2.
+/// The guest and adapter components, built for wasm32-wasip2. Each also
+/// compiles natively, where `cargo xtask test` runs its unit tests (a
+/// `cdylib`-only crate runs them too; an `rlib` is needed only to use the
+/// crate from another).
 const COMPONENTS: &[&str] = &[
     "api",
     "dynamodb-adapter",
@@ -135,8 +138,8 @@ fn run() -> Result<ExitCode> {
 }
 
 /// `cargo xtask test`: every test with everything it needs, each phase
-/// timed. Without ARGS, the workspace's tests; with ARGS, only
-/// `cargo test --release ARGS`.
+/// timed. Without ARGS, the workspace's tests and then the components'
+/// unit tests natively; with ARGS, only `cargo test --release ARGS`.
 fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
     phases.time("build", || build(root))?;
@@ -158,7 +161,10 @@ fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
         .collect();
     let runs: Vec<Vec<String>> = if args.is_empty() {
         let workspace = ["--workspace"].map(String::from).into_iter();
-        vec![workspace.chain(component_excludes()).collect()]
+        vec![
+            workspace.chain(component_excludes()).collect(),
+            component_packages(),
+        ]
     } else {
         vec![args.to_vec()]
     };
