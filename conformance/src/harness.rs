@@ -23,6 +23,8 @@ pub use artefacts::{api_wasm, composed_wasm};
 pub use backend::{Backend, Fixture, Runtime, Store};
 pub use client::Response;
 pub use fixtures::{AwsKey, unique};
-pub use interop::{assert_python_types, ids, list_all, normalised_time, python};
+pub use interop::{
+    assert_guarded_rename, assert_python_types, ids, list_all, normalised_time, python,
+};
 pub use moto::{moto_keys, moto_service_user_without};
 pub use server::Server;

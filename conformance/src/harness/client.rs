@@ -62,6 +62,12 @@ impl Server {
         self.send(Method::PATCH, path, Some(body), &[]).await
     }
 
+    /// PATCHes `path` with `body` (JSON), guarded by `If-Match: etag`.
+    pub async fn patch_if_match(&self, path: &str, body: &Value, etag: &str) -> Response {
+        self.send(Method::PATCH, path, Some(body), &[("if-match", etag)])
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> Response {
         self.send(Method::DELETE, path, None, &[]).await
     }

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::artefacts::workspace_root;
 use super::client::Response;
@@ -91,4 +91,27 @@ pub fn assert_python_types(types: &Value, shape: &[(&str, &str)], why: &str) {
         .map(|(name, python_type)| (name.to_string(), Value::from(*python_type)))
         .collect();
     assert_eq!(types, &Value::Object(expected), "{why}");
+}
+
+/// Renames the item at `path` to "Renamed" with PATCH as the seed's
+/// clients' items must allow: refused (412) with the `stale` ETag, done with
+/// the `current` one, keeping the description and creation time of
+/// `before` (the item as read earlier). Returns the successful response.
+pub async fn assert_guarded_rename(
+    s: &Server,
+    path: &str,
+    stale: &str,
+    current: &str,
+    before: &Value,
+) -> Response {
+    let rename = json!({"name": "Renamed"});
+    s.patch_if_match(path, &rename, stale)
+        .await
+        .assert_problem(412);
+    let r = s.patch_if_match(path, &rename, current).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["name"], "Renamed");
+    assert_eq!(r.json["description"], before["description"]);
+    assert_eq!(r.json["createdAt"], before["createdAt"]);
+    r
 }
