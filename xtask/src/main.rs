@@ -160,10 +160,11 @@ fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
         ])
         .collect();
     let runs: Vec<Vec<String>> = if args.is_empty() {
-        let workspace = ["--workspace"].map(String::from).into_iter();
+        // --no-fail-fast: one failing test binary must not hide the others'.
+        let whole = |packages: Vec<String>| [vec!["--no-fail-fast".to_string()], packages].concat();
         vec![
-            workspace.chain(component_excludes()).collect(),
-            component_packages(),
+            whole([vec!["--workspace".to_string()], component_excludes()].concat()),
+            whole(component_packages()),
         ]
     } else {
         vec![args.to_vec()]
