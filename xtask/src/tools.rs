@@ -49,8 +49,9 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// The binaries the harness reads, by the variables it reads them from.
-    fn binaries(&self) -> [(&'static str, &Path); 3] {
+    /// The variables the tests read: the binaries the harness starts, and
+    /// the virtual environment in use.
+    fn variables(&self) -> [(&'static str, &Path); 3] {
         [
             ("WASMTIME_BIN", &self.wasmtime),
             ("SPIN_BIN", &self.spin),
@@ -58,7 +59,7 @@ impl Tools {
         ]
     }
 
-    /// The environment of the test run: the binaries, and the virtual
+    /// The environment of the test run: those variables, and the virtual
     /// environment activated (its bin/ first on PATH, so `python3` and
     /// `moto_server` are its own, in every test crate).
     pub fn env(&self) -> Result<Vec<(OsString, OsString)>> {
@@ -67,7 +68,7 @@ impl Tools {
             std::iter::once(self.venv.join("bin")).chain(std::env::split_paths(&path)),
         )?;
         let mut env: Vec<(OsString, OsString)> = self
-            .binaries()
+            .variables()
             .into_iter()
             .map(|(name, path)| (name.into(), path.into()))
             .collect();
@@ -78,7 +79,7 @@ impl Tools {
     /// The same as shell lines, for running tests by hand.
     pub fn shell_exports(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .binaries()
+            .variables()
             .into_iter()
             .map(|(name, path)| format!("export {name}={}", path.display()))
             .collect();
@@ -325,4 +326,15 @@ fn spin(root: &Path) -> Result<(PathBuf, Source)> {
         );
     }
     Ok((bin, Source::Installed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feature_list_is_one_word_for_cargo() {
+        assert!(!WASMTIME_FEATURES.contains(char::is_whitespace));
+        assert!(WASMTIME_FEATURES.split(',').all(|f| !f.is_empty()));
+    }
 }
