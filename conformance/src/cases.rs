@@ -922,11 +922,17 @@ pub async fn graceful_shutdown(backend: Backend) {
     backend.assert_sigterm_exit(status);
 }
 
-/// Generates one `#[tokio::test]` per conformance case for a backend.
+/// Generates one `#[tokio::test]` per conformance case for the backend
+/// `RUNTIME, STORE, FIXTURE` (variants of [`crate::Runtime`],
+/// [`crate::Store`] and [`crate::Fixture`]).
 #[macro_export]
 macro_rules! conformance_suite {
-    ($backend:expr) => {
-        $crate::conformance_suite!(@cases $backend;
+    ($runtime:ident, $store:ident, $fixture:ident) => {
+        $crate::conformance_suite!(@cases $crate::Backend::new(
+            $crate::Runtime::$runtime,
+            $crate::Store::$store,
+            $crate::Fixture::$fixture,
+        );
             create_and_read,
             create_generates_an_id,
             create_twice_conflicts,

@@ -1,11 +1,11 @@
-//! The conformance suite every storage backend must pass, end to end: the
-//! real `edge-items` host serving the real api component over real HTTP.
+//! The conformance suite every backend must pass, end to end: a real
+//! runtime serving the real api component over real HTTP, on a real store.
 //!
-//! A backend's test file is one line, `conformance_suite!(Backend::X);`
-//! (see `tests/embedded.rs`), so every backend runs the same cases
-//! unchanged.
+//! A backend's test file is one line, `conformance_suite!(RUNTIME, STORE,
+//! FIXTURE);` (see `tests/embedded.rs` and [`Backend`]), so every backend
+//! runs the same cases unchanged.
 
 pub mod cases;
 pub mod harness;
 
-pub use harness::{Backend, Server};
+pub use harness::{Backend, Fixture, Runtime, Server, Store};

@@ -1,5 +1,3 @@
 //! The conformance suite on the DynamoDB adapter component (composed with the api component; the host serves it with --store none).
 
-use conformance::Backend;
-
-conformance::conformance_suite!(Backend::ComposedDynamoDb);
+conformance::conformance_suite!(HostComposed, DynamoDb, Local);

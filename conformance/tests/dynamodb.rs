@@ -1,5 +1,3 @@
 //! The conformance suite on the host's native DynamoDb store.
 
-use conformance::Backend;
-
-conformance::conformance_suite!(Backend::DynamoDb);
+conformance::conformance_suite!(Host, DynamoDb, Local);

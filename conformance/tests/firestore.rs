@@ -1,5 +1,3 @@
 //! The conformance suite on the host's native Firestore store.
 
-use conformance::Backend;
-
-conformance::conformance_suite!(Backend::Firestore);
+conformance::conformance_suite!(Host, Firestore, Local);

@@ -2,10 +2,15 @@
 //! DynamoDB Local): items the API writes read naturally with boto3, and
 //! items boto3 writes in the seed's shape are served by the API.
 
-use conformance::harness::{python, unique};
-use conformance::{Backend, Server};
-use reqwest::{Method, StatusCode};
+use conformance::harness::{
+    assert_guarded_rename, assert_python_types, list_all, normalised_time, python, unique,
+};
+use conformance::{Backend, Fixture, Runtime, Server, Store};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// Our host's native DynamoDB store, on DynamoDB Local.
+const NATIVE: Backend = Backend::new(Runtime::Host, Store::DynamoDb, Fixture::Local);
 
 /// Runs one of the seed's boto3 calls (conformance/interop/dynamodb_client.py)
 /// on this server's table.
@@ -22,38 +27,9 @@ fn boto3(s: &Server, action: &str, argument: Value) -> Value {
     )
 }
 
-/// `datetime.utcnow().isoformat()` (no zone; no fraction when the
-/// microseconds are 0) in the API's fixed-width UTC form.
-fn normalised(python_time: &Value) -> String {
-    let text = python_time.as_str().expect("a string time");
-    if text.contains('.') {
-        format!("{text}Z")
-    } else {
-        format!("{text}.000000Z")
-    }
-}
-
-/// Every item of a list query, one page of `limit` at a time.
-async fn list_all(s: &Server, query: &str, limit: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut path = format!("/items?{query}&limit={limit}");
-    loop {
-        let r = s.get(&path).await;
-        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
-        for item in r.json["items"].as_array().expect("items") {
-            ids.push(item["id"].as_str().expect("id").to_string());
-        }
-        match r.json["next"].as_str() {
-            Some(next) => path = format!("/items?{query}&limit={limit}&cursor={next}"),
-            None => return ids,
-        }
-        assert!(ids.len() < 100, "paging does not end: {ids:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_written_by_the_api_read_naturally_with_boto3() {
-    let s = Server::start(Backend::DynamoDb);
+    let s = Server::start(NATIVE);
     let user = unique("user");
     let created = s
         .create(&json!({
@@ -95,15 +71,7 @@ async fn items_written_by_the_api_read_naturally_with_boto3() {
         ("tags", "list"),
         ("size", "dict"),
     ];
-    let expected: serde_json::Map<String, Value> = shape
-        .iter()
-        .map(|(name, python_type)| (name.to_string(), json!(python_type)))
-        .collect();
-    assert_eq!(
-        types,
-        &Value::Object(expected),
-        "these attributes and no others (no `id`)"
-    );
+    assert_python_types(types, &shape, "these attributes and no others (no `id`)");
 
     // A like through the API is a number boto3 reads back.
     let r = s.post("/items/api-1/likes", &json!({"by": 2})).await;
@@ -129,7 +97,7 @@ async fn items_written_by_the_api_read_naturally_with_boto3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_written_with_boto3_in_the_seed_shape_are_served() {
-    let s = Server::start(Backend::DynamoDb);
+    let s = Server::start(NATIVE);
     let user = unique("user");
     let put = boto3(
         &s,
@@ -147,14 +115,20 @@ async fn items_written_with_boto3_in_the_seed_shape_are_served() {
     assert_eq!(item["description"], "A great item");
     assert_eq!(item["likes"], 5);
     assert_eq!(item["userId"], user.as_str());
-    assert_eq!(item["createdAt"], normalised(&put["item"]["createdAt"]));
+    assert_eq!(
+        item["createdAt"],
+        normalised_time(&put["item"]["createdAt"])
+    );
     assert_eq!(item["updatedAt"], item["createdAt"]);
     assert!(item.get("itemId").is_none(), "the key is the id: {item}");
     let etag = r.header("etag").expect("an ETag").to_string();
 
     let r = s.get("/items/seed-bare").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.json["createdAt"], normalised(&bare["item"]["createdAt"]));
+    assert_eq!(
+        r.json["createdAt"],
+        normalised_time(&bare["item"]["createdAt"])
+    );
     let r = s.post("/items/seed-bare/likes", &json!({})).await;
     assert_eq!(r.json["likes"], 1, "no likes yet counts from 0: {}", r.text);
 
@@ -187,28 +161,9 @@ async fn items_written_with_boto3_in_the_seed_shape_are_served() {
     assert_eq!(r.json["likes"], 7, "{}", r.text);
     let etag_after_like = r.header("etag").expect("etag").to_string();
     assert_ne!(etag_after_like, etag);
-    let r = s
-        .send(
-            Method::PATCH,
-            "/items/item-123",
-            Some(&json!({"name": "Renamed"})),
-            &[("if-match", &etag)],
-        )
-        .await;
-    r.assert_problem(412);
-    let r = s
-        .send(
-            Method::PATCH,
-            "/items/item-123",
-            Some(&json!({"name": "Renamed"})),
-            &[("if-match", &etag_after_like)],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.json["name"], "Renamed");
+    let r = assert_guarded_rename(&s, "/items/item-123", &etag, &etag_after_like, &item).await;
     assert_eq!(r.json["description"], "A great item");
     assert_eq!(r.json["likes"], 7);
-    assert_eq!(r.json["createdAt"], item["createdAt"]);
     let got = boto3(&s, "get", json!({"itemId": "item-123"}));
     assert_eq!(got["item"]["name"], "Renamed", "{got}");
     assert_eq!(got["item"]["description"], "A great item");

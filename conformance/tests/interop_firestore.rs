@@ -4,10 +4,15 @@
 //! shape (`set` with an id, `add` with a generated one) are served by the
 //! API.
 
-use conformance::harness::{python, unique};
-use conformance::{Backend, Server};
-use reqwest::{Method, StatusCode};
+use conformance::harness::{
+    assert_guarded_rename, assert_python_types, ids, list_all, normalised_time, python, unique,
+};
+use conformance::{Backend, Fixture, Runtime, Server, Store};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// Our host's native Firestore store, on the Firestore emulator.
+const NATIVE: Backend = Backend::new(Runtime::Host, Store::Firestore, Fixture::Local);
 
 /// Runs one of the seed's Python calls (conformance/interop/firestore_client.py)
 /// on this server's project; FIRESTORE_EMULATOR_HOST is inherited.
@@ -19,46 +24,9 @@ fn firestore(s: &Server, action: &str, argument: Value) -> Value {
     )
 }
 
-/// A Python `isoformat()` of a UTC datetime (naive, or with `+00:00`; no
-/// fraction when the microseconds are 0) in the API's fixed-width form.
-fn normalised(python_time: &Value) -> String {
-    let text = python_time.as_str().expect("a string time");
-    let text = text.strip_suffix("+00:00").unwrap_or(text);
-    if text.contains('.') {
-        format!("{text}Z")
-    } else {
-        format!("{text}.000000Z")
-    }
-}
-
-fn ids(r: &conformance::harness::Response) -> Vec<String> {
-    r.json["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("items: {}", r.text))
-        .iter()
-        .map(|i| i["id"].as_str().expect("id").to_string())
-        .collect()
-}
-
-/// Every item of a list query, one page of `limit` at a time.
-async fn list_all(s: &Server, query: &str, limit: usize) -> Vec<String> {
-    let mut all = Vec::new();
-    let mut path = format!("/items?{query}&limit={limit}");
-    loop {
-        let r = s.get(&path).await;
-        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
-        all.extend(ids(&r));
-        match r.json["next"].as_str() {
-            Some(next) => path = format!("/items?{query}&limit={limit}&cursor={next}"),
-            None => return all,
-        }
-        assert!(all.len() < 100, "paging does not end: {all:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_written_by_the_api_are_native_documents() {
-    let s = Server::start(Backend::Firestore);
+    let s = Server::start(NATIVE);
     let status = unique("active");
     let created = s
         .create(&json!({
@@ -71,8 +39,8 @@ async fn items_written_by_the_api_are_native_documents() {
     let got = firestore(&s, "get", json!({"id": "api-1"}));
     assert_eq!(got["exists"], true, "{got}");
     let (fields, types) = (&got["fields"], &got["types"]);
-    assert_eq!(normalised(&fields["createdAt"]), created["createdAt"]);
-    assert_eq!(normalised(&fields["updatedAt"]), created["updatedAt"]);
+    assert_eq!(normalised_time(&fields["createdAt"]), created["createdAt"]);
+    assert_eq!(normalised_time(&fields["updatedAt"]), created["updatedAt"]);
     assert_eq!(fields["name"], "Made by the API");
     assert_eq!(fields["description"], "A great item");
     assert_eq!(fields["likes"], 5);
@@ -93,14 +61,10 @@ async fn items_written_by_the_api_are_native_documents() {
         ("tags", "list"),
         ("size", "dict"),
     ];
-    let expected: serde_json::Map<String, Value> = shape
-        .iter()
-        .map(|(name, python_type)| (name.to_string(), json!(python_type)))
-        .collect();
-    assert_eq!(
+    assert_python_types(
         types,
-        &Value::Object(expected),
-        "these fields and no others (the id is the document's, the version its updateTime)"
+        &shape,
+        "these fields and no others (the id is the document's, the version its updateTime)",
     );
 
     // A like through the API is an int to Python.
@@ -122,7 +86,7 @@ async fn items_written_by_the_api_are_native_documents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_written_in_the_seed_shape_are_served() {
-    let s = Server::start(Backend::Firestore);
+    let s = Server::start(NATIVE);
     let status = unique("active");
     let set = firestore(
         &s,
@@ -147,7 +111,7 @@ async fn documents_written_in_the_seed_shape_are_served() {
     assert_eq!(item["description"], "A great item");
     assert_eq!(item["likes"], 5);
     assert_eq!(item["status"], status.as_str());
-    assert_eq!(item["createdAt"], normalised(&set["createdAt"]));
+    assert_eq!(item["createdAt"], normalised_time(&set["createdAt"]));
     assert!(
         item.get("itemId").is_none(),
         "the seed's itemId field is the id: {item}"
@@ -159,7 +123,7 @@ async fn documents_written_in_the_seed_shape_are_served() {
     assert_eq!(r.json["id"], added_id.as_str());
     assert_eq!(r.json["name"], "Added");
     assert_eq!(r.json["description"], "via add()");
-    assert_eq!(r.json["createdAt"], normalised(&added["createdAt"]));
+    assert_eq!(r.json["createdAt"], normalised_time(&added["createdAt"]));
     assert!(later["createdAt"].as_str() > r.json["createdAt"].as_str());
 
     // Listed by status, newest first, with the API's own item, in one
@@ -187,29 +151,10 @@ async fn documents_written_in_the_seed_shape_are_served() {
     assert_eq!(r.json["likes"], 1, "no likes yet counts from 0: {}", r.text);
 
     // PATCH, guarded by the ETag: the one before the like is stale.
-    let r = s
-        .send(
-            Method::PATCH,
-            "/items/item-123",
-            Some(&json!({"name": "Renamed"})),
-            &[("if-match", &etag)],
-        )
-        .await;
-    r.assert_problem(412);
     let current = s.get("/items/item-123").await;
     let current_etag = current.header("etag").expect("etag").to_string();
-    let r = s
-        .send(
-            Method::PATCH,
-            "/items/item-123",
-            Some(&json!({"name": "Renamed"})),
-            &[("if-match", &current_etag)],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.json["name"], "Renamed");
+    let r = assert_guarded_rename(&s, "/items/item-123", &etag, &current_etag, &item).await;
     assert_eq!(r.json["description"], "A great item");
-    assert_eq!(r.json["createdAt"], item["createdAt"]);
     let patched_etag = r.header("etag").expect("etag").to_string();
     let got = firestore(&s, "get", json!({"id": "item-123"}));
     let fields = &got["fields"];
@@ -217,7 +162,7 @@ async fn documents_written_in_the_seed_shape_are_served() {
     assert_eq!(fields["likes"], 7);
     assert_eq!(got["types"]["likes"], "int");
     assert_eq!(got["types"]["createdAt"], "DatetimeWithNanoseconds");
-    assert_eq!(normalised(&fields["createdAt"]), item["createdAt"]);
+    assert_eq!(normalised_time(&fields["createdAt"]), item["createdAt"]);
     assert_eq!(
         fields["itemId"], "item-123",
         "a field the API does not show is kept"
@@ -234,11 +179,10 @@ async fn documents_written_in_the_seed_shape_are_served() {
     assert_eq!(r.json["name"], "From Python");
     assert_ne!(r.header("etag"), Some(patched_etag.as_str()));
     let r = s
-        .send(
-            Method::PATCH,
+        .patch_if_match(
             "/items/item-123",
-            Some(&json!({"name": "Lost update"})),
-            &[("if-match", &patched_etag)],
+            &json!({"name": "Lost update"}),
+            &patched_etag,
         )
         .await;
     r.assert_problem(412);

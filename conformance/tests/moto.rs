@@ -4,9 +4,7 @@
 //! every case also proves that the policy is enough. Plus what a missing
 //! permission looks like from outside.
 
-use conformance::Backend;
-
-conformance::conformance_suite!(Backend::MotoDynamoDb);
+conformance::conformance_suite!(Host, DynamoDb, Moto);
 
 mod refusals {
     use conformance::Server;

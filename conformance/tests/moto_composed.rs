@@ -3,6 +3,4 @@
 //! the adapter signs inside WebAssembly as the user holding only the
 //! run-time statement of crates/store-dynamodb/iam-policy.json.
 
-use conformance::Backend;
-
-conformance::conformance_suite!(Backend::MotoComposedDynamoDb);
+conformance::conformance_suite!(HostComposed, DynamoDb, Moto);

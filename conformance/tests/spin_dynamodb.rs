@@ -1,6 +1,4 @@
 //! The conformance suite under `spin up` with spin.dynamodb.toml: the api
 //! component and the DynamoDB adapter (Spin flavour) on DynamoDB Local.
 
-use conformance::Backend;
-
-conformance::conformance_suite!(Backend::SpinDynamoDb);
+conformance::conformance_suite!(SpinUp, DynamoDb, Local);

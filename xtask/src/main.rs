@@ -4,20 +4,30 @@
 //! cargo xtask build            components (wasm32-wasip2) and the host, release
 //! cargo xtask build-components the components only (spin.toml's build command)
 //! cargo xtask serve [ARGS..]   build, then `edge-items serve ARGS..` (embedded store by default)
-//! cargo xtask test [ARGS..]    build, start the local backends, run every test, stop them
+//! cargo xtask test             build, install the test tools into target/tools, start the
+//!                              local backends, run every test, stop them
+//! cargo xtask test ARGS..      the same, but only `cargo test --release ARGS..`
+//!                              (e.g. `-p conformance --test embedded`)
 //! cargo xtask lint             cargo fmt --check and clippy -D warnings, native and wasm
+//! cargo xtask tools            install the test tools into target/tools (`test` does it
+//!                              first) and print their environment (for tests by hand)
 //! cargo xtask backends         start the local backends and wait (for running tests by hand)
 //! ```
 
 mod backends;
 mod compose;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// The guest and adapter components, built for wasm32-wasip2.
+/// The guest and adapter components, built for wasm32-wasip2. Each also
+/// compiles natively, where `cargo xtask test` runs its unit tests (a
+/// `cdylib`-only crate runs them too; an `rlib` is needed only to use the
+/// crate from another).
 const COMPONENTS: &[&str] = &[
     "api",
     "dynamodb-adapter",
@@ -66,21 +76,9 @@ fn run() -> Result<ExitCode> {
             host.arg("serve").args(&rest);
             status(&mut host)
         }
-        "test" => {
-            build(&root)?;
-            let running = backends::start_all(&root)?;
-            let mut test = cargo();
-            test.args(["test", "--release", "--workspace"])
-                .args(component_excludes())
-                .args(&rest)
-                .env("EDGE_ITEMS_BIN", host_binary(&root))
-                .env("EDGE_ITEMS_API_WASM", component_path(&root, "api"))
-                .envs(running.env());
-            let result = status(&mut test);
-            drop(running);
-            result
-        }
+        "test" => test(&root, &rest),
         "lint" => {
+            ensure_lint_components()?;
             run_ok(cargo().args(["fmt", "--all", "--", "--check"]))?;
             run_ok(cargo().args([
                 "clippy",
@@ -113,8 +111,15 @@ fn run() -> Result<ExitCode> {
             ]))?;
             Ok(ExitCode::SUCCESS)
         }
+        "tools" => {
+            let tools = tools::ensure_all(&root)?;
+            for line in tools.shell_exports() {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         "backends" => {
-            let running = backends::start_all(&root)?;
+            let running = backends::start_all(&root, &tools::dynamodb_local(&root)?)?;
             for (key, value) in running.env() {
                 println!("export {key}={value}");
             }
@@ -125,10 +130,94 @@ fn run() -> Result<ExitCode> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | backends"
+                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | tools | backends"
             );
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// `cargo xtask test`: every test with everything it needs, each phase
+/// timed. Without ARGS, the workspace's tests and then the components'
+/// unit tests natively; with ARGS, only `cargo test --release ARGS`.
+fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
+    let mut phases = Phases::default();
+    phases.time("build", || build(root))?;
+    let tools = phases.time("tool installs", || tools::ensure_all(root))?;
+    let running = phases.time("backends start", || {
+        backends::start_all(root, &tools.dynamodb_local)
+    })?;
+    let env: Vec<_> = tools
+        .env()?
+        .into_iter()
+        .chain(running.env().into_iter().map(|(k, v)| (k.into(), v.into())))
+        .chain([
+            ("EDGE_ITEMS_BIN".into(), host_binary(root).into()),
+            (
+                "EDGE_ITEMS_API_WASM".into(),
+                component_path(root, "api").into(),
+            ),
+        ])
+        .collect();
+    let runs: Vec<Vec<String>> = if args.is_empty() {
+        // --no-fail-fast: one failing test binary must not hide the others'.
+        let whole = |packages: Vec<String>| [vec!["--no-fail-fast".to_string()], packages].concat();
+        vec![
+            whole([vec!["--workspace".to_string()], component_excludes()].concat()),
+            whole(component_packages()),
+        ]
+    } else {
+        vec![args.to_vec()]
+    };
+    let result = phases.time("tests", || {
+        // Every run, even after a failing one, so one run shows every failure.
+        let mut code = ExitCode::SUCCESS;
+        for run in &runs {
+            let mut test = cargo();
+            test.args(["test", "--release"])
+                .args(run)
+                .envs(env.iter().cloned());
+            let status = status(&mut test)?;
+            if status != ExitCode::SUCCESS {
+                code = status;
+            }
+        }
+        Ok(code)
+    });
+    drop(running);
+    phases.summary();
+    result
+}
+
+/// The time each phase of a command took, printed as it ends and again
+/// together at the end.
+#[derive(Default)]
+struct Phases {
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let result = f();
+        let seconds = start.elapsed().as_secs_f64();
+        let outcome = if result.is_ok() {
+            "took"
+        } else {
+            "failed after"
+        };
+        eprintln!("xtask: {name} {outcome} {seconds:.1} s");
+        self.done.push((name, seconds));
+        result
+    }
+
+    fn summary(&self) {
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(name, seconds)| format!("{name} {seconds:.1} s"))
+            .collect();
+        eprintln!("xtask: phases: {}", parts.join(", "));
     }
 }
 
@@ -230,6 +319,28 @@ fn build_spin_flavours(root: &Path) -> Result<()> {
         eprintln!("xtask: Spin flavour {}", out.display());
     }
     Ok(())
+}
+
+/// rust-toolchain.toml lists clippy and rustfmt, but an older rustup only
+/// installs them with the toolchain, not for a toolchain already present.
+fn ensure_lint_components() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    let missing: Vec<&str> = ["clippy", "rustfmt"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(&format!("{c}-"))))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run_ok(
+        Command::new("rustup")
+            .args(["component", "add"])
+            .args(missing),
+    )
 }
 
 /// rust-toolchain.toml lists the target, but an older rustup only installs

