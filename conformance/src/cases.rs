@@ -959,6 +959,23 @@ macro_rules! conformance_suite {
             keep_alive_and_request_log,
             graceful_shutdown,
         );
+        $crate::conformance_suite!(@auth $crate::Backend::new(
+            $crate::Runtime::$runtime,
+            $crate::Store::$store,
+            $crate::Fixture::$fixture,
+        );
+            auth_refuses_anonymous_and_forged_tokens,
+            auth_keeps_users_apart,
+            auth_misconfiguration_fails_closed,
+        );
+    };
+    (@auth $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::auth_cases::$case($backend).await;
+            }
+        )*
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

@@ -5,7 +5,9 @@
 //! FIXTURE);` (see `tests/embedded.rs` and [`Backend`]), so every backend
 //! runs the same cases unchanged.
 
+pub mod auth_cases;
 pub mod cases;
 pub mod harness;
+pub mod tokens;
 
 pub use harness::{Backend, Fixture, Runtime, Server, Store};

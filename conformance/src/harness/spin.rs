@@ -97,7 +97,13 @@ pub(super) fn launch(backend: Backend, site: &Site, dir: &Path, extra_args: &[St
         .args(["--listen", "127.0.0.1:0"])
         .arg("--state-dir")
         .arg(dir.join("spin"));
-    for setting in serve_options_as_env(Runtime::SpinUp, extra_args) {
+    let settings = serve_options_as_env(Runtime::SpinUp, extra_args);
+    // The cloud manifests default to `ITEMS_AUTH=jwt` with the keys left to
+    // fill in; a case that does not configure authentication runs open.
+    if !settings.iter().any(|s| s.starts_with("ITEMS_AUTH=")) {
+        command.args(["--env", "ITEMS_AUTH=none"]);
+    }
+    for setting in settings {
         command.arg("--env").arg(setting);
     }
     command
