@@ -83,6 +83,27 @@ fn from_validation(e: StoreError) -> Problem {
     }
 }
 
+/// The most attributes one write may carry: `ITEMS_MAX_ATTRIBUTES` from the
+/// component's environment (default [`item_model::DEFAULT_MAX_ATTRIBUTES`],
+/// at most [`item_model::MAX_ATTRIBUTES`], the stores' own ceiling).
+pub fn max_attributes() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| match std::env::var("ITEMS_MAX_ATTRIBUTES") {
+        Err(_) => item_model::DEFAULT_MAX_ATTRIBUTES,
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if (1..=item_model::MAX_ATTRIBUTES).contains(&n) => n,
+            _ => {
+                eprintln!(
+                    "ITEMS_MAX_ATTRIBUTES={text:?} is not a number from 1 to {}; using {}",
+                    item_model::MAX_ATTRIBUTES,
+                    item_model::DEFAULT_MAX_ATTRIBUTES
+                );
+                item_model::DEFAULT_MAX_ATTRIBUTES
+            }
+        },
+    })
+}
+
 /// A create (`path_id` = None) or replace body, parsed and validated.
 pub fn new_item(
     json: Json,
@@ -90,6 +111,7 @@ pub fn new_item(
     generated_id: impl FnOnce() -> String,
 ) -> Result<NewItem, Problem> {
     let item = new_item_from_json(json, path_id, generated_id).map_err(from_body_error)?;
+    validate::attribute_count(item.attributes.len(), max_attributes()).map_err(from_validation)?;
     validate::new_item(&item).map_err(from_validation)?;
     Ok(item)
 }
@@ -97,6 +119,8 @@ pub fn new_item(
 /// A merge-patch body, parsed and validated.
 pub fn patch(json: Json, path_id: &str) -> Result<ItemPatch, Problem> {
     let patch = patch_from_json(json, path_id).map_err(from_body_error)?;
+    validate::attribute_count(patch.set.len() + patch.remove.len(), max_attributes())
+        .map_err(from_validation)?;
     validate::patch(&patch).map_err(from_validation)?;
     Ok(patch)
 }

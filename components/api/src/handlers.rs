@@ -53,6 +53,7 @@ fn dispatch(route: Route, request: &Request) -> Result<Response> {
             });
         }
         Route::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
+        Route::Options(allow) => return Ok(Response::empty(204).with_header("allow", allow)),
         _ => auth::caller(request)?,
     };
     match route {
@@ -64,7 +65,7 @@ fn dispatch(route: Route, request: &Request) -> Result<Response> {
         Route::PatchItem(id) => patch_item(request, &caller, &id),
         Route::DeleteItem(id) => delete_item(request, &caller, &id),
         Route::LikeItem(id) => like_item(request, &caller, &id),
-        Route::OpenApi | Route::Health => unreachable!("answered above"),
+        Route::OpenApi | Route::Health | Route::Options(_) => unreachable!("answered above"),
     }
 }
 

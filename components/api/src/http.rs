@@ -59,9 +59,9 @@ impl Request {
             WasiMethod::Put => Method::Put,
             WasiMethod::Patch => Method::Patch,
             WasiMethod::Delete => Method::Delete,
-            WasiMethod::Head => Method::Other("HEAD".into()),
+            WasiMethod::Head => Method::Head,
             WasiMethod::Connect => Method::Other("CONNECT".into()),
-            WasiMethod::Options => Method::Other("OPTIONS".into()),
+            WasiMethod::Options => Method::Options,
             WasiMethod::Trace => Method::Other("TRACE".into()),
             WasiMethod::Other(other) => Method::Other(other),
         };
@@ -155,8 +155,19 @@ impl Request {
 }
 
 /// Writes a response. Failures here mean the client is gone; there is no
-/// one left to tell, so they end the request quietly.
-pub fn send(response: Response, out: ResponseOutparam) {
+/// one left to tell, so they end the request quietly. The answer to a HEAD
+/// request has the GET answer's headers but no body, and no
+/// Content-Length (RFC 9110 9.3.2 allows leaving it out; runtimes check
+/// a declared length against the bytes written).
+pub fn send(response: Response, out: ResponseOutparam, head: bool) {
+    let response = if head {
+        Response {
+            body: Vec::new(),
+            ..response
+        }
+    } else {
+        response
+    };
     let headers = Fields::new();
     for (name, value) in &response.headers {
         if headers.append(name, value.as_bytes()).is_err() {

@@ -46,7 +46,8 @@ mod component {
         fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
             let request = http::Request::new(request);
             let response = handlers::handle(&request);
-            http::send(response, response_out);
+            let head = request.method == crate::router::Method::Head;
+            http::send(response, response_out, head);
         }
     }
 

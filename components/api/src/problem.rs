@@ -204,14 +204,33 @@ impl Problem {
                     "the storage backend asks to slow down; retry after the number of seconds in Retry-After",
                 )
             },
-            error @ StoreError::Unavailable(_) => {
-                Self::new(Kind::BackendUnavailable, format!("{error}; retry later"))
-            }
-            error @ StoreError::Unauthorized(_) => Self::new(
-                Kind::BackendUnauthorized,
-                format!("{error}; the service's storage credentials or permissions need fixing"),
+            error @ (StoreError::Unavailable(_)
+            | StoreError::Unauthorized(_)
+            | StoreError::Backend(_)) => Self::backend_failure(&error, id),
+        }
+    }
+
+    /// A failed backend, as clients see it: what failed and what to do, in
+    /// our words. The cause (backend messages, endpoints, table names) goes
+    /// to the runtime's log only.
+    fn backend_failure(error: &StoreError, id: Option<&str>) -> Self {
+        eprintln!(
+            "api: storage backend failure{}: {error}",
+            id.map(|id| format!(" (item `{id}`)")).unwrap_or_default()
+        );
+        match error {
+            StoreError::Unavailable(_) => Self::new(
+                Kind::BackendUnavailable,
+                "the storage backend could not be reached or did not answer; retry later",
             ),
-            error @ StoreError::Backend(_) => Self::new(Kind::BackendError, error.to_string()),
+            StoreError::Unauthorized(_) => Self::new(
+                Kind::BackendUnauthorized,
+                "the storage backend refused the service's credentials or permissions; the operator must fix them (the service log has the cause)",
+            ),
+            _ => Self::new(
+                Kind::BackendError,
+                "the storage backend failed to handle the request; the service log has the cause",
+            ),
         }
     }
 
@@ -309,6 +328,25 @@ mod tests {
                 status,
                 "{error:?}"
             );
+        }
+    }
+
+    #[test]
+    fn backend_text_stays_out_of_problems() {
+        for error in [
+            StoreError::Unavailable("cannot connect to http://10.0.0.7:8000".into()),
+            StoreError::Unauthorized("AccessDenied on table Items-prod".into()),
+            StoreError::Backend("rusqlite: disk I/O error".into()),
+        ] {
+            let problem = Problem::from_store(error.clone(), Some("a"));
+            for secret in ["10.0.0.7", "Items-prod", "rusqlite"] {
+                assert!(
+                    !problem.detail.contains(secret),
+                    "{error:?}: {}",
+                    problem.detail
+                );
+            }
+            assert!(!problem.detail.is_empty());
         }
     }
 

@@ -12,6 +12,10 @@ pub enum Method {
     Put,
     Patch,
     Delete,
+    /// Answered as GET without the body (RFC 9110 9.3.2).
+    Head,
+    /// Answered with the path's `Allow` (RFC 9110 9.3.7).
+    Options,
     Other(String),
 }
 
@@ -28,6 +32,8 @@ pub enum Route {
     LikeItem(String),
     OpenApi,
     Health,
+    /// `OPTIONS` on a known path: its `Allow` value.
+    Options(&'static str),
 }
 
 /// Why no route was found.
@@ -80,39 +86,56 @@ pub const ROUTES: &[RouteSpec] = &[
 /// learns about the most basic mistake first.
 pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    match segments.as_slice() {
-        ["items"] => match method {
-            Method::Get => Ok(Route::ListItems),
-            Method::Post => Ok(Route::CreateItem),
-            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
-        },
-        ["items:batch"] => match method {
-            Method::Post => Ok(Route::Batch),
-            _ => Err(RouteError::MethodNotAllowed("POST")),
-        },
+    // HEAD is served wherever GET is, as GET.
+    let method = match method {
+        Method::Head => &Method::Get,
+        other => other,
+    };
+    let (allow, route) = match segments.as_slice() {
+        ["items"] => (
+            "GET, HEAD, POST, OPTIONS",
+            match method {
+                Method::Get => Some(Route::ListItems),
+                Method::Post => Some(Route::CreateItem),
+                _ => None,
+            },
+        ),
+        ["items:batch"] => (
+            "POST, OPTIONS",
+            matches!(method, Method::Post).then_some(Route::Batch),
+        ),
         ["items", raw] => {
-            let make: fn(String) -> Route = match method {
-                Method::Get => Route::GetItem,
-                Method::Put => Route::PutItem,
-                Method::Patch => Route::PatchItem,
-                Method::Delete => Route::DeleteItem,
-                _ => return Err(RouteError::MethodNotAllowed("GET, PUT, PATCH, DELETE")),
+            let make: Option<fn(String) -> Route> = match method {
+                Method::Get => Some(Route::GetItem),
+                Method::Put => Some(Route::PutItem),
+                Method::Patch => Some(Route::PatchItem),
+                Method::Delete => Some(Route::DeleteItem),
+                _ => None,
             };
-            Ok(make(decode_id(raw)?))
+            let allow = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
+            match make {
+                Some(make) => (allow, Some(make(decode_id(raw)?))),
+                None => (allow, None),
+            }
         }
         ["items", raw, "likes"] => match method {
-            Method::Post => Ok(Route::LikeItem(decode_id(raw)?)),
-            _ => Err(RouteError::MethodNotAllowed("POST")),
+            Method::Post => ("POST, OPTIONS", Some(Route::LikeItem(decode_id(raw)?))),
+            _ => ("POST, OPTIONS", None),
         },
-        ["openapi.json"] => match method {
-            Method::Get => Ok(Route::OpenApi),
-            _ => Err(RouteError::MethodNotAllowed("GET")),
-        },
-        ["healthz"] => match method {
-            Method::Get => Ok(Route::Health),
-            _ => Err(RouteError::MethodNotAllowed("GET")),
-        },
-        _ => Err(RouteError::NotFound),
+        ["openapi.json"] => (
+            "GET, HEAD, OPTIONS",
+            matches!(method, Method::Get).then_some(Route::OpenApi),
+        ),
+        ["healthz"] => (
+            "GET, HEAD, OPTIONS",
+            matches!(method, Method::Get).then_some(Route::Health),
+        ),
+        _ => return Err(RouteError::NotFound),
+    };
+    match (route, method) {
+        (Some(route), _) => Ok(route),
+        (None, Method::Options) => Ok(Route::Options(allow)),
+        (None, _) => Err(RouteError::MethodNotAllowed(allow)),
     }
 }
 
@@ -218,21 +241,47 @@ mod tests {
         }
         assert_eq!(
             route(&Method::Delete, "/items"),
-            Err(RouteError::MethodNotAllowed("GET, POST"))
+            Err(RouteError::MethodNotAllowed("GET, HEAD, POST, OPTIONS"))
         );
         assert_eq!(
-            route(&Method::Other("OPTIONS".into()), "/items/a"),
-            Err(RouteError::MethodNotAllowed("GET, PUT, PATCH, DELETE"))
+            route(&Method::Other("TRACE".into()), "/items/a"),
+            Err(RouteError::MethodNotAllowed(
+                "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+            ))
         );
         assert_eq!(
             route(&Method::Get, "/items/a/likes"),
-            Err(RouteError::MethodNotAllowed("POST"))
+            Err(RouteError::MethodNotAllowed("POST, OPTIONS"))
         );
         // The method is checked before the id.
         assert_eq!(
             route(&Method::Post, "/items/.."),
-            Err(RouteError::MethodNotAllowed("GET, PUT, PATCH, DELETE"))
+            Err(RouteError::MethodNotAllowed(
+                "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+            ))
         );
+    }
+
+    #[test]
+    fn head_is_get_and_options_lists_the_methods() {
+        assert_eq!(route(&Method::Head, "/healthz"), Ok(Route::Health));
+        assert_eq!(
+            route(&Method::Head, "/items/a"),
+            Ok(Route::GetItem("a".into()))
+        );
+        assert_eq!(
+            route(&Method::Head, "/items:batch"),
+            Err(RouteError::MethodNotAllowed("POST, OPTIONS"))
+        );
+        assert_eq!(
+            route(&Method::Options, "/items"),
+            Ok(Route::Options("GET, HEAD, POST, OPTIONS"))
+        );
+        assert_eq!(
+            route(&Method::Options, "/items/a/likes"),
+            Ok(Route::Options("POST, OPTIONS"))
+        );
+        assert_eq!(route(&Method::Options, "/nope"), Err(RouteError::NotFound));
     }
 
     #[test]
@@ -244,7 +293,15 @@ mod tests {
             else {
                 panic!("{path} should answer 405");
             };
-            assert_eq!(allow, spec.methods.join(", "), "{path}");
+            let mut expected: Vec<&str> = Vec::new();
+            for method in spec.methods {
+                expected.push(method);
+                if *method == "GET" {
+                    expected.push("HEAD");
+                }
+            }
+            expected.push("OPTIONS");
+            assert_eq!(allow, expected.join(", "), "{path}");
         }
     }
 }

@@ -104,8 +104,11 @@ fn optional_expiry(json: Json) -> Result<Option<i64>> {
             .map(|t| Some(t.unix_seconds()))
             .map_err(|e| BodyError(format!("`expiresAt`: {e}"))),
         Json::Number(n) => match n.as_i64() {
-            Some(seconds) if seconds >= 0 => Ok(Some(seconds)),
-            _ => err("`expiresAt` as a number must be whole seconds since the Unix epoch"),
+            Some(seconds) if (0..=crate::MAX_EXPIRES_AT).contains(&seconds) => Ok(Some(seconds)),
+            _ => err(format!(
+                "`expiresAt` as a number must be whole seconds since the Unix epoch, from 0 to {} (9999-12-31T23:59:59Z)",
+                crate::MAX_EXPIRES_AT
+            )),
         },
         other => err(format!(
             "`expiresAt` must be an RFC 3339 timestamp, seconds since the epoch, or null, not {}",

@@ -44,3 +44,14 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_QUERY_LIMIT: u32 = 1000;
 /// Most writes in one batch.
 pub const MAX_BATCH_WRITES: usize = 100;
+/// Most free attributes one write may carry (a new item's, or a patch's set
+/// and removed names together). The api component applies a lower,
+/// configurable limit (`ITEMS_MAX_ATTRIBUTES`, default
+/// [`DEFAULT_MAX_ATTRIBUTES`]); this is the ceiling every store boundary
+/// enforces, so that no caller makes a store do unbounded work.
+pub const MAX_ATTRIBUTES: usize = 10_000;
+/// The api component's default limit on attributes per write.
+pub const DEFAULT_MAX_ATTRIBUTES: usize = 1_000;
+/// The latest `expiresAt`: 9999-12-31T23:59:59Z, the last second RFC 3339
+/// (and the fixed-width time format) can write.
+pub const MAX_EXPIRES_AT: i64 = 253_402_300_799;

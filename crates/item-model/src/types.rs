@@ -106,7 +106,9 @@ pub struct ItemPatch {
 impl ItemPatch {
     /// Applies the patch to an item in memory (stores that read, modify and
     /// write use this, so the merge rules live in one place). Store-owned
-    /// fields (times, version) are left for the caller.
+    /// fields (times, version) are left for the caller. Linear in the
+    /// item's and the patch's attributes: a patch of 80k names on an item
+    /// of 80k attributes takes milliseconds, not seconds.
     pub fn apply_to(&self, item: &mut Item) {
         if let Some(user_id) = &self.user_id {
             item.user_id.clone_from(user_id);
@@ -117,15 +119,25 @@ impl ItemPatch {
         if let Some(expires_at) = self.expires_at {
             item.expires_at = expires_at;
         }
-        item.attributes.retain(|a| !self.remove.contains(&a.name));
+        let removed: std::collections::HashSet<&str> =
+            self.remove.iter().map(String::as_str).collect();
+        let mut set: std::collections::HashMap<&str, &Value> = self
+            .set
+            .iter()
+            .map(|a| (a.name.as_str(), &a.value))
+            .collect();
+        item.attributes.retain_mut(|a| {
+            if let Some(value) = set.remove(a.name.as_str()) {
+                a.value = value.clone();
+                true
+            } else {
+                !removed.contains(a.name.as_str())
+            }
+        });
+        // New names, in the patch's order.
         for attribute in &self.set {
-            match item
-                .attributes
-                .iter_mut()
-                .find(|a| a.name == attribute.name)
-            {
-                Some(existing) => existing.value = attribute.value.clone(),
-                None => item.attributes.push(attribute.clone()),
+            if set.remove(attribute.name.as_str()).is_some() {
+                item.attributes.push(attribute.clone());
             }
         }
     }
@@ -241,6 +253,57 @@ pub enum PutOutcome {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_patch_sets_replaces_and_removes_in_one_pass() {
+        let mut item = NewItem {
+            id: "a".into(),
+            attributes: vec![
+                Attribute::new("keep", Value::Bool(true)),
+                Attribute::new("change", Value::Number("1".into())),
+                Attribute::new("drop", Value::Null),
+            ],
+            ..Default::default()
+        }
+        .into_item("t".into(), "t".into(), "1".into());
+        let patch = ItemPatch {
+            set: vec![
+                Attribute::new("new-b", Value::Text("b".into())),
+                Attribute::new("change", Value::Number("2".into())),
+                Attribute::new("new-a", Value::Text("a".into())),
+            ],
+            remove: vec!["drop".into(), "absent".into()],
+            ..Default::default()
+        };
+        patch.apply_to(&mut item);
+        let names: Vec<&str> = item.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["keep", "change", "new-b", "new-a"]);
+        assert_eq!(item.attribute("change"), Some(&Value::Number("2".into())));
+    }
+
+    #[test]
+    fn a_large_patch_on_a_large_item_is_applied_exactly() {
+        let n = 80_000;
+        let mut item = NewItem {
+            id: "a".into(),
+            attributes: (0..n)
+                .map(|i| Attribute::new(format!("a{i}"), Value::Null))
+                .collect(),
+            ..Default::default()
+        }
+        .into_item("t".into(), "t".into(), "1".into());
+        let patch = ItemPatch {
+            remove: (0..n).step_by(2).map(|i| format!("a{i}")).collect(),
+            ..Default::default()
+        };
+        patch.apply_to(&mut item);
+        assert_eq!(item.attributes.len(), n / 2);
+        assert!(
+            item.attributes
+                .iter()
+                .all(|a| a.name.ends_with(['1', '3', '5', '7', '9']))
+        );
+    }
+
     use super::*;
 
     fn item() -> Item {

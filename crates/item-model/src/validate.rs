@@ -1,9 +1,15 @@
 //! Input rules every layer enforces the same way. Each check returns a
 //! message a person can act on.
 
+use std::collections::HashSet;
+
+use unicode_normalization::{IsNormalized, is_nfc_quick};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use crate::{
-    Attribute, BatchWrite, IndexKey, ItemPatch, MAX_BATCH_WRITES, MAX_ID_LEN, MAX_NAME_LEN,
-    MAX_QUERY_LIMIT, NewItem, Query, RESERVED_NAMES, StoreError, Timestamp, Value,
+    Attribute, BatchWrite, IndexKey, ItemPatch, MAX_ATTRIBUTES, MAX_BATCH_WRITES, MAX_EXPIRES_AT,
+    MAX_ID_LEN, MAX_NAME_LEN, MAX_QUERY_LIMIT, NewItem, Query, RESERVED_NAMES, StoreError,
+    Timestamp, Value,
 };
 
 type Result<T = ()> = std::result::Result<T, StoreError>;
@@ -12,8 +18,43 @@ fn invalid(message: String) -> StoreError {
     StoreError::InvalidInput(message)
 }
 
+/// The rules every identifier shares (ids, attribute names, user ids,
+/// statuses): one spelling per name, and nothing invisible. A name in
+/// another normal form than NFC would be a second item or attribute that
+/// looks the same (NFC `é` and NFD `e` + `\u{301}`), and format characters
+/// (zero-width characters, bidirectional overrides, ...) make names that
+/// display as something else; both are refused, never rewritten, so that
+/// what a client sent is what it gets back.
+fn identifier(what: &str, text: &str) -> Result {
+    if text.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.general_category() == GeneralCategory::Format)
+    {
+        return Err(invalid(format!(
+            "{what} must not contain Unicode format characters (zero-width characters, bidirectional controls and the like)"
+        )));
+    }
+    let normalized = match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => unicode_normalization::is_nfc(text),
+    };
+    if !normalized {
+        return Err(invalid(format!(
+            "{what} is not in Unicode normalization form C (NFC); send its NFC form"
+        )));
+    }
+    Ok(())
+}
+
 /// An item id: 1 to 200 bytes, no control characters, no `/` (it is a path
-/// segment in the HTTP API and in Firestore document names).
+/// segment in the HTTP API and in Firestore document names), NFC, no
+/// format characters.
 pub fn id(id: &str) -> Result {
     if id.is_empty() {
         return Err(invalid("the item id must not be empty".into()));
@@ -24,11 +65,7 @@ pub fn id(id: &str) -> Result {
             id.len()
         )));
     }
-    if id.chars().any(char::is_control) {
-        return Err(invalid(
-            "the item id must not contain control characters".into(),
-        ));
-    }
+    identifier("the item id", id)?;
     if id.contains('/') {
         return Err(invalid("the item id must not contain '/'".into()));
     }
@@ -48,12 +85,7 @@ fn short_text(what: &str, text: &str) -> Result {
             text.len()
         )));
     }
-    if text.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
+    identifier(what, text)
 }
 
 /// A user id or status value (a secondary-index key).
@@ -102,8 +134,30 @@ fn value(name: &str, value: &Value) -> Result {
     }
 }
 
-fn attributes<'a>(list: impl IntoIterator<Item = &'a Attribute>) -> Result {
-    let mut seen = std::collections::HashSet::new();
+/// An `expiresAt` within what RFC 3339 can write.
+pub fn expires_at(seconds: i64) -> Result {
+    if (0..=MAX_EXPIRES_AT).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "expiresAt must be between 0 (1970-01-01T00:00:00Z) and {MAX_EXPIRES_AT} (9999-12-31T23:59:59Z) seconds since the epoch, not {seconds}"
+        )))
+    }
+}
+
+/// At most `limit` attributes in one write.
+pub fn attribute_count(count: usize, limit: usize) -> Result {
+    if count > limit {
+        return Err(invalid(format!(
+            "a write carries {count} attributes; the limit is {limit}"
+        )));
+    }
+    Ok(())
+}
+
+fn attributes(list: &[Attribute]) -> Result {
+    attribute_count(list.len(), MAX_ATTRIBUTES)?;
+    let mut seen = HashSet::with_capacity(list.len());
     for attribute in list {
         attribute_name(&attribute.name)?;
         value(&attribute.name, &attribute.value)?;
@@ -126,6 +180,9 @@ pub fn new_item(item: &NewItem) -> Result {
     if let Some(status) = &item.status {
         index_value("status", status)?;
     }
+    if let Some(seconds) = item.expires_at {
+        expires_at(seconds)?;
+    }
     attributes(&item.attributes)
 }
 
@@ -137,10 +194,15 @@ pub fn patch(patch: &ItemPatch) -> Result {
     if let Some(Some(status)) = &patch.status {
         index_value("status", status)?;
     }
+    if let Some(Some(seconds)) = patch.expires_at {
+        expires_at(seconds)?;
+    }
+    attribute_count(patch.set.len() + patch.remove.len(), MAX_ATTRIBUTES)?;
     attributes(&patch.set)?;
+    let set: HashSet<&str> = patch.set.iter().map(|a| a.name.as_str()).collect();
     for name in &patch.remove {
         attribute_name(name)?;
-        if patch.set.iter().any(|a| &a.name == name) {
+        if set.contains(name.as_str()) {
             return Err(invalid(format!(
                 "attribute `{name}` is both set and removed"
             )));
@@ -165,7 +227,7 @@ pub fn batch(writes: &[BatchWrite]) -> Result {
             writes.len()
         )));
     }
-    let mut ids = std::collections::HashSet::new();
+    let mut ids = HashSet::new();
     for write in writes {
         let write_id = match write {
             BatchWrite::Put(put) => {
@@ -217,6 +279,75 @@ mod tests {
         }
         assert!(id(&"x".repeat(MAX_ID_LEN)).is_ok());
         assert!(id(&"x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn one_spelling_per_name_and_nothing_invisible() {
+        // NFC é is accepted; NFD e + combining acute is the same text in
+        // another form, and is refused rather than becoming a second item.
+        assert!(id("caf\u{e9}").is_ok());
+        let nfd = id("cafe\u{301}").unwrap_err();
+        assert!(nfd.to_string().contains("NFC"), "{nfd}");
+        for invisible in [
+            "a\u{200b}b",    // zero-width space
+            "admin\u{202e}", // right-to-left override
+            "\u{2066}x",     // left-to-right isolate
+            "\u{feff}bom",   // byte order mark
+        ] {
+            let error = id(invisible).unwrap_err();
+            assert!(
+                error.to_string().contains("format characters"),
+                "{invisible:?}"
+            );
+            assert!(attribute_name(invisible).is_err(), "{invisible:?}");
+            assert!(index_value("userId", invisible).is_err(), "{invisible:?}");
+        }
+        assert!(attribute_name("cafe\u{301}").is_err());
+        assert!(index_value("status", "ünïcödé").is_ok());
+    }
+
+    #[test]
+    fn expiry_stays_within_rfc_3339() {
+        assert!(expires_at(0).is_ok());
+        assert!(expires_at(MAX_EXPIRES_AT).is_ok());
+        for bad in [-1, MAX_EXPIRES_AT + 1, i64::MAX] {
+            assert!(expires_at(bad).is_err(), "{bad}");
+        }
+        let item = NewItem {
+            id: "a".into(),
+            expires_at: Some(i64::MAX),
+            ..Default::default()
+        };
+        assert!(new_item(&item).is_err());
+        let patch = ItemPatch {
+            expires_at: Some(Some(-5)),
+            ..Default::default()
+        };
+        assert!(self::patch(&patch).is_err());
+    }
+
+    #[test]
+    fn attribute_counts_are_capped() {
+        let many = |n: usize| -> Vec<Attribute> {
+            (0..n)
+                .map(|i| Attribute::new(format!("a{i}"), Value::Null))
+                .collect()
+        };
+        let item = |n| NewItem {
+            id: "a".into(),
+            attributes: many(n),
+            ..Default::default()
+        };
+        assert!(new_item(&item(MAX_ATTRIBUTES)).is_ok());
+        let error = new_item(&item(MAX_ATTRIBUTES + 1)).unwrap_err();
+        assert!(error.to_string().contains("limit is 10000"), "{error}");
+        let patch = ItemPatch {
+            set: many(MAX_ATTRIBUTES / 2),
+            remove: (0..=MAX_ATTRIBUTES / 2).map(|i| format!("r{i}")).collect(),
+            ..Default::default()
+        };
+        assert!(self::patch(&patch).is_err());
+        assert!(attribute_count(5, 4).is_err() && attribute_count(4, 4).is_ok());
     }
 
     #[test]
