@@ -28,6 +28,27 @@ fn checked(result: Result<(), StoreError>) -> WitResult<()> {
     result.map_err(Into::into)
 }
 
+/// Attributes above which validation moves to tokio's blocking pool: a
+/// write of thousands of attributes takes milliseconds to check, which
+/// must not stall the async workers that serve every other request.
+const INLINE_VALIDATION_LIMIT: usize = 256;
+
+/// Validates `input` with `rule`, inline when it is small and on the
+/// blocking pool when it is not; hands the input back when valid.
+async fn validated<T: Send + 'static>(
+    input: T,
+    weight: usize,
+    rule: fn(&T) -> Result<(), StoreError>,
+) -> WitResult<T> {
+    if weight <= INLINE_VALIDATION_LIMIT {
+        return checked(rule(&input)).map(|()| input);
+    }
+    tokio::task::spawn_blocking(move || rule(&input).map(|()| input))
+        .await
+        .map_err(|_| wit::StoreError::Backend("input validation was cancelled".into()))?
+        .map_err(Into::into)
+}
+
 impl StoreHost for ItemStoreHost {
     async fn get(&mut self, id: String) -> WitResult<wit::Item> {
         checked(validate::id(&id))?;
@@ -36,8 +57,9 @@ impl StoreHost for ItemStoreHost {
     }
 
     async fn create(&mut self, item: wit::NewItem) -> WitResult<wit::Item> {
-        let item = item.into();
-        checked(validate::new_item(&item))?;
+        let item: item_model::NewItem = item.into();
+        let weight = item.attributes.len();
+        let item = validated(item, weight, validate::new_item).await?;
         let item = self
             .store
             .create(item)
@@ -51,8 +73,9 @@ impl StoreHost for ItemStoreHost {
         item: wit::NewItem,
         expected_version: Option<String>,
     ) -> WitResult<(wit::Item, wit::PutOutcome)> {
-        let item = item.into();
-        checked(validate::new_item(&item))?;
+        let item: item_model::NewItem = item.into();
+        let weight = item.attributes.len();
+        let item = validated(item, weight, validate::new_item).await?;
         let (item, outcome) = self
             .store
             .put(item, expected_version.as_deref())
@@ -67,9 +90,10 @@ impl StoreHost for ItemStoreHost {
         patch: wit::ItemPatch,
         expected_version: Option<String>,
     ) -> WitResult<wit::Item> {
-        let patch = patch.into();
         checked(validate::id(&id))?;
-        checked(validate::patch(&patch))?;
+        let patch: item_model::ItemPatch = patch.into();
+        let weight = patch.set.len() + patch.remove.len();
+        let patch = validated(patch, weight, validate::patch).await?;
         let item = self
             .store
             .update(&id, patch, expected_version.as_deref())
@@ -103,8 +127,15 @@ impl StoreHost for ItemStoreHost {
     }
 
     async fn batch(&mut self, writes: Vec<wit::BatchWrite>) -> WitResult<wit::BatchResult> {
-        let writes: Vec<_> = writes.into_iter().map(Into::into).collect();
-        checked(validate::batch(&writes))?;
+        let writes: Vec<item_model::BatchWrite> = writes.into_iter().map(Into::into).collect();
+        let weight = writes
+            .iter()
+            .map(|w| match w {
+                item_model::BatchWrite::Put(put) => put.item.attributes.len() + 1,
+                item_model::BatchWrite::Delete(_) => 1,
+            })
+            .sum();
+        let writes = validated(writes, weight, |w: &Vec<_>| validate::batch(w)).await?;
         let result = self
             .store
             .batch(writes)
@@ -310,5 +341,25 @@ mod tests {
             Err(wit::StoreError::InvalidInput(_))
         ));
         assert!(recorder.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_writes_are_validated_off_the_async_workers_all_the_same() {
+        let (recorder, mut host) = host();
+        let mut item = new_item("big");
+        item.attributes = (0..INLINE_VALIDATION_LIMIT * 4)
+            .map(|i| wit::Attribute {
+                name: format!("a{i}"),
+                value: wit::Value::Null,
+            })
+            .collect();
+        let created = StoreHost::create(&mut host, item.clone()).await.unwrap();
+        assert_eq!(created.attributes.len(), INLINE_VALIDATION_LIMIT * 4);
+        item.attributes[700].name = "version".into();
+        assert!(matches!(
+            StoreHost::put(&mut host, item, None).await,
+            Err(wit::StoreError::InvalidInput(m)) if m.contains("reserved")
+        ));
+        assert_eq!(*recorder.calls.lock().unwrap(), ["create big"]);
     }
 }
