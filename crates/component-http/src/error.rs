@@ -4,6 +4,7 @@
 pub use sansio::{Retry, TransportError};
 
 /// Why sending failed outside a component.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn not_in_component() -> TransportError {
     TransportError::Refused(
         "outgoing HTTP is only available inside a component (wasm32-wasip2)".into(),
