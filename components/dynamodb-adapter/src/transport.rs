@@ -30,7 +30,12 @@ const OPTIONS: Options = Options {
 
 /// Runs `operation` to its end.
 pub fn run<O: Operation>(protocol: &DynamoDb, operation: O) -> Result<O::Output, StoreError> {
-    sansio::drive_blocking(protocol, RETRY_POLICY, &mut WasiHttp::new(OPTIONS), operation)
+    sansio::drive_blocking(
+        protocol,
+        RETRY_POLICY,
+        &mut WasiHttp::new(OPTIONS),
+        operation,
+    )
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ pub fn env(name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn send_needs_a_component() {
         let request = http::Request::get("http://127.0.0.1:9/").body(Vec::new());
@@ -158,6 +159,7 @@ mod tests {
         assert_eq!(result.unwrap_err(), error::not_in_component());
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn the_transport_sleeps_draws_and_refuses_natively() {
         use sansio::BlockingTransport;

@@ -51,7 +51,9 @@ impl Target {
             .header(TARGET_HEADER, format!("{TARGET_PREFIX}.{action}"))
             .body(body.to_string().into_bytes())
             .map(|request| Outgoing::new(request, idempotent))
-            .map_err(|_| StoreError::Backend(format!("DynamoDB {action}: could not build the request")))
+            .map_err(|_| {
+                StoreError::Backend(format!("DynamoDB {action}: could not build the request"))
+            })
     }
 }
 
@@ -146,7 +148,8 @@ mod tests {
     use crate::config::Credentials;
 
     fn db() -> DynamoDb {
-        let credentials = Credentials::new("AKIDEXAMPLE", "secret", Some("session-secret".into())).unwrap();
+        let credentials =
+            Credentials::new("AKIDEXAMPLE", "secret", Some("session-secret".into())).unwrap();
         let config = Config::new("us-east-1", credentials)
             .and_then(|c| c.with_endpoint("http://127.0.0.1:8000"))
             .unwrap();
@@ -172,7 +175,10 @@ mod tests {
             "/19700101/us-east-1/dynamodb/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,"
         ));
         let debug = format!("{request:?}");
-        assert!(!debug.contains("Signature=") && !debug.contains("session-secret"), "{debug}");
+        assert!(
+            !debug.contains("Signature=") && !debug.contains("session-secret"),
+            "{debug}"
+        );
         assert_eq!(request.body(), call.request.body());
 
         let mut later = call.request.clone();

@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn retry_classes() {
-        let class = |status: u16, body: &[u8]| retry_class(&sansio::response(status, body.to_vec()));
+        let class =
+            |status: u16, body: &[u8]| retry_class(&sansio::response(status, body.to_vec()));
         assert_eq!(class(200, b"{}"), Retry::No);
         assert_eq!(class(409, &body(409, "ABORTED", "")), Retry::Always);
         assert_eq!(class(429, b""), Retry::Always);
@@ -225,10 +226,7 @@ mod tests {
             Retry::IfIdempotent
         );
         assert_eq!(class(502, b"<html>"), Retry::IfIdempotent);
-        assert_eq!(
-            class(400, &body(400, "FAILED_PRECONDITION", "")),
-            Retry::No
-        );
+        assert_eq!(class(400, &body(400, "FAILED_PRECONDITION", "")), Retry::No);
         assert_eq!(class(404, &body(404, "NOT_FOUND", "")), Retry::No);
     }
 }

@@ -51,10 +51,9 @@ impl Protocol for Session {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        let mut credentials = self
-            .credentials
-            .lock()
-            .map_err(|_| StoreError::Backend("the Firestore credentials lock is poisoned".into()))?;
+        let mut credentials = self.credentials.lock().map_err(|_| {
+            StoreError::Backend("the Firestore credentials lock is poisoned".into())
+        })?;
         credentials
             .authorize(request, unix)
             .map_err(|e| StoreError::Unauthorized(e.to_string()))
@@ -92,7 +91,9 @@ mod tests {
         let mut request = http::Request::get("http://127.0.0.1:8681/x")
             .body(Vec::new())
             .unwrap();
-        session().authorize(&mut request, SystemTime::now()).unwrap();
+        session()
+            .authorize(&mut request, SystemTime::now())
+            .unwrap();
         assert_eq!(request.headers()["authorization"], "Bearer owner");
     }
 
@@ -102,10 +103,13 @@ mod tests {
             .body(Vec::new())
             .unwrap();
         let session = session();
-        let timeout = session.unreachable(&request, &TransportError::Timeout(Duration::from_secs(30)));
+        let timeout =
+            session.unreachable(&request, &TransportError::Timeout(Duration::from_secs(30)));
         assert!(matches!(&timeout, StoreError::Unavailable(m) if m.contains("30s")));
-        let connect =
-            session.unreachable(&request, &TransportError::Connect("connection refused".into()));
+        let connect = session.unreachable(
+            &request,
+            &TransportError::Connect("connection refused".into()),
+        );
         assert!(matches!(&connect, StoreError::Unavailable(m) if !m.contains("127.0.0.1")));
         let refused = TransportError::Refused("the host is not allowed".into());
         assert!(matches!(

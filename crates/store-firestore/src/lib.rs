@@ -114,8 +114,7 @@ impl ItemStore for FirestoreStore {
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Item> {
-        self.run(self.firestore().create(item, self.now()))
-            .await
+        self.run(self.firestore().create(item, self.now())).await
     }
 
     async fn put(
@@ -144,28 +143,20 @@ impl ItemStore for FirestoreStore {
 
     async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
         let expected_version = expected_version.map(str::to_owned);
-        self.run(
-            self.firestore()
-                .delete(id, expected_version, self.now()),
-        )
-        .await
+        self.run(self.firestore().delete(id, expected_version, self.now()))
+            .await
     }
 
     async fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
-        self.run(
-            self.firestore()
-                .increment(id, attribute, delta, self.now()),
-        )
-        .await
+        self.run(self.firestore().increment(id, attribute, delta, self.now()))
+            .await
     }
 
     async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
-        self.run(self.firestore().batch(writes, self.now()))
-            .await
+        self.run(self.firestore().batch(writes, self.now())).await
     }
 
     async fn query(&self, query: Query) -> StoreResult<Page> {
-        self.run(self.firestore().query(query, self.now()))
-            .await
+        self.run(self.firestore().query(query, self.now())).await
     }
 }

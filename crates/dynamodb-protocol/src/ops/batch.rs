@@ -123,13 +123,18 @@ impl Operation for BatchWriteItems {
     fn resume(&mut self, response: &Response) -> Step<BatchResult> {
         if !is_success(response) {
             let error = ServiceError::parse(response);
-            return Step::Done(Err(error.to_store_error("BatchWriteItem", self.target.table())));
+            return Step::Done(Err(
+                error.to_store_error("BatchWriteItem", self.target.table())
+            ));
         }
         let mut out = match parse::<BatchOut>(response, "BatchWriteItem") {
             Ok(out) => out,
             Err(e) => return Step::Done(Err(e)),
         };
-        let unprocessed = out.unprocessed.remove(self.target.table()).unwrap_or_default();
+        let unprocessed = out
+            .unprocessed
+            .remove(self.target.table())
+            .unwrap_or_default();
         if unprocessed.is_empty() {
             self.resends = 0;
             if self.queue.is_empty() {

@@ -6,8 +6,7 @@ use sansio::{Operation, Outgoing, Pause, Response, Step};
 use serde_json::{Value as Json, json};
 
 use super::{
-    ItemOut, expected_av, get_call, is_success, live, parse, request, send,
-    to_json, version_of,
+    ItemOut, expected_av, get_call, is_success, live, parse, request, send, to_json, version_of,
 };
 use crate::attr::{
     self, AttributeMap, VERSION, item_from_map, item_to_map, next_version, same_map,
@@ -301,7 +300,6 @@ impl Operation for PutItem {
     }
 }
 
-
 /// [`DynamoDb::delete`].
 #[derive(Debug)]
 pub struct DeleteItem {
@@ -372,7 +370,6 @@ mod tests {
         assert_eq!(created.created_at, "2026-02-08T10:00:00.000001Z");
     }
 
-
     #[test]
     fn delete_maps_conditions() {
         let mut delete = db().delete("a", Some("2".into()), now());
@@ -385,13 +382,9 @@ mod tests {
         );
         let mut plain = db().delete("a", None, now());
         plain.start();
-        assert_eq!(
-            done(plain.resume(&ccf(None))),
-            Err(StoreError::NotFound)
-        );
+        assert_eq!(done(plain.resume(&ccf(None))), Err(StoreError::NotFound));
         assert_eq!(done(plain.resume(&ok(json!({})))), Ok(()));
     }
-
 
     #[test]
     fn put_reads_then_writes_conditionally() {

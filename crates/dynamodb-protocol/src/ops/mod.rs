@@ -103,7 +103,6 @@ struct AttributesOut {
     attributes: Option<AttributeMap>,
 }
 
-
 /// What the operations' unit tests share: a protocol, a clock, canned
 /// answers.
 #[cfg(test)]
@@ -135,7 +134,13 @@ pub(crate) mod test_support {
     /// The action a step's call names.
     pub fn action<T: std::fmt::Debug>(step: &Step<T>) -> String {
         let target = &sent(step).request.headers()["x-amz-target"];
-        target.to_str().unwrap().rsplit('.').next().unwrap().to_owned()
+        target
+            .to_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_owned()
     }
 
     pub fn body(step: &Step<impl std::fmt::Debug>) -> Json {

@@ -29,7 +29,6 @@ impl DynamoDb {
     }
 }
 
-
 /// What provisioning did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Provisioned {

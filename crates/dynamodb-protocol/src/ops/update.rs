@@ -250,7 +250,6 @@ impl Operation for Increment {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,10 +299,7 @@ mod tests {
         );
         // Our own write, found by a resend.
         let ours = json!({"itemId": {"S": "a"}, "version": {"N": "4"}, "updatedAt": {"S": now().to_string()}});
-        assert_eq!(
-            done(update.resume(&ccf(Some(ours)))).unwrap().version,
-            "4"
-        );
+        assert_eq!(done(update.resume(&ccf(Some(ours)))).unwrap().version, "4");
 
         let mut unversioned = db().update("a", &ItemPatch::default(), None, now());
         let sent = body(&unversioned.start());
@@ -328,7 +324,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn increment_and_its_errors() {
         let mut inc = db().increment("a", "likes", -2, now());
@@ -342,7 +337,10 @@ mod tests {
         );
         assert_eq!(sent["ExpressionAttributeValues"][":v2"], json!({"N": "-2"}));
         assert_eq!(done(inc.resume(&ccf(None))), Err(StoreError::NotFound));
-        let wrong_type = error("ValidationException", "An operand in the update expression has an incorrect data type");
+        let wrong_type = error(
+            "ValidationException",
+            "An operand in the update expression has an incorrect data type",
+        );
         let e = done(inc.resume(&wrong_type)).unwrap_err();
         assert!(
             matches!(&e, StoreError::InvalidInput(m) if m.contains("`likes` is not a number")),

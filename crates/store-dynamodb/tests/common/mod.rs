@@ -5,8 +5,8 @@
 use std::time::SystemTime;
 
 use dynamodb_protocol::{Config, Credentials, DynamoDb};
-use sansio::Protocol;
 use rand::Rng;
+use sansio::Protocol;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 
 /// DynamoDB Local's endpoint, from the test harness.
