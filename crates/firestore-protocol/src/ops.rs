@@ -324,6 +324,24 @@ impl<P: Plan> Operation for ReadWrite<P> {
     }
 }
 
+/// The live document a conditional write applies to: absent or expired is
+/// `not-found` (a version mismatch when a version was expected), another
+/// version than the expected one a version mismatch.
+fn live_at_version(doc: Option<Doc>, expected: Option<&str>, now: Timestamp) -> StoreResult<Doc> {
+    let Some(doc) = doc.filter(|d| !d.is_expired(now)) else {
+        return Err(match expected {
+            Some(_) => StoreError::VersionMismatch(None),
+            None => StoreError::NotFound,
+        });
+    };
+    match expected {
+        Some(expected) if !document::same_version(&doc.version, expected) => {
+            Err(StoreError::VersionMismatch(Some(doc.version)))
+        }
+        _ => Ok(doc),
+    }
+}
+
 struct GetPlan {
     id: String,
     now: Timestamp,
@@ -518,17 +536,10 @@ impl Plan for UpdatePlan {
         {
             return Decision::Finish(Ok(doc.item(&self.id)));
         }
-        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
-            return Decision::Finish(Err(match self.expected {
-                Some(_) => StoreError::VersionMismatch(None),
-                None => StoreError::NotFound,
-            }));
+        let doc = match live_at_version(doc, self.expected.as_deref(), self.now) {
+            Ok(doc) => doc,
+            Err(e) => return Decision::Finish(Err(e)),
         };
-        if let Some(expected) = &self.expected
-            && !document::same_version(&doc.version, expected)
-        {
-            return Decision::Finish(Err(StoreError::VersionMismatch(Some(doc.version))));
-        }
         let set: Fields = self
             .changes
             .iter()
@@ -587,17 +598,10 @@ impl Plan for DeletePlan {
             // Our delete (or a concurrent one) took effect: gone either way.
             return Decision::Finish(Ok(()));
         }
-        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
-            return Decision::Finish(Err(match self.expected {
-                Some(_) => StoreError::VersionMismatch(None),
-                None => StoreError::NotFound,
-            }));
+        let doc = match live_at_version(doc, self.expected.as_deref(), self.now) {
+            Ok(doc) => doc,
+            Err(e) => return Decision::Finish(Err(e)),
         };
-        if let Some(expected) = &self.expected
-            && !document::same_version(&doc.version, expected)
-        {
-            return Decision::Finish(Err(StoreError::VersionMismatch(Some(doc.version))));
-        }
         self.sent = true;
         Decision::Write {
             writes: vec![delete_write(

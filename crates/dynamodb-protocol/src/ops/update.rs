@@ -1,6 +1,6 @@
 //! Partial writes: update (SET and REMOVE under conditions) and
 //! increment (an atomic ADD). Both are one UpdateItem call returning
-//! `ALL_NEW`, read by [`updated_item`].
+//! `ALL_NEW`, sent and read by [`UpdateCall`].
 
 use std::collections::HashSet;
 
@@ -29,8 +29,7 @@ impl DynamoDb {
         let target = self.target();
         let call = update_call(&target, id, patch, expected_version.as_deref(), now);
         UpdateItem {
-            target,
-            call,
+            update: UpdateCall { target, call },
             expected: expected_version,
             now,
         }
@@ -62,20 +61,43 @@ impl DynamoDb {
         // count twice, so only throttled calls are resent.
         let call = target.call("UpdateItem", Json::Object(body), false);
         Increment {
-            target,
+            update: UpdateCall { target, call },
             attribute: attribute.to_string(),
-            call,
         }
     }
 }
 
-/// The item an UpdateItem with `ReturnValues: ALL_NEW` answered.
-fn updated_item(response: &Response) -> Result<Item, StoreError> {
-    parse::<AttributesOut>(response, "UpdateItem").and_then(|out| {
-        out.attributes
-            .as_ref()
-            .map_or(Err(StoreError::NotFound), item_from_map)
-    })
+/// One UpdateItem call with `ReturnValues: ALL_NEW`: what update and
+/// increment share.
+#[derive(Debug)]
+struct UpdateCall {
+    target: Target,
+    call: Result<Outgoing, StoreError>,
+}
+
+impl UpdateCall {
+    fn start(&self) -> Step<Item> {
+        send(self.call.clone())
+    }
+
+    /// The item as updated, or DynamoDB's refusal for the operation to map.
+    fn answer(&self, response: &Response) -> Result<Result<Item, StoreError>, ServiceError> {
+        if !is_success(response) {
+            return Err(ServiceError::parse(response));
+        }
+        Ok(
+            parse::<AttributesOut>(response, "UpdateItem").and_then(|out| {
+                out.attributes
+                    .as_ref()
+                    .map_or(Err(StoreError::NotFound), item_from_map)
+            }),
+        )
+    }
+
+    /// A refusal no operation maps itself.
+    fn refused(&self, error: &ServiceError) -> StoreError {
+        error.to_store_error("UpdateItem", self.target.table())
+    }
 }
 
 /// Keeps the last of each name (the host rejects duplicates; this only
@@ -171,8 +193,7 @@ fn update_call(
 /// [`DynamoDb::update`].
 #[derive(Debug)]
 pub struct UpdateItem {
-    target: Target,
-    call: Result<Outgoing, StoreError>,
+    update: UpdateCall,
     expected: Option<String>,
     now: Timestamp,
 }
@@ -181,16 +202,16 @@ impl Operation for UpdateItem {
     type Output = Item;
 
     fn start(&mut self) -> Step<Item> {
-        send(self.call.clone())
+        self.update.start()
     }
 
     fn resume(&mut self, response: &Response) -> Step<Item> {
-        if is_success(response) {
-            return Step::Done(updated_item(response));
-        }
-        let error = ServiceError::parse(response);
+        let error = match self.update.answer(response) {
+            Ok(result) => return Step::Done(result),
+            Err(error) => error,
+        };
         if !error.is_conditional_check_failed() {
-            return Step::Done(Err(error.to_store_error("UpdateItem", self.target.table())));
+            return Step::Done(Err(self.update.refused(&error)));
         }
         let current = live(error.item, self.now.unix_seconds());
         Step::Done(match (&self.expected, current) {
@@ -216,23 +237,22 @@ impl Operation for UpdateItem {
 /// applies atomically, so concurrent increments never lose a count.
 #[derive(Debug)]
 pub struct Increment {
-    target: Target,
+    update: UpdateCall,
     attribute: String,
-    call: Result<Outgoing, StoreError>,
 }
 
 impl Operation for Increment {
     type Output = Item;
 
     fn start(&mut self) -> Step<Item> {
-        send(self.call.clone())
+        self.update.start()
     }
 
     fn resume(&mut self, response: &Response) -> Step<Item> {
-        if is_success(response) {
-            return Step::Done(updated_item(response));
-        }
-        let error = ServiceError::parse(response);
+        let error = match self.update.answer(response) {
+            Ok(result) => return Step::Done(result),
+            Err(error) => error,
+        };
         Step::Done(Err(if error.is_conditional_check_failed() {
             StoreError::NotFound
         } else if error.is_validation() && error.message_contains("incorrect data type") {
@@ -245,7 +265,7 @@ impl Operation for Increment {
                 error.summary()
             ))
         } else {
-            error.to_store_error("UpdateItem", self.target.table())
+            self.update.refused(&error)
         }))
     }
 }
