@@ -222,7 +222,9 @@ trait Plan {
     /// Encodes what the operation writes before any round trip, refusing
     /// what Firestore cannot store. Input arrives validated (the host and
     /// the component's export own `item_model::validate`).
-    fn check(&mut self) -> StoreResult<()>;
+    fn check(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
     /// A write to try before any read (create), if any.
     fn first(&mut self, _fs: &Firestore) -> Option<Decision<Self::Output>> {
         None
@@ -351,9 +353,6 @@ impl Plan for GetPlan {
     type Output = Item;
     fn id(&self) -> &str {
         &self.id
-    }
-    fn check(&mut self) -> StoreResult<()> {
-        Ok(())
     }
     fn decide(&mut self, _fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
         Decision::Finish(match doc {
@@ -590,9 +589,6 @@ impl Plan for DeletePlan {
     fn id(&self) -> &str {
         &self.id
     }
-    fn check(&mut self) -> StoreResult<()> {
-        Ok(())
-    }
     fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<()> {
         if self.sent && doc.is_none() {
             // Our delete (or a concurrent one) took effect: gone either way.
@@ -628,9 +624,6 @@ impl Plan for IncrementPlan {
     type Output = Item;
     fn id(&self) -> &str {
         &self.id
-    }
-    fn check(&mut self) -> StoreResult<()> {
-        Ok(())
     }
     fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
         let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
