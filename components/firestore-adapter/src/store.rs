@@ -2,13 +2,13 @@
 //! instance's credentials. Input arrives validated (`store_guest`'s export
 //! checks every call).
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use firestore_protocol::{Credentials, Firestore, Operation};
+use firestore_protocol::{Firestore, Session};
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, StoreError,
-    WriteClock,
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, WriteClock,
 };
+use sansio::Operation;
 use store_guest::{BlockingStore, StoreResult};
 
 use crate::config::Config;
@@ -17,10 +17,9 @@ use crate::transport;
 /// The item store on the configured Firestore collection.
 #[derive(Debug)]
 pub struct FirestoreAdapter {
-    firestore: Firestore,
-    /// The signed access token is kept with its key and renewed five
-    /// minutes before it expires.
-    credentials: Mutex<Credentials>,
+    /// The collection and the credentials; the signed access token is kept
+    /// with its key and renewed five minutes before it expires.
+    session: Session,
     clock: WriteClock,
 }
 
@@ -28,18 +27,14 @@ impl FirestoreAdapter {
     /// The store `config` describes.
     pub fn new(config: Config) -> Self {
         Self {
-            firestore: config.firestore,
-            credentials: Mutex::new(config.credentials),
+            session: Session::new(config.firestore, config.credentials),
             clock: WriteClock::new(),
         }
     }
 
     /// Runs the operation `make` builds.
     fn run<O: Operation>(&self, make: impl FnOnce(&Firestore) -> O) -> StoreResult<O::Output> {
-        let mut credentials = self.credentials.lock().map_err(|_| {
-            StoreError::Backend("the adapter's credentials lock is poisoned".into())
-        })?;
-        transport::run(&mut credentials, make(&self.firestore))
+        transport::run(&self.session, make(self.session.firestore()))
     }
 }
 

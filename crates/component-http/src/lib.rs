@@ -6,31 +6,25 @@
 //! - [`send`]: one HTTP exchange over `wasi:http/outgoing-handler`, with a
 //!   deadline for the whole exchange ([`Options::timeout`]) and a cap on the
 //!   response body ([`Options::max_response_bytes`]).
-//! - [`send_retrying`] and [`retry`]: capped exponential backoff with full
-//!   jitter, the same policy as the native stores: a failure that leaves
-//!   open whether the server acted is retried only for idempotent requests.
+//! - [`WasiHttp`]: `sansio`'s [`BlockingTransport`](sansio::BlockingTransport)
+//!   (send, sleep, wasi:random), so an adapter runs its protocol's
+//!   operations with [`sansio::drive_blocking`]; what is retried is the
+//!   protocol's decision, and the loop is `sansio`'s.
 //! - [`sleep`], [`now_unix`], [`env`]: a pause (`wasi:clocks`), the wall
 //!   clock and configuration from `wasi:cli/environment` (`wasmtime serve
 //!   --env`, Spin's `environment`, our host's settings).
 //!
 //! ```text
-//! let request = http::Request::post(url).body(body)?;
-//! let response = component_http::send_retrying(
-//!     &request,
-//!     &Options::default(),
-//!     &RetryPolicy::default(),
-//!     /* idempotent */ true,
-//!     |response| if response.status() == 503 { Retry::IfIdempotent } else { Retry::No },
-//! )?;
+//! let mut transport = WasiHttp::new(Options::default());
+//! let item = sansio::drive_blocking(&protocol, RETRY_POLICY, &mut transport, operation)?;
 //! ```
 //!
 //! Natively (not wasm32) the crate compiles so that the workspace can be
 //! linted and tested as a whole, but [`send`] returns
-//! [`TransportError::NotInComponent`].
+//! [`TransportError::Refused`].
 
 mod error;
 mod request;
-mod retry;
 
 #[cfg(target_arch = "wasm32")]
 mod wasi;
@@ -47,7 +41,7 @@ use native as platform;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::{Retry, TransportError};
-pub use retry::{RetryPolicy, retry, send_retrying};
+pub use sansio::RetryPolicy;
 
 /// Limits of one exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +77,39 @@ impl Default for Options {
 /// dropped (the runtime derives it from the URI's authority, and wasi:http
 /// forbids setting it), as are hop-by-hop headers the runtime forbids
 /// (`connection`, `transfer-encoding`, ...); a `content-length` is added
-/// for a body. Nothing is retried here; see [`send_retrying`].
+/// for a body. Nothing is retried here; see [`WasiHttp`].
 pub fn send(
     request: http::Request<Vec<u8>>,
     options: &Options,
 ) -> Result<http::Response<Vec<u8>>, TransportError> {
     platform::send(request, options)
+}
+
+/// `sansio`'s blocking transport over [`send`], [`sleep`] and the
+/// runtime's random source (`wasi:random`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasiHttp {
+    pub options: Options,
+}
+
+impl WasiHttp {
+    pub fn new(options: Options) -> Self {
+        Self { options }
+    }
+}
+
+impl sansio::BlockingTransport for WasiHttp {
+    fn send(&mut self, request: sansio::Request) -> Result<sansio::Response, TransportError> {
+        send(request, &self.options)
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        sleep(duration);
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        platform::random_u64()
+    }
 }
 
 /// Pauses the instance (`wasi:clocks/monotonic-clock`); natively, the thread.
@@ -130,11 +151,25 @@ pub fn env(name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn send_needs_a_component() {
         let request = http::Request::get("http://127.0.0.1:9/").body(Vec::new());
         let result = send(request.unwrap(), &Options::default());
-        assert_eq!(result.unwrap_err(), TransportError::NotInComponent);
+        assert_eq!(result.unwrap_err(), error::not_in_component());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_transport_sleeps_draws_and_refuses_natively() {
+        use sansio::BlockingTransport;
+        let mut transport = WasiHttp::new(Options::default());
+        let request = http::Request::get("http://127.0.0.1:9/").body(Vec::new());
+        let error = transport.send(request.unwrap()).unwrap_err();
+        assert_eq!(error.retry(), Retry::No);
+        transport.sleep(Duration::from_millis(1));
+        let draws: Vec<u64> = (0..4).map(|_| transport.random_u64()).collect();
+        assert!(draws.windows(2).any(|w| w[0] != w[1]), "{draws:?}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Outside a component: no wasi:http to send with. Sleeping and random
-//! numbers still work, so the retry logic is testable natively.
+//! numbers still work, so the transport is testable natively.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -13,7 +13,7 @@ pub(crate) fn send(
 ) -> Result<http::Response<Vec<u8>>, TransportError> {
     // Still split the request, so that the checks match the component's.
     crate::request::parts(request)?;
-    Err(TransportError::NotInComponent)
+    Err(crate::error::not_in_component())
 }
 
 pub(crate) fn sleep(duration: Duration) {

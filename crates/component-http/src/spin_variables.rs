@@ -19,6 +19,11 @@ mod bindings {
 /// The non-blank value of the component variable `name` lowercased (Spin's
 /// variable names are lower snake case); `None` when Spin does not define it.
 pub fn get(name: &str) -> Option<String> {
+    // The world's type lives in a custom section next to this helper; the
+    // import itself may be inlined into another object, and the linker
+    // would leave the section behind ("module requires an import interface
+    // named fermyon:spin/variables"). Calling it keeps them together.
+    bindings::__link_custom_section_describing_imports();
     bindings::fermyon::spin::variables::get(&name.to_ascii_lowercase())
         .ok()
         .map(|value| value.trim().to_owned())

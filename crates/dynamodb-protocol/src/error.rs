@@ -11,8 +11,9 @@
 use item_model::StoreError;
 use serde::Deserialize;
 
+use sansio::{Response, Retry};
+
 use crate::attr::AttributeMap;
-use crate::exchange::HttpResponse;
 
 /// How long a caller should wait after DynamoDB throttled us, once our own
 /// retries are spent.
@@ -74,8 +75,8 @@ fn clean_code(code: &str) -> String {
 
 impl ServiceError {
     /// Parses an error response (any status).
-    pub fn parse(response: &HttpResponse) -> Self {
-        let body = String::from_utf8_lossy(&response.body);
+    pub fn parse(response: &Response) -> Self {
+        let body = String::from_utf8_lossy(response.body());
         let (code, message, item) = if let Ok(json) = serde_json::from_str::<JsonError>(&body) {
             (clean_code(&json.kind), json.message, json.item)
         } else if let Some(code) = xml_field(&body, "Code") {
@@ -85,7 +86,7 @@ impl ServiceError {
             (String::new(), String::new(), None)
         };
         Self {
-            status: response.status,
+            status: response.status().as_u16(),
             code,
             message,
             item,
@@ -237,29 +238,20 @@ impl ServiceError {
     }
 }
 
-/// How a failed call may be retried by the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transient {
-    /// DynamoDB refused to process the request (throttling): nothing was
-    /// applied, so any call may be resent after a backoff.
-    NotApplied,
-    /// DynamoDB failed (5xx): a write may or may not have been applied, so
-    /// only idempotent calls may be resent.
-    Unknown,
-}
-
-/// Whether a response is a transient failure worth retrying.
-pub fn transient(response: &HttpResponse) -> Option<Transient> {
-    if (200..300).contains(&response.status) {
-        return None;
+/// Whether a call may be sent again after `response`: throttling means
+/// DynamoDB did not apply it ([`Retry::Always`], even an increment); a
+/// server error leaves it open ([`Retry::IfIdempotent`]).
+pub fn retry_class(response: &Response) -> Retry {
+    if response.status().is_success() {
+        return Retry::No;
     }
     let error = ServiceError::parse(response);
     if error.is_throttling() {
-        Some(Transient::NotApplied)
+        Retry::Always
     } else if error.is_server_error() {
-        Some(Transient::Unknown)
+        Retry::IfIdempotent
     } else {
-        None
+        Retry::No
     }
 }
 
@@ -267,21 +259,18 @@ pub fn transient(response: &HttpResponse) -> Option<Transient> {
 mod tests {
     use super::*;
 
-    fn response(status: u16, body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            body: body.as_bytes().to_vec(),
-        }
+    fn response(status: u16, body: &str) -> Response {
+        sansio::response(status, body)
     }
 
-    fn json(status: u16, kind: &str, message: &str) -> HttpResponse {
+    fn json(status: u16, kind: &str, message: &str) -> Response {
         response(
             status,
             &serde_json::json!({"__type": kind, "message": message}).to_string(),
         )
     }
 
-    fn map(r: &HttpResponse) -> StoreError {
+    fn map(r: &Response) -> StoreError {
         ServiceError::parse(r).to_store_error("GetItem", "Items")
     }
 
@@ -423,14 +412,20 @@ mod tests {
     }
 
     #[test]
-    fn transient_classes() {
-        assert_eq!(transient(&response(200, "{}")), None);
+    fn retry_classes() {
+        assert_eq!(retry_class(&response(200, "{}")), Retry::No);
         assert_eq!(
-            transient(&json(400, "x#ThrottlingException", "")),
-            Some(Transient::NotApplied)
+            retry_class(&json(400, "x#ThrottlingException", "")),
+            Retry::Always
         );
-        assert_eq!(transient(&response(500, "")), Some(Transient::Unknown));
-        assert_eq!(transient(&json(400, "x#ValidationException", "")), None);
-        assert_eq!(transient(&response(403, "<Code>AccessDenied</Code>")), None);
+        assert_eq!(retry_class(&response(500, "")), Retry::IfIdempotent);
+        assert_eq!(
+            retry_class(&json(400, "x#ValidationException", "")),
+            Retry::No
+        );
+        assert_eq!(
+            retry_class(&response(403, "<Code>AccessDenied</Code>")),
+            Retry::No
+        );
     }
 }

@@ -10,12 +10,16 @@
 //!
 //! # Driving it
 //!
-//! Each operation is an [`Exchange`]: `start()` and `on_response()` return
-//! [`Step::Send`] with the next [`Call`] or [`Step::Done`] with the result.
-//! The transport signs a call with [`DynamoDb::sign`], honours its
-//! [`Pause`], and may resend it: throttling errors ([`Transient::NotApplied`])
-//! always, server errors and lost connections ([`Transient::Unknown`])
-//! only when [`Call::idempotent`] says a second application is harmless.
+//! Each operation is a [`sansio::Operation`]; [`DynamoDb`] is its
+//! [`sansio::Protocol`]: it signs every attempt with SigV4 (aws-sigv4) and
+//! classifies the answers: throttling was not applied, so any call may be
+//! resent ([`sansio::Retry::Always`]); a server error or a lost answer
+//! leaves it open, so only calls marked idempotent are resent
+//! ([`sansio::Retry::IfIdempotent`]). The numbers are [`RETRY_POLICY`].
+//! `sansio`'s drivers run both the native store and the component.
+//!
+//! Input arrives validated (the host and the component's export own
+//! `item_model::validate`); this crate only refuses what it cannot encode.
 //!
 //! # Table
 //!
@@ -32,17 +36,17 @@
 pub mod attr;
 mod config;
 mod error;
-mod exchange;
 mod expr;
 pub mod number;
 mod ops;
+mod service;
 mod sign;
 
 pub use config::{Config, ConfigError, Credentials, DEFAULT_TABLE, EnvError, TABLE_VARIABLE};
-pub use error::{ServiceError, THROTTLE_RETRY_MS, Transient, transient};
-pub use exchange::{Call, Exchange, HttpRequest, HttpResponse, Pause, Step};
+pub use error::{ServiceError, THROTTLE_RETRY_MS, retry_class};
 pub use item_model::StoreError;
 pub use ops::{
-    BATCH_CHUNK, BatchWriteItems, CreateItem, DeleteItem, DynamoDb, GetItem, Increment, Provision,
+    BATCH_CHUNK, BatchWriteItems, CreateItem, DeleteItem, GetItem, Increment, Provision,
     Provisioned, PutItem, QueryItems, UpdateItem,
 };
+pub use service::{DynamoDb, RETRY_POLICY};

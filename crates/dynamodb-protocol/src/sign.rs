@@ -6,23 +6,25 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use http::{HeaderName, HeaderValue};
 use item_model::StoreError;
+use sansio::Request;
 
 use crate::config::Credentials;
-use crate::exchange::HttpRequest;
 
 /// Adds `x-amz-date`, `authorization` and, with a session token,
-/// `x-amz-security-token` to the request's headers. The `host` header is
-/// signed from the URL's authority; transports send the same one.
+/// `x-amz-security-token` to the request's headers (the secrets marked
+/// sensitive, so `Debug` hides them). The `host` header is signed from the
+/// URL's authority; transports send the same one.
 pub(crate) fn sign_headers(
     credentials: &Credentials,
     region: &str,
     service: &str,
-    request: &mut HttpRequest,
+    request: &mut Request,
     time: SystemTime,
 ) -> Result<(), StoreError> {
     // Error texts from the signer could quote request parts; keep ours.
-    let failed = |_| StoreError::Backend("could not sign the DynamoDB request".into());
+    let failed = || StoreError::Backend("could not sign the DynamoDB request".into());
     let identity: Identity = aws_credential_types::Credentials::new(
         credentials.access_key_id(),
         credentials.secret_access_key(),
@@ -38,25 +40,28 @@ pub(crate) fn sign_headers(
         .time(time)
         .settings(SigningSettings::default())
         .build()
-        .map_err(|_| StoreError::Backend("could not sign the DynamoDB request".into()))?
+        .map_err(|_| failed())?
         .into();
+    let uri = request.uri().to_string();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| Ok((name.as_str(), value.to_str().map_err(|_| failed())?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let signable = SignableRequest::new(
-        request.method,
-        request.url.as_str(),
-        request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&request.body),
+        request.method().as_str(),
+        uri.as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(request.body()),
     )
-    .map_err(failed)?;
-    let (instructions, _signature) = sign(signable, &params).map_err(failed)?.into_parts();
+    .map_err(|_| failed())?;
+    let (instructions, _signature) = sign(signable, &params).map_err(|_| failed())?.into_parts();
     let (added, _params) = instructions.into_parts();
     for header in added {
-        request.headers.push((
-            header.name().to_ascii_lowercase(),
-            header.value().to_string(),
-        ));
+        let name = HeaderName::from_bytes(header.name().as_bytes()).map_err(|_| failed())?;
+        let mut value = HeaderValue::from_str(header.value()).map_err(|_| failed())?;
+        value.set_sensitive(name == http::header::AUTHORIZATION || name == "x-amz-security-token");
+        request.headers_mut().insert(name, value);
     }
     Ok(())
 }
@@ -71,12 +76,12 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160)
     }
 
-    fn header<'a>(request: &'a HttpRequest, name: &str) -> &'a str {
+    fn header<'a>(request: &'a Request, name: &str) -> &'a str {
         request
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map_or("", |(_, v)| v.as_str())
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// `post-vanilla` from the AWS SigV4 test suite (as shipped in
@@ -89,12 +94,9 @@ mod tests {
             None,
         )
         .unwrap();
-        let mut request = HttpRequest {
-            method: "POST",
-            url: "https://example.amazonaws.com/".into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
+        let mut request = http::Request::post("https://example.amazonaws.com/")
+            .body(Vec::new())
+            .unwrap();
         sign_headers(
             &credentials,
             "us-east-1",
@@ -122,12 +124,9 @@ mod tests {
             Some(token.into()),
         )
         .unwrap();
-        let mut request = HttpRequest {
-            method: "GET",
-            url: "https://example.amazonaws.com/".into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
+        let mut request = http::Request::get("https://example.amazonaws.com/")
+            .body(Vec::new())
+            .unwrap();
         sign_headers(
             &credentials,
             "us-east-1",

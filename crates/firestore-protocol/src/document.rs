@@ -230,11 +230,9 @@ pub(crate) fn apply_changes(fields: &Fields, changes: &[(String, Option<Json>)])
     fields
 }
 
-/// Whether an attribute value can be incremented: absent, or a number.
-pub(crate) fn is_numeric_or_absent(fields: &Fields, name: &str) -> bool {
-    fields
-        .get(name)
-        .is_none_or(|v| v.get("integerValue").is_some() || v.get("doubleValue").is_some())
+/// Whether a stored field holds a number (an increment adds to it).
+pub(crate) fn is_numeric(field: &Json) -> bool {
+    field.get("integerValue").is_some() || field.get("doubleValue").is_some()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! project's internals) can leak through an error.
 
 use item_model::StoreError;
+use sansio::{Response, Retry};
 use serde_json::Value as Json;
 
 /// The parts of an error response that decide what it means.
@@ -106,25 +107,16 @@ pub fn map_error(http_status: u16, body: &[u8]) -> StoreError {
     RpcStatus::parse(http_status, body).into_store_error()
 }
 
-/// Whether a transport may send a request again after this response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// A final answer (success or a definite error).
-    No,
-    /// Refused before anything was applied (contention, quota): any
-    /// request may be sent again, increments included.
-    Always,
-    /// The request may or may not have been applied (unavailable, timed
-    /// out, server error): only idempotent requests may be sent again.
-    IfIdempotent,
-}
-
-/// How a transport should treat a response.
-pub fn retry_class(http_status: u16, body: &[u8]) -> Retry {
-    if (200..300).contains(&http_status) {
+/// Whether a request may be sent again after `response`: contention and
+/// quota errors were not applied ([`Retry::Always`], increments included);
+/// unavailable, timed out and server errors leave it open
+/// ([`Retry::IfIdempotent`]).
+pub fn retry_class(response: &Response) -> Retry {
+    let http_status = response.status().as_u16();
+    if response.status().is_success() {
         return Retry::No;
     }
-    let status = RpcStatus::parse(http_status, body);
+    let status = RpcStatus::parse(http_status, response.body());
     match status.status.as_str() {
         "ABORTED" | "RESOURCE_EXHAUSTED" => Retry::Always,
         "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "INTERNAL" | "UNKNOWN" => Retry::IfIdempotent,
@@ -224,18 +216,17 @@ mod tests {
 
     #[test]
     fn retry_classes() {
-        assert_eq!(retry_class(200, b"{}"), Retry::No);
-        assert_eq!(retry_class(409, &body(409, "ABORTED", "")), Retry::Always);
-        assert_eq!(retry_class(429, b""), Retry::Always);
+        let class =
+            |status: u16, body: &[u8]| retry_class(&sansio::response(status, body.to_vec()));
+        assert_eq!(class(200, b"{}"), Retry::No);
+        assert_eq!(class(409, &body(409, "ABORTED", "")), Retry::Always);
+        assert_eq!(class(429, b""), Retry::Always);
         assert_eq!(
-            retry_class(503, &body(503, "UNAVAILABLE", "")),
+            class(503, &body(503, "UNAVAILABLE", "")),
             Retry::IfIdempotent
         );
-        assert_eq!(retry_class(502, b"<html>"), Retry::IfIdempotent);
-        assert_eq!(
-            retry_class(400, &body(400, "FAILED_PRECONDITION", "")),
-            Retry::No
-        );
-        assert_eq!(retry_class(404, &body(404, "NOT_FOUND", "")), Retry::No);
+        assert_eq!(class(502, b"<html>"), Retry::IfIdempotent);
+        assert_eq!(class(400, &body(400, "FAILED_PRECONDITION", "")), Retry::No);
+        assert_eq!(class(404, &body(404, "NOT_FOUND", "")), Retry::No);
     }
 }

@@ -8,21 +8,22 @@
 //! no async runtime, so the native host (reqwest) and an adapter component
 //! (wasi:http) drive the same code; it builds for wasm32-wasip2.
 //!
-//! A transport drives an [`Operation`]:
+//! Every operation is a [`sansio::Operation`]; a [`Session`] (the
+//! database with its credentials) is their [`sansio::Protocol`]: it sets
+//! the bearer token on every attempt (renewed when due) and classifies the
+//! answers ([`retry_class`]); [`RETRY_POLICY`] holds the numbers.
+//! `sansio`'s drivers run both the native store and the component:
 //!
 //! ```text
-//! let mut step = firestore.get("item-123", Timestamp::now()).start();
-//! loop {
-//!     match step {
-//!         Step::Send(out) => {
-//!             credentials.authorize(&mut out.request, unix_now)?;
-//!             let (status, body) = send(out.request);   // retry per out.idempotent
-//!             step = op.resume(status, &body);
-//!         }
-//!         Step::Done(result) => break result,
-//!     }
-//! }
+//! let session = Session::new(firestore, credentials);
+//! let op = session.firestore().get("item-123", Timestamp::now());
+//! let item = sansio::drive_blocking(&session, RETRY_POLICY, &mut transport, op)?;
 //! ```
+//!
+//! Input arrives validated (the host and the component's export own
+//! `item_model::validate`); this crate only refuses what it cannot encode,
+//! and ids that are not one plain document name (a path must not reach
+//! another document).
 //!
 //! - [`value`] documents how values are typed (integers,
 //!   doubles and the precision rule), [`document`] the
@@ -43,16 +44,18 @@ mod instant;
 mod names;
 mod ops;
 mod query;
+mod session;
 pub mod value;
 
 pub use auth::{AuthError, Credentials, ServiceAccountKey};
-pub use error::{Retry, map_error, retry_class};
+pub use error::{map_error, retry_class};
 pub use names::{
     ConfigError, DEFAULT_COLLECTION, DEFAULT_DATABASE, Firestore, PRODUCTION_BASE_URL,
     emulator_base_url, field_path,
 };
-pub use ops::{Operation, Outgoing, Step, StoreResult};
+pub use ops::StoreResult;
 pub use query::MAX_ROUNDS;
+pub use session::{RETRY_POLICY, Session};
 
 /// The index definitions to deploy (`firebase deploy --only firestore:indexes`).
 pub const INDEXES_JSON: &str = include_str!("../firestore.indexes.json");

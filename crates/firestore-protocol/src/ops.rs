@@ -34,8 +34,9 @@
 
 use http::{Method, Request, header};
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, PutOutcome, StoreError, Timestamp,
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, PutOutcome, StoreError, Timestamp, counter,
 };
+use sansio::{Operation, Outgoing, Response, Step};
 use serde_json::{Value as Json, json};
 
 use crate::document::{self, Doc, Fields, UPDATED_AT};
@@ -44,35 +45,6 @@ use crate::names::{Firestore, field_path};
 use crate::value;
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// One HTTP request of an operation, without its `authorization` header
-/// (see [`crate::Credentials::authorize`]).
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub request: Request<Vec<u8>>,
-    /// Whether sending it twice does no harm, so a transport may repeat it
-    /// after a failure that leaves open whether it was applied.
-    pub idempotent: bool,
-}
-
-/// What an operation wants next.
-// One step per round trip, moved straight to the transport: boxing the
-// request would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Step<T> {
-    Send(Outgoing),
-    Done(StoreResult<T>),
-}
-
-/// A store call as a state machine. Call [`Operation::start`] once, then
-/// [`Operation::resume`] with each response until it returns `Done`.
-pub trait Operation {
-    type Output;
-    fn start(&mut self) -> Step<Self::Output>;
-    /// The response to the last request: HTTP status and body.
-    fn resume(&mut self, status: u16, body: &[u8]) -> Step<Self::Output>;
-}
 
 /// How often a read-then-write operation reads again after losing a race
 /// before it gives up with `Throttled`.
@@ -99,12 +71,9 @@ fn build(method: Method, url: &str, body: Option<&Json>) -> StoreResult<Request<
         .map_err(|_| StoreError::Backend("could not build a Firestore request".into()))
 }
 
-fn send<T>(request: StoreResult<Request<Vec<u8>>>, idempotent: bool) -> Step<T> {
+pub(crate) fn send<T>(request: StoreResult<Request<Vec<u8>>>, idempotent: bool) -> Step<T> {
     match request {
-        Ok(request) => Step::Send(Outgoing {
-            request,
-            idempotent,
-        }),
+        Ok(request) => Step::Send(Outgoing::new(request, idempotent)),
         Err(e) => Step::Done(Err(e)),
     }
 }
@@ -250,9 +219,12 @@ enum Decision<T> {
 trait Plan {
     type Output;
     fn id(&self) -> &str;
-    /// Input checks beyond the id (the host validates too; this keeps the
-    /// protocol safe on its own).
-    fn check(&mut self) -> StoreResult<()>;
+    /// Encodes what the operation writes before any round trip, refusing
+    /// what Firestore cannot store. Input arrives validated (the host and
+    /// the component's export own `item_model::validate`).
+    fn check(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
     /// A write to try before any read (create), if any.
     fn first(&mut self, _fs: &Firestore) -> Option<Decision<Self::Output>> {
         None
@@ -322,7 +294,8 @@ impl<P: Plan> Operation for ReadWrite<P> {
         }
     }
 
-    fn resume(&mut self, status: u16, body: &[u8]) -> Step<P::Output> {
+    fn resume(&mut self, response: &Response) -> Step<P::Output> {
+        let (status, body) = (response.status().as_u16(), response.body().as_slice());
         match self.state {
             State::Reading => match read_outcome(status, body) {
                 Ok(doc) => {
@@ -353,6 +326,24 @@ impl<P: Plan> Operation for ReadWrite<P> {
     }
 }
 
+/// The live document a conditional write applies to: absent or expired is
+/// `not-found` (a version mismatch when a version was expected), another
+/// version than the expected one a version mismatch.
+fn live_at_version(doc: Option<Doc>, expected: Option<&str>, now: Timestamp) -> StoreResult<Doc> {
+    let Some(doc) = doc.filter(|d| !d.is_expired(now)) else {
+        return Err(match expected {
+            Some(_) => StoreError::VersionMismatch(None),
+            None => StoreError::NotFound,
+        });
+    };
+    match expected {
+        Some(expected) if !document::same_version(&doc.version, expected) => {
+            Err(StoreError::VersionMismatch(Some(doc.version)))
+        }
+        _ => Ok(doc),
+    }
+}
+
 struct GetPlan {
     id: String,
     now: Timestamp,
@@ -362,9 +353,6 @@ impl Plan for GetPlan {
     type Output = Item;
     fn id(&self) -> &str {
         &self.id
-    }
-    fn check(&mut self) -> StoreResult<()> {
-        Ok(())
     }
     fn decide(&mut self, _fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
         Decision::Finish(match doc {
@@ -411,7 +399,6 @@ impl Plan for CreatePlan {
         &self.item.id
     }
     fn check(&mut self) -> StoreResult<()> {
-        item_model::validate::new_item(&self.item)?;
         let now = self.now.to_string();
         self.fields = document::item_fields(&self.item, &now, &now)?;
         Ok(())
@@ -456,7 +443,6 @@ impl Plan for PutPlan {
         &self.item.id
     }
     fn check(&mut self) -> StoreResult<()> {
-        item_model::validate::new_item(&self.item)?;
         // Value errors show before any round trip.
         let now = self.now.to_string();
         document::item_fields(&self.item, &now, &now).map(drop)
@@ -540,7 +526,6 @@ impl Plan for UpdatePlan {
         &self.id
     }
     fn check(&mut self) -> StoreResult<()> {
-        item_model::validate::patch(&self.patch)?;
         self.changes = document::patch_changes(&self.patch, &self.now.to_string())?;
         Ok(())
     }
@@ -550,17 +535,10 @@ impl Plan for UpdatePlan {
         {
             return Decision::Finish(Ok(doc.item(&self.id)));
         }
-        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
-            return Decision::Finish(Err(match self.expected {
-                Some(_) => StoreError::VersionMismatch(None),
-                None => StoreError::NotFound,
-            }));
+        let doc = match live_at_version(doc, self.expected.as_deref(), self.now) {
+            Ok(doc) => doc,
+            Err(e) => return Decision::Finish(Err(e)),
         };
-        if let Some(expected) = &self.expected
-            && !document::same_version(&doc.version, expected)
-        {
-            return Decision::Finish(Err(StoreError::VersionMismatch(Some(doc.version))));
-        }
         let set: Fields = self
             .changes
             .iter()
@@ -611,25 +589,15 @@ impl Plan for DeletePlan {
     fn id(&self) -> &str {
         &self.id
     }
-    fn check(&mut self) -> StoreResult<()> {
-        Ok(())
-    }
     fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<()> {
         if self.sent && doc.is_none() {
             // Our delete (or a concurrent one) took effect: gone either way.
             return Decision::Finish(Ok(()));
         }
-        let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
-            return Decision::Finish(Err(match self.expected {
-                Some(_) => StoreError::VersionMismatch(None),
-                None => StoreError::NotFound,
-            }));
+        let doc = match live_at_version(doc, self.expected.as_deref(), self.now) {
+            Ok(doc) => doc,
+            Err(e) => return Decision::Finish(Err(e)),
         };
-        if let Some(expected) = &self.expected
-            && !document::same_version(&doc.version, expected)
-        {
-            return Decision::Finish(Err(StoreError::VersionMismatch(Some(doc.version))));
-        }
         self.sent = true;
         Decision::Write {
             writes: vec![delete_write(
@@ -657,18 +625,15 @@ impl Plan for IncrementPlan {
     fn id(&self) -> &str {
         &self.id
     }
-    fn check(&mut self) -> StoreResult<()> {
-        item_model::validate::increment(&self.attribute)
-    }
     fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
         let Some(doc) = doc.filter(|d| !d.is_expired(self.now)) else {
             return Decision::Finish(Err(StoreError::NotFound));
         };
-        if !document::is_numeric_or_absent(&doc.fields, &self.attribute) {
-            return Decision::Finish(Err(StoreError::invalid(format!(
-                "attribute `{}` is not a number",
-                self.attribute
-            ))));
+        if let Some(field) = doc.fields.get(&self.attribute)
+            && !document::is_numeric(field)
+        {
+            let kind = counter::kind(&value::decode(field));
+            return Decision::Finish(Err(counter::not_a_number(&self.attribute, Some(kind))));
         }
         let mut fields = Fields::new();
         fields.insert(
@@ -728,7 +693,6 @@ struct Batch {
 
 impl Batch {
     fn request(&mut self) -> StoreResult<Vec<Json>> {
-        item_model::validate::batch(&self.writes)?;
         let now = self.now.to_string();
         let mut writes = Vec::with_capacity(self.writes.len());
         for write in &self.writes {
@@ -772,7 +736,8 @@ impl Operation for Batch {
         }
     }
 
-    fn resume(&mut self, status: u16, body: &[u8]) -> Step<BatchResult> {
+    fn resume(&mut self, response: &Response) -> Step<BatchResult> {
+        let (status, body) = (response.status().as_u16(), response.body().as_slice());
         if self.done {
             return Step::Done(Err(unexpected("response")));
         }
@@ -935,6 +900,10 @@ mod tests {
         }
     }
 
+    fn reply(status: u16, body: &[u8]) -> Response {
+        sansio::response(status, body.to_vec())
+    }
+
     fn body(out: &Outgoing) -> Json {
         serde_json::from_slice(out.request.body()).unwrap()
     }
@@ -970,7 +939,7 @@ mod tests {
         assert_eq!(write["currentDocument"], json!({"exists": false}));
         // The transport repeated the commit after a lost answer; the repeat
         // finds the document the first attempt wrote.
-        let read = sent(op.resume(409, &error("ALREADY_EXISTS")));
+        let read = sent(op.resume(&reply(409, &error("ALREADY_EXISTS"))));
         assert_eq!(read.request.method(), Method::GET);
         let doc = json!({
             "name": fs.document_name("a"),
@@ -978,7 +947,7 @@ mod tests {
             "createTime": "2026-02-08T10:00:01.000001Z",
             "updateTime": "2026-02-08T10:00:01.000001Z",
         });
-        match op.resume(200, doc.to_string().as_bytes()) {
+        match op.resume(&reply(200, doc.to_string().as_bytes())) {
             Step::Done(Ok(item)) => assert_eq!(item.version, "2026-02-08T10:00:01.000001Z"),
             other => panic!("{other:?}"),
         }
@@ -995,14 +964,14 @@ mod tests {
             now(),
         );
         sent(op.start());
-        sent(op.resume(409, &error("ALREADY_EXISTS")));
+        sent(op.resume(&reply(409, &error("ALREADY_EXISTS"))));
         let other = json!({
             "name": fs.document_name("a"),
             "fields": {"name": {"stringValue": "someone else's"}},
             "updateTime": "2026-02-08T09:00:00Z",
         });
         assert!(matches!(
-            op.resume(200, other.to_string().as_bytes()),
+            op.resume(&reply(200, other.to_string().as_bytes())),
             Step::Done(Err(StoreError::AlreadyExists))
         ));
     }
@@ -1021,14 +990,14 @@ mod tests {
         for _ in 0..=MAX_CONFLICTS {
             let read = sent(step);
             assert_eq!(read.request.method(), Method::GET);
-            let commit = sent(op.resume(200, doc.as_bytes()));
+            let commit = sent(op.resume(&reply(200, doc.as_bytes())));
             let write = &body(&commit)["writes"][0];
             assert_eq!(
                 write["currentDocument"],
                 json!({"updateTime": "2026-02-08T09:00:00.000000Z"})
             );
             assert_eq!(write["updateMask"], json!({"fieldPaths": ["updatedAt"]}));
-            step = op.resume(400, &error("FAILED_PRECONDITION"));
+            step = op.resume(&reply(400, &error("FAILED_PRECONDITION")));
         }
         assert!(matches!(step, Step::Done(Err(StoreError::Throttled(_)))));
     }
@@ -1039,11 +1008,11 @@ mod tests {
         let mut op = fs.delete("a", None, now());
         sent(op.start());
         let doc = json!({"name": fs.document_name("a"), "updateTime": "2026-02-08T09:00:00Z"});
-        let commit = sent(op.resume(200, doc.to_string().as_bytes()));
+        let commit = sent(op.resume(&reply(200, doc.to_string().as_bytes())));
         assert!(commit.idempotent);
-        sent(op.resume(400, &error("FAILED_PRECONDITION")));
+        sent(op.resume(&reply(400, &error("FAILED_PRECONDITION"))));
         assert!(matches!(
-            op.resume(404, &error("NOT_FOUND")),
+            op.resume(&reply(404, &error("NOT_FOUND"))),
             Step::Done(Ok(()))
         ));
     }
@@ -1058,7 +1027,7 @@ mod tests {
             "fields": {"like count": {"integerValue": "4"}},
             "updateTime": "2026-02-08T09:00:00Z",
         });
-        let commit = sent(op.resume(200, doc.to_string().as_bytes()));
+        let commit = sent(op.resume(&reply(200, doc.to_string().as_bytes())));
         assert!(!commit.idempotent);
         let write = &body(&commit)["writes"][0];
         assert_eq!(
@@ -1067,7 +1036,7 @@ mod tests {
         );
         assert_eq!(write["currentDocument"], json!({"exists": true}));
         let answer = br#"{"writeResults":[{"updateTime":"2026-02-08T10:00:01Z","transformResults":[{"integerValue":"7"}]}]}"#;
-        match op.resume(200, answer) {
+        match op.resume(&reply(200, answer)) {
             Step::Done(Ok(item)) => {
                 assert_eq!(
                     item.attribute("like count"),
@@ -1100,7 +1069,7 @@ mod tests {
         assert_eq!(body["writes"][1], json!({"delete": fs.document_name("b")}));
         assert!(body["writes"][0].get("currentDocument").is_none());
         let answer = br#"{"writeResults":[{"updateTime":"2026-02-08T10:00:01Z"},{}]}"#;
-        match op.resume(200, answer) {
+        match op.resume(&reply(200, answer)) {
             Step::Done(Ok(result)) => {
                 assert_eq!(result.put[0].created_at, "2020-01-01T00:00:00.000000Z");
                 assert_eq!(result.deleted, ["b"]);

@@ -25,7 +25,8 @@ use serde_json::{Value as Json, json};
 use crate::document::{CREATED_AT, Doc, STATUS, USER_ID};
 use crate::error::RpcStatus;
 use crate::names::Firestore;
-use crate::ops::{Operation, Outgoing, Step, StoreResult};
+use crate::ops::{StoreResult, send};
+use sansio::{Operation, Response, Step};
 
 /// Most `runQuery` requests for one page.
 pub const MAX_ROUNDS: u32 = 8;
@@ -102,15 +103,11 @@ impl QueryOp {
             .uri(self.fs.method_url("runQuery"))
             .header(http::header::ACCEPT, "application/json")
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string().into_bytes());
-        match request {
-            Ok(request) => Step::Send(Outgoing {
-                request,
-                idempotent: true,
-            }),
-            Err(_) => self.finish(Err(StoreError::Backend(
-                "could not build a Firestore request".into(),
-            ))),
+            .body(body.to_string().into_bytes())
+            .map_err(|_| StoreError::Backend("could not build a Firestore request".into()));
+        match send(request, true) {
+            Step::Done(result) => self.finish(result),
+            step => step,
         }
     }
 
@@ -162,9 +159,6 @@ impl Operation for QueryOp {
     type Output = Page;
 
     fn start(&mut self) -> Step<Page> {
-        if let Err(e) = item_model::validate::query(&self.query) {
-            return self.finish(Err(e));
-        }
         if let Some(text) = &self.query.cursor {
             match Cursor::decode_for(text, &self.query) {
                 Ok(cursor) => {
@@ -179,7 +173,8 @@ impl Operation for QueryOp {
         self.fetch()
     }
 
-    fn resume(&mut self, status: u16, body: &[u8]) -> Step<Page> {
+    fn resume(&mut self, response: &Response) -> Step<Page> {
+        let (status, body) = (response.status().as_u16(), response.body().as_slice());
         if self.done {
             return Step::Done(Err(StoreError::Backend(
                 "operation resumed after it finished".into(),

@@ -1,8 +1,11 @@
 //! The DynamoDB item store for the native host: the sans-IO protocol of
-//! `dynamodb-protocol` driven over one pooled, keep-alive reqwest client.
+//! `dynamodb-protocol` run by `sansio`'s async driver over one pooled,
+//! keep-alive reqwest client (`sansio-reqwest`).
 //!
-//! Retries: every call is retried with capped exponential backoff and full
-//! jitter when DynamoDB throttles it (a throttled request was not applied,
+//! Retries (the protocol decides, `dynamodb_protocol::RETRY_POLICY` sets
+//! the numbers, the adapter component follows the same): every call is
+//! retried with capped exponential backoff and full jitter when DynamoDB
+//! throttles it (a throttled request was not applied,
 //! so even an increment may be resent) or when the connection could not be
 //! opened. Server errors (5xx), timeouts and broken connections leave the
 //! outcome of a write unknown, so those are retried only for calls the
@@ -19,18 +22,16 @@
 //! table, its indexes and TTL.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use dynamodb_protocol::{
-    Call, Config, Credentials, DynamoDb, Exchange, HttpResponse, Pause, Step, Transient, transient,
-};
+use dynamodb_protocol::{Config, Credentials, DynamoDb, RETRY_POLICY};
 use item_store::{
     BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Page, PutOutcome, Query,
-    StoreError, StoreResult, Timestamp,
+    StoreResult, WriteClock,
 };
-use rand::Rng;
+use sansio::{Operation, RetryPolicy};
+use sansio_reqwest::ReqwestTransport;
 
 pub use dynamodb_protocol::{DEFAULT_TABLE, EnvError, Provisioned, TABLE_VARIABLE};
 
@@ -52,7 +53,7 @@ pub struct DynamoDbConfig {
     protocol: Config,
     connect_timeout: Duration,
     request_timeout: Duration,
-    max_retries: u32,
+    retry: RetryPolicy,
 }
 
 impl DynamoDbConfig {
@@ -66,7 +67,7 @@ impl DynamoDbConfig {
             protocol,
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
-            max_retries: 8,
+            retry: RETRY_POLICY,
         }
     }
 
@@ -103,7 +104,7 @@ impl DynamoDbConfig {
 
     /// Resends of one call after transient failures (0 disables them).
     pub fn with_max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
+        self.retry.max_attempts = retries.saturating_add(1);
         self
     }
 
@@ -116,21 +117,6 @@ impl DynamoDbConfig {
     }
 }
 
-/// First backoff step; each resend doubles it, up to [`BACKOFF_CAP`].
-const BACKOFF_BASE: Duration = Duration::from_millis(25);
-const BACKOFF_CAP: Duration = Duration::from_secs(2);
-
-/// Full jitter: a uniform wait between zero and the capped exponential
-/// step, which spreads competing clients out best (AWS architecture blog,
-/// "Exponential Backoff And Jitter").
-fn backoff(attempt: u32) -> Duration {
-    let step = BACKOFF_BASE
-        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
-        .min(BACKOFF_CAP);
-    let millis = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::rng().random_range(0..=millis))
-}
-
 /// An [`ItemStore`] on a DynamoDB table. Cheap to clone; clones share the
 /// connection pool.
 #[derive(Clone)]
@@ -140,12 +126,12 @@ pub struct DynamoDbStore {
 
 struct Inner {
     protocol: DynamoDb,
-    http: reqwest::Client,
-    max_retries: u32,
-    /// Last write time handed out (µs), so that times from this process
-    /// strictly increase: `createdAt` orders the indexes, and equal times
-    /// would leave the order of ties to DynamoDB.
-    last_micros: AtomicI64,
+    transport: ReqwestTransport,
+    retry: RetryPolicy,
+    /// Write times from this process strictly increase: `createdAt` orders
+    /// the indexes, and equal times would leave the order of ties to
+    /// DynamoDB.
+    clock: WriteClock,
 }
 
 impl std::fmt::Debug for DynamoDbStore {
@@ -170,9 +156,9 @@ impl DynamoDbStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 protocol: DynamoDb::new(config.protocol),
-                http,
-                max_retries: config.max_retries,
-                last_micros: AtomicI64::new(0),
+                transport: ReqwestTransport::new(http, config.request_timeout),
+                retry: config.retry,
+                clock: WriteClock::new(),
             }),
         })
     }
@@ -184,116 +170,14 @@ impl DynamoDbStore {
     }
 
     /// A write time later than any this store handed out before.
-    fn now(&self) -> Timestamp {
-        let clock = Timestamp::now().as_micros();
-        let previous = self
-            .inner
-            .last_micros
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(clock.max(last + 1))
-            })
-            .unwrap_or(clock);
-        Timestamp::from_micros(clock.max(previous + 1))
+    fn now(&self) -> item_store::Timestamp {
+        self.inner.clock.now()
     }
 
-    /// Drives an exchange to its end.
-    async fn run<E: Exchange>(&self, mut exchange: E) -> StoreResult<E::Output> {
-        let mut step = exchange.start();
-        loop {
-            match step {
-                Step::Done(result) => return result,
-                Step::Send(call) => {
-                    let response = self.send(&call).await?;
-                    step = exchange.on_response(&response);
-                }
-            }
-        }
-    }
-
-    /// Sends one call, resending it after transient failures where that
-    /// is safe (see the crate docs).
-    async fn send(&self, call: &Call) -> StoreResult<HttpResponse> {
-        match call.pause {
-            Pause::None => {}
-            Pause::Backoff(n) => tokio::time::sleep(backoff(n)).await,
-            Pause::Poll(wait) => tokio::time::sleep(wait).await,
-        }
-        let mut attempt = 0;
-        loop {
-            let outcome = self.send_once(call).await;
-            let retry = match &outcome {
-                Ok(response) => match transient(response) {
-                    Some(Transient::NotApplied) => true,
-                    Some(Transient::Unknown) => call.idempotent,
-                    None => false,
-                },
-                Err(failure) => failure.not_sent || call.idempotent,
-            };
-            if !retry || attempt >= self.inner.max_retries {
-                return outcome.map_err(|failure| failure.error);
-            }
-            attempt += 1;
-            tracing::debug!(action = call.action, attempt, "resending DynamoDB call");
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-    }
-
-    async fn send_once(&self, call: &Call) -> Result<HttpResponse, TransportFailure> {
-        let request = self
-            .inner
-            .protocol
-            .sign(call, SystemTime::now())
-            .map_err(|error| TransportFailure {
-                error,
-                not_sent: false,
-            })?;
-        let mut builder = self.inner.http.post(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let action = call.action;
-        let response = builder
-            .body(request.body)
-            .send()
-            .await
-            .map_err(|e| TransportFailure::from_reqwest(&e, action, self.endpoint()))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| TransportFailure::from_reqwest(&e, action, self.endpoint()))?;
-        Ok(HttpResponse {
-            status,
-            body: body.to_vec(),
-        })
-    }
-
-    fn endpoint(&self) -> &str {
-        self.inner.protocol.config().endpoint()
-    }
-}
-
-/// A request that got no HTTP answer.
-struct TransportFailure {
-    error: StoreError,
-    /// The connection was never opened, so nothing reached DynamoDB.
-    not_sent: bool,
-}
-
-impl TransportFailure {
-    /// Our own words: reqwest's text is not passed on.
-    fn from_reqwest(e: &reqwest::Error, action: &str, endpoint: &str) -> Self {
-        let (why, not_sent) = if e.is_connect() {
-            (format!("cannot connect to {endpoint}"), true)
-        } else if e.is_timeout() {
-            ("the request timed out".to_string(), false)
-        } else {
-            ("the connection failed".to_string(), false)
-        };
-        Self {
-            error: StoreError::Unavailable(format!("DynamoDB {action}: {why}")),
-            not_sent,
-        }
+    /// Drives an operation to its end (see the crate docs for retries).
+    async fn run<O: Operation + Send>(&self, operation: O) -> StoreResult<O::Output> {
+        let inner = &self.inner;
+        sansio::drive_async(&inner.protocol, inner.retry, &inner.transport, operation).await
     }
 }
 
@@ -362,14 +246,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_is_capped_with_full_jitter() {
-        for attempt in 0..40 {
-            assert!(backoff(attempt) <= BACKOFF_CAP);
-        }
-        assert!(backoff(0) <= BACKOFF_BASE);
-    }
-
-    #[test]
     fn config_debug_hides_credentials() {
         let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI", None).unwrap();
         let config = DynamoDbConfig::new("us-east-1", credentials)
@@ -377,7 +253,9 @@ mod tests {
             .with_endpoint("http://127.0.0.1:8000")
             .unwrap()
             .with_table("Items-test")
-            .unwrap();
+            .unwrap()
+            .with_max_retries(2);
+        assert_eq!(config.retry.max_attempts, 3);
         let text = format!("{config:?}");
         assert!(
             !text.contains("AKIDEXAMPLE") && !text.contains("wJalr"),

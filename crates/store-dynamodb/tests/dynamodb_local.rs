@@ -184,14 +184,8 @@ async fn values_and_numbers_round_trip_exactly() {
             "{e:?}"
         );
     }
-    let mut reserved = item("bad");
-    reserved
-        .attributes
-        .push(Attribute::new("itemId", Value::Null));
-    assert!(matches!(
-        store.create(reserved).await,
-        Err(StoreError::InvalidInput(_))
-    ));
+    // Reserved names are the callers' to refuse (item_model::validate, run
+    // by the host and the component's export), not the store's.
 }
 
 #[tokio::test]
@@ -411,14 +405,8 @@ async fn batch_of_60_goes_in_3_chunks() {
         .await
         .unwrap();
     assert_ne!(updated.version, again.put[0].version);
-
-    let too_many: Vec<_> = (0..101)
-        .map(|i| BatchWrite::Delete(format!("x{i}")))
-        .collect();
-    assert!(matches!(
-        store.batch(too_many).await,
-        Err(StoreError::InvalidInput(_))
-    ));
+    // Batches over 100 writes are the callers' to refuse
+    // (item_model::validate, run by the host and the component's export).
 }
 
 /// Every page of a query, following cursors.

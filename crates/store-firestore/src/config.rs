@@ -59,26 +59,9 @@ pub enum Endpoint {
     },
 }
 
-/// Retry settings: capped exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The backoff ceiling of the first retry; it doubles per retry.
-    pub base_delay: Duration,
-    /// The largest backoff ceiling.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
+/// Retry settings: `sansio`'s capped exponential backoff with full jitter;
+/// the default is [`firestore_protocol::RETRY_POLICY`].
+pub use sansio::RetryPolicy;
 
 /// A complete configuration; build one with [`FirestoreConfig::builder`]
 /// or [`FirestoreConfig::from_env`].
@@ -244,7 +227,7 @@ impl FirestoreConfigBuilder {
             endpoint,
             request_timeout: self.request_timeout.unwrap_or(Duration::from_secs(30)),
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(5)),
-            retry: self.retry.unwrap_or_default(),
+            retry: self.retry.unwrap_or(firestore_protocol::RETRY_POLICY),
         })
     }
 }

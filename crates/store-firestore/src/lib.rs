@@ -1,10 +1,12 @@
 //! The Firestore item store for the native host: the sans-IO
-//! `firestore-protocol` operations, sent with one pooled keep-alive
-//! reqwest client (rustls).
+//! `firestore-protocol` operations, run by `sansio`'s async driver over one
+//! pooled keep-alive reqwest client (rustls, `sansio-reqwest`).
 //!
-//! Retries: capped exponential backoff with full jitter (a random pause
-//! between zero and `min(max_delay, base_delay * 2^retry)`), and only where
-//! a repeat is harmless:
+//! Retries (the protocol decides, `firestore_protocol::RETRY_POLICY` sets
+//! the default numbers, the adapter component follows the same): capped
+//! exponential backoff with full jitter (a random pause between zero and
+//! `min(max_delay, base_delay * 2^(retry-1))`), and only where a repeat is
+//! harmless:
 //! - a request that never reached the server (connect failure) and an
 //!   answer saying nothing was applied (`ABORTED`, `RESOURCE_EXHAUSTED`,
 //!   HTTP 429) are retried for every request;
@@ -17,32 +19,34 @@
 
 mod config;
 
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use firestore_protocol::{Credentials, Firestore, Operation, Outgoing, Retry, Step, retry_class};
+use firestore_protocol::{Credentials, Firestore, Session};
 use item_store::{
     BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Page, PutOutcome, Query,
-    StoreError, StoreResult, Timestamp,
+    StoreResult, Timestamp, WriteClock,
 };
-use rand::Rng;
+use sansio::Operation;
+use sansio_reqwest::ReqwestTransport;
 
 pub use config::*;
 
 /// The Firestore store. Cheap to share behind an `Arc`; one instance keeps
 /// one connection pool and one cached token.
 pub struct FirestoreStore {
-    firestore: Firestore,
-    http: reqwest::Client,
-    credentials: Mutex<Credentials>,
+    session: Session,
+    transport: ReqwestTransport,
     retry: RetryPolicy,
+    /// Write times from this process strictly increase: `createdAt` orders
+    /// the queries, and equal times would leave ties to Firestore.
+    clock: WriteClock,
 }
 
 impl std::fmt::Debug for FirestoreStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FirestoreStore")
-            .field("firestore", &self.firestore)
+            .field("firestore", self.session.firestore())
             .finish_non_exhaustive()
     }
 }
@@ -75,10 +79,10 @@ impl FirestoreStore {
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
         Ok(Self {
-            firestore,
-            http,
-            credentials: Mutex::new(credentials),
+            session: Session::new(firestore, credentials),
+            transport: ReqwestTransport::new(http, config.request_timeout),
             retry: config.retry,
+            clock: WriteClock::new(),
         })
     }
 
@@ -89,123 +93,28 @@ impl FirestoreStore {
 
     /// The collection this store reads and writes.
     pub fn firestore(&self) -> &Firestore {
-        &self.firestore
+        self.session.firestore()
     }
 
-    /// Drives an operation to its result.
-    async fn run<O: Operation + Send>(&self, mut op: O) -> StoreResult<O::Output> {
-        let mut step = op.start();
-        loop {
-            match step {
-                Step::Send(outgoing) => {
-                    let (status, body) = self.send(&outgoing).await?;
-                    step = op.resume(status, &body);
-                }
-                Step::Done(result) => return result,
-            }
-        }
+    /// Drives an operation to its result (see the crate docs for retries).
+    async fn run<O: Operation + Send>(&self, op: O) -> StoreResult<O::Output> {
+        sansio::drive_async(&self.session, self.retry, &self.transport, op).await
     }
 
-    /// Sends one request, retrying where that is safe (see the crate docs).
-    async fn send(&self, outgoing: &Outgoing) -> StoreResult<(u16, Vec<u8>)> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= self.retry.max_attempts;
-            let request = self.prepare(outgoing)?;
-            let failure = match self.http.execute(request).await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    match response.bytes().await {
-                        Ok(body) => {
-                            let again = match retry_class(status, &body) {
-                                Retry::No => false,
-                                Retry::Always => true,
-                                Retry::IfIdempotent => outgoing.idempotent,
-                            };
-                            if !again || last {
-                                return Ok((status, body.to_vec()));
-                            }
-                            tracing::debug!(status, attempt, "retrying a Firestore request");
-                            None
-                        }
-                        Err(e) => Some((describe(&e), outgoing.idempotent)),
-                    }
-                }
-                // A connect error means the request never left: always safe.
-                Err(e) => Some((describe(&e), e.is_connect() || outgoing.idempotent)),
-            };
-            if let Some((what, safe)) = failure {
-                if !safe || last {
-                    return Err(StoreError::Unavailable(format!(
-                        "Firestore could not be reached ({what})"
-                    )));
-                }
-                tracing::debug!(what, attempt, "retrying a Firestore request");
-            }
-            tokio::time::sleep(self.backoff(attempt)).await;
-        }
-    }
-
-    /// The request with a fresh `authorization` header.
-    fn prepare(&self, outgoing: &Outgoing) -> StoreResult<reqwest::Request> {
-        let mut request = outgoing.request.clone();
-        let now = unix_now();
-        {
-            let mut credentials = self
-                .credentials
-                .lock()
-                .map_err(|_| StoreError::Backend("the credentials lock is poisoned".into()))?;
-            credentials
-                .authorize(&mut request, now)
-                .map_err(|e| StoreError::Unauthorized(e.to_string()))?;
-        }
-        reqwest::Request::try_from(request)
-            .map_err(|_| StoreError::Backend("could not build a Firestore request".into()))
-    }
-
-    /// Full jitter: a random pause up to the capped exponential ceiling.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(16);
-        let ceiling = self
-            .retry
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.retry.max_delay);
-        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rand::rng().random_range(0..=millis))
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// What went wrong on the wire, without the URL or any header.
-fn describe(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection refused or unreachable"
-    } else if e.is_body() || e.is_decode() {
-        "the response broke off"
-    } else {
-        "the connection failed"
+    /// A write time later than any this store handed out before.
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 
 #[async_trait]
 impl ItemStore for FirestoreStore {
     async fn get(&self, id: &str) -> StoreResult<Item> {
-        self.run(self.firestore.get(id, Timestamp::now())).await
+        self.run(self.firestore().get(id, self.now())).await
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Item> {
-        self.run(self.firestore.create(item, Timestamp::now()))
-            .await
+        self.run(self.firestore().create(item, self.now())).await
     }
 
     async fn put(
@@ -214,7 +123,7 @@ impl ItemStore for FirestoreStore {
         expected_version: Option<&str>,
     ) -> StoreResult<(Item, PutOutcome)> {
         let expected_version = expected_version.map(str::to_owned);
-        self.run(self.firestore.put(item, expected_version, Timestamp::now()))
+        self.run(self.firestore().put(item, expected_version, self.now()))
             .await
     }
 
@@ -226,56 +135,28 @@ impl ItemStore for FirestoreStore {
     ) -> StoreResult<Item> {
         let expected_version = expected_version.map(str::to_owned);
         self.run(
-            self.firestore
-                .update(id, patch, expected_version, Timestamp::now()),
+            self.firestore()
+                .update(id, patch, expected_version, self.now()),
         )
         .await
     }
 
     async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
         let expected_version = expected_version.map(str::to_owned);
-        self.run(
-            self.firestore
-                .delete(id, expected_version, Timestamp::now()),
-        )
-        .await
+        self.run(self.firestore().delete(id, expected_version, self.now()))
+            .await
     }
 
     async fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
-        self.run(
-            self.firestore
-                .increment(id, attribute, delta, Timestamp::now()),
-        )
-        .await
+        self.run(self.firestore().increment(id, attribute, delta, self.now()))
+            .await
     }
 
     async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
-        self.run(self.firestore.batch(writes, Timestamp::now()))
-            .await
+        self.run(self.firestore().batch(writes, self.now())).await
     }
 
     async fn query(&self, query: Query) -> StoreResult<Page> {
-        self.run(self.firestore.query(query, Timestamp::now()))
-            .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_capped_full_jitter() {
-        let store = FirestoreStore::new(
-            FirestoreConfig::builder()
-                .emulator_host("127.0.0.1:1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        for attempt in 1..40 {
-            assert!(store.backoff(attempt) <= store.retry.max_delay);
-        }
-        assert!(store.backoff(1) <= store.retry.base_delay);
+        self.run(self.firestore().query(query, self.now())).await
     }
 }

@@ -4,8 +4,9 @@
 
 use std::time::SystemTime;
 
-use dynamodb_protocol::{Call, Config, Credentials, DynamoDb, HttpResponse};
+use dynamodb_protocol::{Config, Credentials, DynamoDb};
 use rand::Rng;
+use sansio::Protocol;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 
 /// DynamoDB Local's endpoint, from the test harness.
@@ -41,6 +42,12 @@ pub async fn fresh_store() -> (DynamoDbStore, String) {
     (store, table)
 }
 
+/// The status and body of a raw call's answer.
+pub struct RawResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
 /// Sends one raw DynamoDB call, as another client (boto3) would.
 pub async fn raw_call(
     endpoint: &str,
@@ -48,20 +55,17 @@ pub async fn raw_call(
     credentials: Credentials,
     action: &'static str,
     body: serde_json::Value,
-) -> HttpResponse {
+) -> RawResponse {
     let config = Config::new("us-east-1", credentials)
         .and_then(|c| c.with_endpoint(endpoint))
         .and_then(|c| c.with_table(table))
         .expect("config");
-    let request = DynamoDb::new(config)
-        .sign(&Call::new(action, body, true), SystemTime::now())
-        .expect("sign");
-    let mut builder = reqwest::Client::new().post(&request.url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    let response = builder.body(request.body).send().await.expect("send");
+    let db = DynamoDb::new(config);
+    let mut request = db.call(action, body, true).expect("call").request;
+    db.authorize(&mut request, SystemTime::now()).expect("sign");
+    let request = reqwest::Request::try_from(request).expect("request");
+    let response = reqwest::Client::new().execute(request).await.expect("send");
     let status = response.status().as_u16();
     let body = response.bytes().await.expect("body").to_vec();
-    HttpResponse { status, body }
+    RawResponse { status, body }
 }

@@ -1,0 +1,88 @@
+//! What an operation hands out and takes back, and what its protocol
+//! decides for every request.
+
+use std::time::{Duration, SystemTime};
+
+use item_model::StoreError;
+
+use crate::{Request, Response, Retry, TransportError};
+
+/// What the transport waits before the first attempt of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// Send at once.
+    None,
+    /// The operation is backing off for the n-th time in a row (from 1),
+    /// for example resending work the server left unprocessed: wait
+    /// [`crate::RetryPolicy::backoff`]`(n)`.
+    Backoff(u32),
+    /// Polling (a table becoming ready): wait this long.
+    Poll(Duration),
+}
+
+/// One HTTP request of an operation, without credentials (the
+/// [`Protocol`] adds them to each attempt).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub request: Request,
+    /// Whether applying it twice does no harm, so that a transport may
+    /// repeat it after a failure that leaves open whether it was applied
+    /// ([`Retry::IfIdempotent`]).
+    pub idempotent: bool,
+    pub pause: Pause,
+}
+
+impl Outgoing {
+    /// A request to send at once.
+    pub fn new(request: Request, idempotent: bool) -> Self {
+        Self {
+            request,
+            idempotent,
+            pause: Pause::None,
+        }
+    }
+
+    /// The same request, sent after `pause`.
+    pub fn paused(mut self, pause: Pause) -> Self {
+        self.pause = pause;
+        self
+    }
+}
+
+/// What an operation wants next.
+// One step per round trip, moved straight to the driver: boxing the
+// request would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Step<T> {
+    Send(Outgoing),
+    Done(Result<T, StoreError>),
+}
+
+/// A store call as a state machine over HTTP requests. Call
+/// [`Operation::start`] once, then [`Operation::resume`] with the response
+/// to each request until it returns [`Step::Done`].
+pub trait Operation {
+    type Output;
+
+    /// The first step.
+    fn start(&mut self) -> Step<Self::Output>;
+
+    /// The step after the response to the last request sent (any status:
+    /// the operation maps errors itself).
+    fn resume(&mut self, response: &Response) -> Step<Self::Output>;
+}
+
+/// What one backend decides for every request of its operations.
+pub trait Protocol {
+    /// Adds the credentials of one attempt to `request`, at wall-clock
+    /// time `now`. Called before every attempt, so that a signature is
+    /// fresh and a renewed token is used.
+    fn authorize(&self, request: &mut Request, now: SystemTime) -> Result<(), StoreError>;
+
+    /// Whether `response` may be retried, and for which requests.
+    fn classify(&self, response: &Response) -> Retry;
+
+    /// The store error for `request`, which got no answer.
+    fn unreachable(&self, request: &Request, error: &TransportError) -> StoreError;
+}
