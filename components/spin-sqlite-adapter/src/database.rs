@@ -2,7 +2,8 @@
 //!
 //! Spin opens one SQLite connection per `open` (kept for the instance's
 //! life, which is one request); its `execute` runs one statement and
-//! returns the rows, which is all the core asks.
+//! returns the rows, which is all the core asks. A statement refused for a
+//! busy database runs once more, after a longer wait for the lock.
 
 use std::cell::OnceCell;
 
@@ -12,6 +13,9 @@ use sqlite_core::{Executor, Row, SqlError, SqlValue};
 /// The Spin database label; spin.toml grants it with
 /// `sqlite_databases = ["default"]`.
 const DATABASE: &str = "default";
+
+/// How long a connection waits for a lock once it has been refused one.
+const LONGER_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 30000";
 
 thread_local! {
     /// The instance's connection, opened on first use.
@@ -32,9 +36,19 @@ impl Executor for SpinDatabase {
                 }
             };
             let params: Vec<Value> = params.iter().map(spin_value).collect();
-            let result = connection
-                .execute(sql, &params)
-                .map_err(|e| sql_error(&e))?;
+            let result = match connection.execute(sql, &params) {
+                // Spin's connection waits 5 s for a lock (rusqlite's
+                // default), which a burst of instances, each with its own
+                // connection, can outlast on a busy machine. A statement
+                // that gave up changed nothing (SQLite rolls it back), so
+                // this connection waits longer and runs it once more.
+                Err(Error::Io(message)) if is_busy(&message) => {
+                    let _ = connection.execute(LONGER_BUSY_TIMEOUT, &[]);
+                    connection.execute(sql, &params)
+                }
+                result => result,
+            }
+            .map_err(|e| sql_error(&e))?;
             Ok(result
                 .rows
                 .into_iter()
@@ -42,6 +56,11 @@ impl Executor for SpinDatabase {
                 .collect())
         })
     }
+}
+
+/// Whether SQLite refused the statement for a lock another connection held.
+fn is_busy(message: &str) -> bool {
+    matches!(SqlError::from_message(message), SqlError::Unavailable(_))
 }
 
 fn spin_value(value: &SqlValue) -> Value {
@@ -129,5 +148,12 @@ mod tests {
             sql_error(&Error::Io("disk I/O error".into())),
             SqlError::Failed(_)
         ));
+    }
+
+    #[test]
+    fn only_a_lock_held_elsewhere_is_worth_waiting_for() {
+        assert!(is_busy("database is locked"));
+        assert!(!is_busy("no such table: items"));
+        assert!(!is_busy("UNIQUE constraint failed: items.id"));
     }
 }
