@@ -2,61 +2,77 @@
 //!
 //! It exports `edge-items:store/types` and `edge-items:store/store` (world
 //! `store-provider` in `wit/item-store.wit`) and imports Spin's
-//! `fermyon:spin/sqlite@2.0.0`, so spin.toml plugs it into the api
-//! component as a component dependency and `spin up` serves items with no
-//! account and no server: Spin keeps the database (label `default`) in its
-//! state directory (`.spin/sqlite_db.db` by default).
+//! `fermyon:spin/sqlite@2.0.0` (through spin-sdk), so spin.toml plugs it
+//! into the api component as a component dependency and `spin up` serves
+//! items with no account and no server: Spin keeps the database (label
+//! `default`) in its state directory (`.spin/sqlite_db.db` by default).
 //!
-//! Every write is one SQL statement, so it is atomic on any SQLite Spin
-//! connects to: the local file, or a remote database (Turso/libSQL,
-//! Fermyon Cloud) where a transaction cannot span two calls. Conditions
-//! live in the statement's `WHERE` (version checks), increments are done by
-//! SQLite's JSON functions inside one `UPDATE`, and `RETURNING` tells
-//! whether the row changed. The schema is created on first use.
-//!
-//! Modules: `store` (the operations, behind `store_guest`'s export, which
-//! validates and converts), `db` (the connection, schema and rows), `codec`
-//! (the attributes column).
+//! The schema, the SQL and the operations are `sqlite-core`'s, shared with
+//! the host's embedded store, so either reads a file the other wrote. Every
+//! write is one SQL statement, so it is atomic on any SQLite Spin connects
+//! to: the local file, or a remote database (Turso/libSQL, Fermyon Cloud)
+//! where a transaction cannot span two calls. This crate adds the
+//! connection (`database`) and when to purge expired rows.
 
-mod codec;
-mod db;
-mod store;
+mod database;
 
-mod bindings {
-    // Only Spin's SQLite: the store export is bound in `store_guest`.
-    wit_bindgen::generate!({
-        inline: "
-            package edge-items:spin-sqlite-adapter;
-
-            world adapter {
-                import fermyon:spin/sqlite@2.0.0;
-            }
-        ",
-        path: "wit/fermyon-spin-sqlite.wit",
-        world: "edge-items:spin-sqlite-adapter/adapter",
-        generate_all,
-    });
-}
-
-use item_model::{BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query};
+use item_model::{
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, Timestamp,
+    WriteClock,
+};
+use sqlite_core::Items;
 use store_guest::{BlockingStore, StoreResult};
 
+pub use database::SpinDatabase;
+
 /// The item store on Spin's SQLite database `default`.
-struct SpinSqliteAdapter;
+pub struct SpinSqliteAdapter {
+    database: SpinDatabase,
+    /// Write times of this instance (one request): strictly increasing.
+    clock: WriteClock,
+}
+
+static ADAPTER: SpinSqliteAdapter = SpinSqliteAdapter {
+    database: SpinDatabase,
+    clock: WriteClock::new(),
+};
+
+impl SpinSqliteAdapter {
+    fn items(&self) -> Items<'_, SpinDatabase> {
+        Items::new(&self.database, &self.clock)
+    }
+
+    /// Deletes expired rows about once in 64 creating writes: an instance
+    /// lives for one request, so it has no timer, and reads hide expired
+    /// rows anyway; this only keeps the file from growing.
+    fn purge_now_and_then(&self) {
+        let now = Timestamp::now();
+        if purge_due(now) {
+            // Best effort: the write that follows reports real trouble.
+            let _ = self.items().purge_expired(now);
+        }
+    }
+}
+
+/// Whether a write at `now` also purges: a cheap lottery on the clock.
+fn purge_due(now: Timestamp) -> bool {
+    now.as_micros() % 64 == 0
+}
 
 impl BlockingStore for SpinSqliteAdapter {
     const NAME: &'static str = "spin-sqlite-adapter";
 
     fn instance() -> StoreResult<&'static Self> {
-        Ok(&SpinSqliteAdapter)
+        Ok(&ADAPTER)
     }
 
     fn get(&self, id: &str) -> StoreResult<Item> {
-        store::get(id)
+        self.items().get(id)
     }
 
     fn create(&self, item: NewItem) -> StoreResult<Item> {
-        store::create(item)
+        self.purge_now_and_then();
+        self.items().create(item)
     }
 
     fn put(
@@ -64,7 +80,7 @@ impl BlockingStore for SpinSqliteAdapter {
         item: NewItem,
         expected_version: Option<&str>,
     ) -> StoreResult<(Item, PutOutcome)> {
-        store::put(item, expected_version)
+        self.items().put(item, expected_version)
     }
 
     fn update(
@@ -73,24 +89,39 @@ impl BlockingStore for SpinSqliteAdapter {
         patch: ItemPatch,
         expected_version: Option<&str>,
     ) -> StoreResult<Item> {
-        store::update(id, &patch, expected_version)
+        self.items().update(id, &patch, expected_version)
     }
 
     fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
-        store::delete(id, expected_version)
+        self.items().delete(id, expected_version)
     }
 
     fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
-        store::increment(id, attribute, delta)
+        self.items().increment(id, attribute, delta)
     }
 
     fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
-        store::batch(writes)
+        self.purge_now_and_then();
+        self.items().batch(writes)
     }
 
     fn query(&self, query: Query) -> StoreResult<Page> {
-        store::query(query)
+        self.items().query(&query)
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 store_guest::export_store!(SpinSqliteAdapter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn about_one_write_in_64_purges() {
+        let due = (0..6400)
+            .filter(|micros| purge_due(Timestamp::from_micros(*micros)))
+            .count();
+        assert_eq!(due, 100);
+    }
+}

@@ -1,12 +1,14 @@
-//! The `attributes` column: the free attributes as a JSON array that keeps
-//! each value's WIT case, so a number stays its exact literal and text that
-//! looks like JSON stays text.
+//! The `attributes` column: the free attributes as a JSON array of
+//! `{"n": name, "v": {"t": case, "v": value}}`. Each value keeps its WIT
+//! case, so a number stays its exact literal (which is what lets
+//! `increment` add to it with SQLite's JSON functions, see `items`) and text
+//! that looks like JSON stays text.
 
-use item_store::{Attribute, Value};
+use item_model::{Attribute, Value};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct StoredAttribute {
     #[serde(rename = "n")]
     name: String,
     #[serde(rename = "v")]
@@ -29,10 +31,11 @@ enum StoredValue {
 #[error("damaged attributes column: {0}")]
 pub struct DecodeError(#[from] serde_json::Error);
 
+/// The column text of `attributes`.
 pub fn encode(attributes: &[Attribute]) -> String {
-    let stored: Vec<Stored> = attributes
+    let stored: Vec<StoredAttribute> = attributes
         .iter()
-        .map(|a| Stored {
+        .map(|a| StoredAttribute {
             name: a.name.clone(),
             value: match &a.value {
                 Value::Null => StoredValue::Null,
@@ -47,8 +50,9 @@ pub fn encode(attributes: &[Attribute]) -> String {
     serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
 }
 
+/// The attributes of a column's text.
 pub fn decode(text: &str) -> Result<Vec<Attribute>, DecodeError> {
-    let stored: Vec<Stored> = serde_json::from_str(text)?;
+    let stored: Vec<StoredAttribute> = serde_json::from_str(text)?;
     Ok(stored
         .into_iter()
         .map(|s| {

@@ -1,0 +1,472 @@
+//! The store operations, with the semantics of `wit/item-store.wit`, on
+//! any [`Executor`]. Input has been validated by the caller.
+//!
+//! Every write is one statement whose `WHERE` carries its condition, and
+//! `RETURNING` tells whether (and how) the row changed: a version check is
+//! `version = ?`, an increment is done by SQLite's JSON functions inside
+//! the `UPDATE`. Only `update` must read first (a merge needs the current
+//! item); it writes only if the version is still the one it read, and
+//! reads again when it lost that race.
+
+use item_model::{
+    BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Order, Page, PutOutcome,
+    Query, StoreError, Timestamp, WriteClock, counter,
+};
+
+use crate::executor::{Executor, Row, SqlError, SqlValue};
+use crate::row::{
+    self, COLUMNS, Stored, created_and_version, first_integer, integer, new_item_fields, text,
+};
+use crate::schema;
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How often a write whose read-modify-write lost a race is tried again
+/// before the caller is told to retry.
+const ATTEMPTS: usize = 50;
+
+/// The filter that hides expired rows; `?2` is now in epoch seconds.
+const UNEXPIRED: &str = "(expires_at IS NULL OR expires_at > ?2)";
+
+/// The time of one operation: the text written into items, and the epoch
+/// seconds that decide expiry.
+struct Now {
+    text: String,
+    seconds: i64,
+}
+
+impl From<Timestamp> for Now {
+    fn from(timestamp: Timestamp) -> Self {
+        Self {
+            text: timestamp.to_string(),
+            seconds: timestamp.unix_seconds(),
+        }
+    }
+}
+
+/// The items table of one database, reached through `D`, with write times
+/// from one clock (which should live as long as the store, so that its
+/// times keep increasing).
+pub struct Items<'a, D: ?Sized> {
+    db: &'a D,
+    clock: &'a WriteClock,
+}
+
+impl<'a, D: Executor + ?Sized> Items<'a, D> {
+    pub fn new(db: &'a D, clock: &'a WriteClock) -> Self {
+        Self { db, clock }
+    }
+
+    fn write_time(&self) -> Now {
+        self.clock.now().into()
+    }
+
+    /// Runs one statement; a database that lacks the table or a column of
+    /// it is migrated first, and the statement runs again. (Checking the
+    /// version on every call would cost a statement per request in Spin,
+    /// where each request is a new instance.)
+    fn rows(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>> {
+        match self.db.execute(sql, params) {
+            Err(SqlError::MissingSchema(_)) => {
+                schema::migrate(self.db)?;
+                Ok(self.db.execute(sql, params)?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    /// The unexpired item with this id, if any.
+    fn load(&self, id: &str, now: &Now) -> Result<Option<Stored>> {
+        let rows = self.rows(
+            &format!("SELECT {COLUMNS} FROM items WHERE id = ?1 AND {UNEXPIRED}"),
+            &[text(id), integer(now.seconds)],
+        )?;
+        Ok(rows.into_iter().next().map(row::stored).transpose()?)
+    }
+
+    /// The error for a conditional write that changed nothing: the current
+    /// version, or `none` when the item is gone.
+    fn mismatch(&self, id: &str, now: &Now) -> Result<StoreError> {
+        Ok(StoreError::VersionMismatch(
+            self.load(id, now)?.map(|current| current.item.version),
+        ))
+    }
+
+    /// Reads an unexpired item.
+    pub fn get(&self, id: &str) -> Result<Item> {
+        self.load(id, &Timestamp::now().into())?
+            .map(|stored| stored.item)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Creates an item; `already-exists` if a live item has the id (an
+    /// expired one is replaced).
+    pub fn create(&self, item: NewItem) -> Result<Item> {
+        let now = self.write_time();
+        let rows = self.rows(
+            &upsert(
+                "?3",
+                "created_at = excluded.created_at, version = 1",
+                &format!("WHERE NOT {UNEXPIRED} RETURNING version"),
+            ),
+            &item_params(&item.id, &now, new_item_fields(&item)),
+        )?;
+        if rows.is_empty() {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(item.into_item(now.text.clone(), now.text, "1".into()))
+    }
+
+    /// Creates or replaces an item; with an expected version, only that
+    /// version of a live item is replaced.
+    pub fn put(&self, item: NewItem, expected_version: Option<&str>) -> Result<(Item, PutOutcome)> {
+        let now = self.write_time();
+        let mut params = item_params(&item.id, &now, new_item_fields(&item));
+        let returned = match expected_version {
+            // Unconditional: create, or replace keeping `created_at` (an
+            // expired row counts as absent).
+            None => created_and_version(self.rows(
+                &upsert(
+                    "?3",
+                    &format!(
+                        "created_at = CASE WHEN {UNEXPIRED} THEN created_at \
+                         ELSE excluded.created_at END, {}",
+                        renewed_version()
+                    ),
+                    "RETURNING created_at, version",
+                ),
+                &params,
+            )?)?,
+            // Conditional: the item must exist with that version.
+            Some(expected) => match version_number(expected) {
+                None => None,
+                Some(version) => {
+                    params.push(integer(version));
+                    created_and_version(self.rows(
+                        &format!(
+                            "UPDATE items SET updated_at = ?3, version = version + 1, \
+                             user_id = ?4, status = ?5, expires_at = ?6, attributes = ?7 \
+                             WHERE id = ?1 AND version = ?8 AND {UNEXPIRED} \
+                             RETURNING created_at, version"
+                        ),
+                        &params,
+                    )?)?
+                }
+            },
+        };
+        let Some((created_at, version)) = returned else {
+            return Err(self.mismatch(&item.id, &now)?);
+        };
+        // Only a fresh row starts at version 1; a replaced one is past it.
+        let outcome = if version == 1 {
+            PutOutcome::Created
+        } else {
+            PutOutcome::Replaced
+        };
+        Ok((
+            item.into_item(created_at, now.text, version.to_string()),
+            outcome,
+        ))
+    }
+
+    /// Merges a patch into a live item, under an optional expected version:
+    /// a compare-and-set on the version read.
+    pub fn update(
+        &self,
+        id: &str,
+        patch: &ItemPatch,
+        expected_version: Option<&str>,
+    ) -> Result<Item> {
+        for _ in 0..ATTEMPTS {
+            let now = self.write_time();
+            let Some(mut stored) = self.load(id, &now)? else {
+                return Err(match expected_version {
+                    Some(_) => StoreError::VersionMismatch(None),
+                    None => StoreError::NotFound,
+                });
+            };
+            if expected_version.is_some_and(|expected| expected != stored.item.version) {
+                return Err(StoreError::VersionMismatch(Some(stored.item.version)));
+            }
+            patch.apply_to(&mut stored.item);
+            let version = stored.version.saturating_add(1);
+            let mut params = item_params(
+                id,
+                &now,
+                row::owned_fields(
+                    stored.item.user_id.as_deref(),
+                    stored.item.status.as_deref(),
+                    stored.item.expires_at,
+                    &stored.item.attributes,
+                ),
+            );
+            params.extend([integer(version), integer(stored.version)]);
+            let rows = self.rows(
+                &format!(
+                    "UPDATE items SET updated_at = ?3, version = ?8, user_id = ?4, status = ?5, \
+                     expires_at = ?6, attributes = ?7 \
+                     WHERE id = ?1 AND version = ?9 AND {UNEXPIRED} RETURNING version"
+                ),
+                &params,
+            )?;
+            if first_integer(&rows) == Some(version) {
+                stored.item.version = version.to_string();
+                stored.item.updated_at = now.text;
+                return Ok(stored.item);
+            }
+            // The item changed since it was read: read it again (with an
+            // expected version, the next read reports the mismatch).
+        }
+        Err(contention())
+    }
+
+    /// Deletes a live item, under an optional expected version.
+    pub fn delete(&self, id: &str, expected_version: Option<&str>) -> Result<()> {
+        let now = self.write_time();
+        let deleted = match expected_version {
+            None => self.rows(
+                &format!("DELETE FROM items WHERE id = ?1 AND {UNEXPIRED} RETURNING version"),
+                &[text(id), integer(now.seconds)],
+            )?,
+            Some(expected) => match version_number(expected) {
+                None => Vec::new(),
+                Some(version) => self.rows(
+                    &format!(
+                        "DELETE FROM items WHERE id = ?1 AND version = ?3 AND {UNEXPIRED} \
+                         RETURNING version"
+                    ),
+                    &[text(id), integer(now.seconds), integer(version)],
+                )?,
+            },
+        };
+        match (deleted.is_empty(), expected_version) {
+            (false, _) => Ok(()),
+            (true, None) => Err(StoreError::NotFound),
+            (true, Some(_)) => Err(self.mismatch(id, &now)?),
+        }
+    }
+
+    /// Adds `delta` to a numeric attribute (absent counts as 0) in one
+    /// statement; when the statement does not apply, the item as it is now
+    /// says why, in item_model's words.
+    pub fn increment(&self, id: &str, attribute: &str, delta: i64) -> Result<Item> {
+        let sql = increment_sql();
+        for _ in 0..ATTEMPTS {
+            let now = self.write_time();
+            let rows = self.rows(
+                &sql,
+                &[
+                    text(id),
+                    integer(now.seconds),
+                    text(attribute),
+                    integer(delta),
+                    text(&now.text),
+                ],
+            )?;
+            if let Some(row) = rows.into_iter().next() {
+                return Ok(row::stored(row)?.item);
+            }
+            let current = self.load(id, &now)?.ok_or(StoreError::NotFound)?;
+            let value = counter::start_value(attribute, current.item.attribute(attribute))?;
+            counter::add(attribute, value, delta)?;
+            // It is incrementable now, so it changed in between: again.
+        }
+        Err(contention())
+    }
+
+    /// Applies unconditional puts and deletes, each its own statement (the
+    /// contract does not make a batch atomic; a store may wrap the call in
+    /// a transaction). A put keeps the given `created_at`, else takes now.
+    pub fn batch(&self, writes: Vec<BatchWrite>) -> Result<BatchResult> {
+        let now = self.write_time();
+        // Every creation time is read before anything is written, so a bad
+        // one changes nothing.
+        let created_ats = writes
+            .iter()
+            .map(|write| match write {
+                BatchWrite::Put(put) => match &put.created_at {
+                    Some(text) => Timestamp::parse(text)
+                        .map(|t| t.to_string())
+                        .map_err(|e| StoreError::invalid(e.to_string())),
+                    None => Ok(now.text.clone()),
+                },
+                BatchWrite::Delete(_) => Ok(String::new()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut result = BatchResult::default();
+        for (write, created_at) in writes.into_iter().zip(created_ats) {
+            match write {
+                BatchWrite::Put(put) => {
+                    let mut params = item_params(&put.item.id, &now, new_item_fields(&put.item));
+                    params.push(text(&created_at));
+                    let rows = self.rows(
+                        &upsert(
+                            "?8",
+                            &format!("created_at = excluded.created_at, {}", renewed_version()),
+                            "RETURNING version",
+                        ),
+                        &params,
+                    )?;
+                    let version = first_integer(&rows).ok_or_else(|| {
+                        StoreError::Backend("the database returned no version for a put".into())
+                    })?;
+                    result.put.push(put.item.into_item(
+                        created_at,
+                        now.text.clone(),
+                        version.to_string(),
+                    ));
+                }
+                BatchWrite::Delete(id) => {
+                    self.rows("DELETE FROM items WHERE id = ?1", &[text(&id)])?;
+                    result.deleted.push(id);
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// One page by keyset on (created_at, id): resuming strictly after the
+    /// last position shown is what keeps concurrent writes from causing
+    /// skips or repeats. One row past the limit tells whether another page
+    /// follows.
+    pub fn query(&self, query: &Query) -> Result<Page> {
+        let after = match &query.cursor {
+            Some(text) => Some(Cursor::decode_for(text, query)?),
+            None => None,
+        };
+        let now = Now::from(Timestamp::now());
+        let mut params = vec![
+            text(query.key.value()),
+            integer(now.seconds),
+            integer(i64::from(query.limit) + 1),
+        ];
+        if let Some(cursor) = &after {
+            params.push(text(&cursor.created_at));
+            params.push(text(&cursor.id));
+        }
+        let rows = self.rows(
+            &query_sql(&query.key, query.order, after.is_some()),
+            &params,
+        )?;
+        let mut items = rows
+            .into_iter()
+            .map(|row| row::stored(row).map(|stored| stored.item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|last| Cursor::after(query, &last.created_at, &last.id).encode())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Deletes the rows expired at `now` and counts them. Reads hide them
+    /// anyway; this only keeps the file from growing, so a store calls it
+    /// now and then.
+    pub fn purge_expired(&self, now: Timestamp) -> Result<usize> {
+        let rows = self.rows(
+            "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1 RETURNING 1",
+            &[integer(now.unix_seconds())],
+        )?;
+        Ok(rows.len())
+    }
+}
+
+/// The parameters every item write starts with: `?1` id, `?2` now
+/// (seconds), `?3` now (text), `?4`..`?7` the caller-owned fields
+/// ([`row::owned_fields`]).
+fn item_params(id: &str, now: &Now, fields: [SqlValue; 4]) -> Vec<SqlValue> {
+    let mut params = vec![text(id), integer(now.seconds), text(&now.text)];
+    params.extend(fields);
+    params
+}
+
+/// The version of a row written over an id: the next one of a live item,
+/// 1 where the old row had expired (it counts as absent).
+fn renewed_version() -> String {
+    format!("version = CASE WHEN {UNEXPIRED} THEN version + 1 ELSE 1 END")
+}
+
+/// An insert of a fresh row (`created_at` from the parameter `created`,
+/// version 1, the rest from [`item_params`]) that, where the id is taken,
+/// sets `on_conflict` and the caller-owned fields instead; `tail` follows
+/// (a `WHERE` for the update, `RETURNING`).
+fn upsert(created: &str, on_conflict: &str, tail: &str) -> String {
+    format!(
+        "INSERT INTO items ({COLUMNS}) VALUES (?1, {created}, ?3, 1, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET {on_conflict}, updated_at = excluded.updated_at, \
+         user_id = excluded.user_id, status = excluded.status, \
+         expires_at = excluded.expires_at, attributes = excluded.attributes {tail}"
+    )
+}
+
+fn contention() -> StoreError {
+    StoreError::Unavailable("too many concurrent writes to this item; retry".into())
+}
+
+/// A version from an `expected-version`: only the exact text of a stored
+/// version matches, so `01` is not `1`.
+fn version_number(expected: &str) -> Option<i64> {
+    expected
+        .parse::<i64>()
+        .ok()
+        .filter(|n| n.to_string() == expected)
+}
+
+/// The attribute's element of the `attributes` array (`?3` is its name).
+const ELEMENT: &str =
+    "(SELECT value FROM json_each(items.attributes) WHERE json_extract(value, '$.n') = ?3)";
+/// Its index in the array.
+const INDEX: &str =
+    "(SELECT key FROM json_each(items.attributes) WHERE json_extract(value, '$.n') = ?3)";
+
+/// The increment statement: `?1` id, `?2` now (seconds), `?3` attribute,
+/// `?4` delta, `?5` now (text). It applies only when the attribute is
+/// absent or a whole-number literal (`counter::start_value`'s rule for
+/// JSON number literals) whose sum stays an integer (SQLite turns an
+/// overflowing integer sum into a real), so that the update is one atomic
+/// statement; when it does not apply, the caller finds out why.
+fn increment_sql() -> String {
+    let literal = format!("json_extract({ELEMENT}, '$.v.v')");
+    let whole = format!(
+        "(json_extract({ELEMENT}, '$.v.t') = 'number' AND typeof({literal}) = 'text' \
+         AND (CAST(CAST({literal} AS INTEGER) AS TEXT) = {literal} OR {literal} = '-0') \
+         AND typeof(CAST({literal} AS INTEGER) + ?4) = 'integer')"
+    );
+    format!(
+        "UPDATE items SET attributes = CASE WHEN {INDEX} IS NULL \
+         THEN json_insert(attributes, '$[#]', \
+             json_object('n', ?3, 'v', json_object('t', 'number', 'v', CAST(?4 AS TEXT)))) \
+         ELSE json_set(attributes, '$[' || {INDEX} || '].v.v', \
+             CAST(CAST({literal} AS INTEGER) + ?4 AS TEXT)) END, \
+         version = version + 1, updated_at = ?5 \
+         WHERE id = ?1 AND {UNEXPIRED} AND ({ELEMENT} IS NULL OR {whole}) \
+         RETURNING {COLUMNS}"
+    )
+}
+
+/// The statement for a page: `?1` key, `?2` now (seconds), `?3` rows to
+/// fetch, and with a cursor `?4`/`?5` the (created_at, id) to resume after.
+pub(crate) fn query_sql(key: &IndexKey, order: Order, resume: bool) -> String {
+    let column = match key {
+        IndexKey::UserId(_) => "user_id",
+        IndexKey::Status(_) => "status",
+    };
+    let (compare, direction) = match order {
+        Order::Asc => (">", "ASC"),
+        Order::Desc => ("<", "DESC"),
+    };
+    let position = if resume {
+        format!("AND (created_at, id) {compare} (?4, ?5)")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {COLUMNS} FROM items WHERE {column} = ?1 AND {UNEXPIRED} {position} \
+         ORDER BY created_at {direction}, id {direction} LIMIT ?3"
+    )
+}
