@@ -968,6 +968,24 @@ macro_rules! conformance_suite {
             auth_keeps_users_apart,
             auth_misconfiguration_fails_closed,
         );
+        $crate::conformance_suite!(@hostile $crate::Backend::new(
+            $crate::Runtime::$runtime,
+            $crate::Store::$store,
+            $crate::Fixture::$fixture,
+        );
+            identifiers_have_one_spelling,
+            expiry_stays_within_rfc_3339,
+            attribute_counts_are_bounded_and_patches_linear,
+            head_and_options,
+        );
+    };
+    (@hostile $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::hostile_cases::$case($backend).await;
+            }
+        )*
     };
     (@auth $backend:expr; $($case:ident),* $(,)?) => {
         $(

@@ -371,7 +371,7 @@ mod tests {
             json!({"put": [{"id": "a"}], "delete": ["a"]}),
             json!({"put": [{"id": "a", "createdAt": "yesterday"}]}),
             json!({"put": [{"id": "a", "createdAt": 5}]}),
-            json!({"put": [{"itemId": "a"}]}),
+            json!({"put": [{"itemId": "a", "id": "b"}]}),
             json!([]),
         ] {
             assert_eq!(

@@ -131,7 +131,9 @@ pub fn kind(json: &Json) -> &'static str {
 
 /// Reads a create/replace body. `path_id` is the id from the URL (PUT);
 /// without it the body's `id` is used, or `generated_id` when it has none.
-/// A body `id` that differs from the URL's is an error.
+/// A body `id` that differs from the URL's is an error. `itemId` (the
+/// seed's and DynamoDB's name for the id) is accepted as an alias of `id`;
+/// both with different values is an error.
 pub fn new_item_from_json(
     body: Json,
     path_id: Option<&str>,
@@ -145,24 +147,28 @@ pub fn new_item_from_json(
     };
     let mut item = NewItem::default();
     let mut body_id = None;
+    let mut alias_id = None;
     for (name, json) in object {
         match name.as_str() {
-            "id" => match json {
-                Json::String(s) => body_id = Some(s),
-                other => return err(format!("`id` must be a string, not {}", kind(&other))),
-            },
+            "id" => body_id = Some(id_text("id", json)?),
+            "itemId" => alias_id = Some(id_text("itemId", json)?),
             "userId" => item.user_id = optional_text("userId", json)?,
             "status" => item.status = optional_text("status", json)?,
             "expiresAt" => item.expires_at = optional_expiry(json)?,
-            "itemId" => {
-                return err("`itemId` is reserved (it is the DynamoDB key); use `id`");
-            }
             ro if READ_ONLY.contains(&ro) => {}
             _ => item
                 .attributes
                 .push(Attribute::new(name, value_from_json(json))),
         }
     }
+    let body_id = match (body_id, alias_id) {
+        (Some(id), Some(alias)) if id != alias => {
+            return err(format!(
+                "`id` (`{id}`) and its alias `itemId` (`{alias}`) differ; send one of them"
+            ));
+        }
+        (id, alias) => id.or(alias),
+    };
     item.id = match (path_id, body_id) {
         (Some(path), Some(body)) if path != body => {
             return err(format!(
@@ -174,6 +180,14 @@ pub fn new_item_from_json(
         (None, None) => generated_id(),
     };
     Ok(item)
+}
+
+/// An item id in a body (`id` or its alias `itemId`).
+fn id_text(field: &str, json: Json) -> Result<String> {
+    match json {
+        Json::String(s) => Ok(s),
+        other => err(format!("`{field}` must be a string, not {}", kind(&other))),
+    }
 }
 
 /// Reads a JSON Merge Patch (RFC 7396) body: top-level members set fields,
@@ -188,17 +202,16 @@ pub fn patch_from_json(body: Json, path_id: &str) -> Result<ItemPatch> {
     let mut patch = ItemPatch::default();
     for (name, json) in object {
         match name.as_str() {
-            "id" => {
+            "id" | "itemId" => {
                 if json.as_str() != Some(path_id) {
-                    return err("`id` cannot be changed; create a new item instead");
+                    return err(format!(
+                        "`{name}` cannot be changed; create a new item instead"
+                    ));
                 }
             }
             "userId" => patch.user_id = Some(optional_text("userId", json)?),
             "status" => patch.status = Some(optional_text("status", json)?),
             "expiresAt" => patch.expires_at = Some(optional_expiry(json)?),
-            "itemId" => {
-                return err("`itemId` is reserved (it is the DynamoDB key); use `id`");
-            }
             ro if READ_ONLY.contains(&ro) => {}
             _ if json.is_null() => patch.remove.push(name),
             _ => patch.set.push(Attribute::new(name, value_from_json(json))),
@@ -236,11 +249,31 @@ mod tests {
     }
 
     #[test]
+    fn item_id_is_an_alias_of_id() {
+        // The seed's payload, as written in the lesson.
+        let seed = json!({"itemId": "item-123", "name": "My Item", "description": "A great item"});
+        let item = new_item_from_json(seed, None, String::new).unwrap();
+        assert_eq!(item.id, "item-123");
+        assert!(item.attributes.iter().all(|a| a.name != "itemId"));
+        let same = json!({"id": "a", "itemId": "a"});
+        assert_eq!(new_item_from_json(same, None, String::new).unwrap().id, "a");
+        let e =
+            new_item_from_json(json!({"id": "a", "itemId": "b"}), None, String::new).unwrap_err();
+        assert!(e.0.contains("itemId") && e.0.contains("differ"), "{e}");
+        let put = new_item_from_json(json!({"itemId": "a"}), Some("a"), String::new).unwrap();
+        assert_eq!(put.id, "a");
+        assert!(new_item_from_json(json!({"itemId": "b"}), Some("a"), String::new).is_err());
+        let patch = patch_from_json(json!({"itemId": "a", "name": "n"}), "a").unwrap();
+        assert_eq!(patch.set.len(), 1);
+        assert!(patch_from_json(json!({"itemId": "b"}), "a").is_err());
+    }
+
+    #[test]
     fn wrong_types_are_explained() {
         let e = new_item_from_json(json!({"userId": 3}), None, String::new).unwrap_err();
         assert!(e.0.contains("userId"), "{e}");
         assert!(new_item_from_json(json!([1]), None, String::new).is_err());
-        assert!(new_item_from_json(json!({"itemId": "x"}), None, String::new).is_err());
+        assert!(new_item_from_json(json!({"itemId": 5}), None, String::new).is_err());
         assert!(new_item_from_json(json!({"expiresAt": "soon"}), None, String::new).is_err());
         let e = new_item_from_json(json!({"id": "b"}), Some("a"), String::new).unwrap_err();
         assert!(e.0.contains("differs"), "{e}");
