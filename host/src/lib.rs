@@ -6,8 +6,12 @@
 //! - [`stores`]: the backends and their flags; a new backend plugs in there.
 //! - [`runtime`]: engine, compiled-component cache, per-request instances.
 //! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown.
+//! - [`limits`]: the bounds on each request's work; [`admission`]: the
+//!   memory budget and the connections per client.
 
+pub mod admission;
 pub mod cache;
+pub mod limits;
 pub mod runtime;
 pub mod server;
 pub mod stores;
