@@ -7,11 +7,14 @@
 //! - [`runtime`]: engine, compiled-component cache, per-request instances.
 //! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown.
 //! - [`limits`]: the bounds on each request's work; [`admission`]: the
-//!   memory budget and the connections per client.
+//!   memory budget and the connections per client; [`authority`]: the
+//!   Host rules; [`problem`]: the server's own answers.
 
 pub mod admission;
+pub mod authority;
 pub mod cache;
 pub mod limits;
+pub mod problem;
 pub mod runtime;
 pub mod server;
 pub mod stores;
