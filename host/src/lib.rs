@@ -8,16 +8,19 @@
 //! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown.
 //! - [`limits`]: the bounds on each request's work; [`admission`]: the
 //!   memory budget and the connections per client; [`authority`]: the
-//!   Host rules; [`problem`]: the server's own answers.
+//!   Host rules; [`problem`]: the server's own answers; [`body`]: request
+//!   bodies read ahead; [`write_deadline`]: responses written in time.
 
 pub mod admission;
 pub mod authority;
+pub mod body;
 pub mod cache;
 pub mod limits;
 pub mod problem;
 pub mod runtime;
 pub mod server;
 pub mod stores;
+pub mod write_deadline;
 
 use std::path::{Path, PathBuf};
 
