@@ -4,12 +4,13 @@
 //! [`item_store::ItemStore`] chosen at start-up.
 //!
 //! - [`stores`]: the backends and their flags; a new backend plugs in there.
-//! - [`runtime`]: engine, compiled-component cache, per-request instances.
-//! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown.
-//! - [`limits`]: the bounds on each request's work; [`admission`]: the
-//!   memory budget and the connections per client; [`authority`]: the
-//!   Host rules; [`problem`]: the server's own answers; [`body`]: request
-//!   bodies read ahead; [`write_deadline`]: responses written in time.
+//! - [`runtime`]: engine, compiled-component cache, per-request instances
+//!   (a bounded number, with a bounded wait for one).
+//! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown, and
+//!   the limits on each request's work: [`limits`] (the settings),
+//!   [`admission`] (memory budget, connections per client), [`body`]
+//!   (request bodies read ahead), [`write_deadline`], [`authority`] (Host),
+//!   [`problem`] (the server's own answers).
 
 pub mod admission;
 pub mod authority;
