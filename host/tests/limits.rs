@@ -247,6 +247,27 @@ async fn read_answer_now(stream: &mut TcpStream) -> Answer {
     answer
 }
 
+/// Asks again (every 200 ms) until the answer is `want`, accepting only
+/// `meanwhile` before it; returns when it came (since `since`).
+async fn until_answered<F, Fut>(since: Instant, want: u16, meanwhile: u16, mut ask: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    loop {
+        let answer = ask().await;
+        if answer.status == want {
+            return since.elapsed();
+        }
+        assert_eq!(answer.status, meanwhile, "{}", answer.head);
+        assert!(
+            since.elapsed() < PATIENCE,
+            "still {meanwhile} after {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// 600 connections send a POST head with Content-Length: 1000, 6 bytes of
 /// body and then nothing. They hold no instance while their bodies do not
 /// come: /healthz and writes keep answering, and each stalled request gets
@@ -272,13 +293,7 @@ async fn stalled_bodies_get_408_while_the_service_keeps_answering() {
             .expect("/healthz within 3 s while 600 bodies stall");
         assert_eq!(health.status, 200, "{health:?}");
         slowest = slowest.max(asked.elapsed());
-        let created = host
-            .post_json(
-                "/items",
-                &json!({"id": format!("during-{i}"), "userId": "u"}),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{created:?}");
+        host.create_small(&format!("during-{i}")).await;
     }
     assert!(
         started.elapsed() < body_timeout,
@@ -300,10 +315,7 @@ async fn stalled_bodies_get_408_while_the_service_keeps_answering() {
          /healthz answered in at most {slowest:?} meanwhile"
     );
     // Nothing is held afterwards.
-    let created = host
-        .post_json("/items", &json!({"id": "after", "userId": "u"}))
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
+    host.create_small("after").await;
     assert!(!host.log().contains(" ERROR "), "{}", host.log());
 }
 
@@ -327,6 +339,14 @@ async fn answers_of(streams: Vec<TcpStream>, started: Instant) -> Vec<(Answer, D
 impl Host {
     async fn post_json(&self, path: &str, body: &Value) -> Answer {
         send_with_body(self, path, body.to_string().as_bytes()).await
+    }
+
+    /// Creates a small item, which must succeed.
+    async fn create_small(&self, id: &str) {
+        let created = self
+            .post_json("/items", &json!({"id": id, "userId": "small"}))
+            .await;
+        assert_eq!(created.status, 201, "{created:?}");
     }
 }
 
@@ -371,15 +391,7 @@ async fn a_client_that_never_reads_is_cut_off_and_its_instance_freed() {
     assert_eq!(busy.header("retry-after").as_deref(), Some("1"));
 
     // After the write deadline the instance is free again.
-    let freed = loop {
-        let health = host.get("/healthz").await;
-        if health.status == 200 {
-            break asked.elapsed();
-        }
-        assert_eq!(health.status, 503, "{health:?}");
-        assert!(asked.elapsed() < PATIENCE, "the instance never came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let freed = until_answered(asked, 200, 503, || host.get("/healthz")).await;
     assert!(
         freed >= Duration::from_secs(3),
         "freed before the deadline: {freed:?}"
@@ -451,16 +463,7 @@ async fn connections_per_client_are_capped() {
     assert_eq!(read_answer(&mut other).await.status, 200);
     // Room again once one closes.
     drop(open.pop());
-    let started = Instant::now();
-    loop {
-        let health = host.get("/healthz").await;
-        if health.status == 200 {
-            break;
-        }
-        assert_eq!(health.status, 429);
-        assert!(started.elapsed() < PATIENCE, "no room after closing");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_answered(Instant::now(), 200, 429, || host.get("/healthz")).await;
     let log = host.log();
     let warnings = log
         .lines()
@@ -507,13 +510,7 @@ async fn large_bodies_beyond_the_memory_budget_get_503_while_small_ones_pass() {
     assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
     // Small requests pass meanwhile.
     for i in 0..5 {
-        let small = host
-            .post_json(
-                "/items",
-                &json!({"id": format!("small-{i}"), "userId": "m"}),
-            )
-            .await;
-        assert_eq!(small.status, 201, "{small:?}");
+        host.create_small(&format!("small-{i}")).await;
         assert_eq!(host.get("/healthz").await.status, 200);
     }
     // The holders send their bodies and are served.
@@ -524,16 +521,11 @@ async fn large_bodies_beyond_the_memory_budget_get_503_while_small_ones_pass() {
     }
     drop(holders);
     // Their shares are back: a large body fits again.
-    let started = Instant::now();
-    loop {
-        let again = send_with_body(&host, "/items", large("after").as_bytes()).await;
-        if again.status == 201 {
-            break;
-        }
-        assert_eq!(again.status, 503, "{}", again.head);
-        assert!(started.elapsed() < PATIENCE, "the budget never came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let again = large("after");
+    until_answered(Instant::now(), 201, 503, || {
+        send_with_body(&host, "/items", again.as_bytes())
+    })
+    .await;
 }
 
 /// Forty 1 MiB JSON arrays at once (twenty raised the host's resident
