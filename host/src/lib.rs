@@ -4,13 +4,24 @@
 //! [`item_store::ItemStore`] chosen at start-up.
 //!
 //! - [`stores`]: the backends and their flags; a new backend plugs in there.
-//! - [`runtime`]: engine, compiled-component cache, per-request instances.
-//! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown.
+//! - [`runtime`]: engine, compiled-component cache, per-request instances
+//!   (a bounded number, with a bounded wait for one).
+//! - [`server`]: HTTP/1.1 accept loop, request log, graceful shutdown, and
+//!   the limits on each request's work: [`limits`] (the settings),
+//!   [`admission`] (memory budget, connections per client), [`body`]
+//!   (request bodies read ahead), [`write_deadline`], [`authority`] (Host),
+//!   [`problem`] (the server's own answers).
 
+pub mod admission;
+pub mod authority;
+pub mod body;
 pub mod cache;
+pub mod limits;
+pub mod problem;
 pub mod runtime;
 pub mod server;
 pub mod stores;
+pub mod write_deadline;
 
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use host::limits::{Limits, parse_duration, parse_size, parse_timeout};
 use host::runtime::{Runtime, RuntimeConfig};
 use host::server::{Server, shutdown_signal};
 use host::stores::{DynamoDbArgs, StoreArgs};
@@ -24,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API over HTTP/1.1 until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create what a cloud backend needs (tables, indexes, TTL) and wait
     /// until it is ready. Safe to run again.
     #[command(subcommand)]
@@ -97,9 +98,117 @@ struct ServeArgs {
         default_value_t = 30
     )]
     shutdown_grace: u64,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The bounds on each request's work (docs/SECURITY.md, "Limits").
+/// Durations are seconds (`30`, `1.5`) or carry a unit (`30s`, `500ms`,
+/// `2m`); sizes are bytes or carry a unit (`64KiB`, `256MiB`, `1GiB`).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Time a client has to send a request head; also how long a kept-alive
+    /// connection may stay idle.
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_HEADER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = parse_timeout
+    )]
+    header_timeout: Duration,
+
+    /// Time from a request head to the end of its body (408 after it).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_BODY_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = parse_timeout
+    )]
+    body_timeout: Duration,
+
+    /// Time from a request head to the response head (504 after it, and the
+    /// request's instance is stopped).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_timeout
+    )]
+    request_timeout: Duration,
+
+    /// Time from the response head to its last byte; a client that does not
+    /// read it by then is disconnected.
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_WRITE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = parse_timeout
+    )]
+    write_timeout: Duration,
+
+    /// Requests served at once (one WebAssembly instance each).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_MAX_INSTANCES",
+        value_name = "N",
+        default_value_t = host::runtime::DEFAULT_MAX_INSTANCES,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    max_instances: u32,
+
+    /// How long a request may wait for a free instance (503 with
+    /// Retry-After after it; 0 answers at once).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_QUEUE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    queue_timeout: Duration,
+
+    /// Connections one client (an IPv4 address, an IPv6 /64) may keep open
+    /// (429 and closed above it; 0: no cap).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        default_value_t = host::limits::DEFAULT_MAX_CONNECTIONS_PER_IP
+    )]
+    max_connections_per_ip: usize,
+
+    /// Estimated memory all request bodies in flight may cost together,
+    /// charged 20 bytes per body byte (503 with Retry-After when full; 0:
+    /// no budget).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_MEMORY_BUDGET",
+        value_name = "SIZE",
+        default_value = "256MiB",
+        value_parser = parse_size
+    )]
+    memory_budget: u64,
 }
 
 impl ServeArgs {
+    fn limits(&self) -> Limits {
+        let limits = &self.limits;
+        Limits {
+            header_timeout: limits.header_timeout,
+            body_timeout: limits.body_timeout,
+            request_timeout: limits.request_timeout,
+            write_timeout: limits.write_timeout,
+            max_connections_per_ip: limits.max_connections_per_ip,
+            memory_budget: limits.memory_budget,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
     fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(|| {
             let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
@@ -122,7 +231,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Provision(ProvisionCommand::DynamoDb(args)) => {
             runtime.block_on(provision_dynamodb(args))
         }
@@ -226,7 +335,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_dir: Some(args.cache_dir()),
         max_body_bytes: args.max_body_bytes,
         env,
+        max_instances: args.limits.max_instances,
+        queue_timeout: args.limits.queue_timeout,
     };
+    let limits = args.limits();
+    tracing::info!(
+        max_instances = config.max_instances,
+        queue_timeout = ?config.queue_timeout,
+        header_timeout = ?limits.header_timeout,
+        body_timeout = ?limits.body_timeout,
+        request_timeout = ?limits.request_timeout,
+        write_timeout = ?limits.write_timeout,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        memory_budget = limits.memory_budget,
+        "limits"
+    );
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(&config, store))
         .await
         .context("the start-up task failed")??;
@@ -237,7 +360,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     let grace = Duration::from_secs(args.shutdown_grace);
-    if !server.run(Arc::new(runtime), shutdown, grace).await {
+    if !server.run(Arc::new(runtime), limits, shutdown, grace).await {
         tracing::warn!("exiting with requests unfinished");
     }
     Ok(())
@@ -252,7 +375,7 @@ mod tests {
     fn serve(args: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from(["edge-items", "serve"].iter().chain(args)).unwrap();
         match cli.command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             other => panic!("not serve: {other:?}"),
         }
     }
@@ -306,6 +429,75 @@ mod tests {
             &["--store", "dynamo"][..],
             &["--max-body-bytes", "-1"],
             &["--unknown"],
+        ] {
+            let parsed = Cli::try_parse_from(["edge-items", "serve"].iter().chain(bad));
+            assert!(parsed.is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limit_defaults_and_flags() {
+        // Only meaningful when the EDGE_ITEMS_* variables are not set.
+        if std::env::vars().any(|(k, _)| k.starts_with("EDGE_ITEMS_")) {
+            return;
+        }
+        let args = serve(&[]);
+        assert_eq!(args.limits(), Limits::default());
+        assert_eq!(
+            args.limits.max_instances,
+            host::runtime::DEFAULT_MAX_INSTANCES
+        );
+        assert_eq!(
+            args.limits.queue_timeout,
+            host::runtime::DEFAULT_QUEUE_TIMEOUT
+        );
+
+        let args = serve(&[
+            "--header-timeout",
+            "10",
+            "--body-timeout",
+            "2.5s",
+            "--request-timeout",
+            "1m",
+            "--write-timeout",
+            "500ms",
+            "--max-instances",
+            "8",
+            "--queue-timeout",
+            "0",
+            "--max-connections-per-ip",
+            "16",
+            "--memory-budget",
+            "64MiB",
+            "--max-body-bytes",
+            "2048",
+        ]);
+        assert_eq!(
+            args.limits(),
+            Limits {
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_millis(2500),
+                request_timeout: Duration::from_secs(60),
+                write_timeout: Duration::from_millis(500),
+                max_connections_per_ip: 16,
+                memory_budget: 64 << 20,
+                max_body_bytes: 2048,
+            }
+        );
+        assert_eq!(args.limits.max_instances, 8);
+        assert_eq!(args.limits.queue_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_limits_are_refused() {
+        for bad in [
+            &["--body-timeout", "0"][..],
+            &["--write-timeout", "-1s"],
+            &["--request-timeout", "soon"],
+            &["--queue-timeout", "1h"],
+            &["--max-instances", "0"],
+            &["--max-connections-per-ip", "-3"],
+            &["--memory-budget", "1MB"],
         ] {
             let parsed = Cli::try_parse_from(["edge-items", "serve"].iter().chain(bad));
             assert!(parsed.is_err(), "{bad:?}");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use item_store::ItemStore;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -21,11 +21,16 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::cache::{self, LoadError, Origin};
+use crate::server::{Deadlines, HandleError};
 use item_store::{ItemStoreHost, ItemStoreView};
 
-/// Requests served at once; the pooling allocator reserves slots for this
-/// many instances, and further requests wait for a slot.
-pub const MAX_CONCURRENT_INSTANCES: u32 = 500;
+/// Requests served at once by default; the pooling allocator reserves
+/// slots for this many instances, and further requests wait for a slot.
+pub const DEFAULT_MAX_INSTANCES: u32 = 500;
+/// How long a request waits for a free instance by default before it is
+/// answered 503: long enough to ride out a burst, short enough that a
+/// client is not left hanging while the server is saturated.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Linear memory one instance may grow to.
 const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// Core instances, memories and tables a component may contain; Rust
@@ -50,6 +55,10 @@ pub struct RuntimeConfig {
     pub max_body_bytes: u64,
     /// More environment for the guest (`--env`), e.g. an adapter's settings.
     pub env: Vec<(String, String)>,
+    /// Instances (so requests) at once.
+    pub max_instances: u32,
+    /// How long a request may wait for a free instance.
+    pub queue_timeout: Duration,
 }
 
 /// Why the runtime could not start.
@@ -115,6 +124,7 @@ pub struct Runtime {
     store: Option<Arc<dyn ItemStore>>,
     env: Vec<(String, String)>,
     slots: Arc<Semaphore>,
+    queue_timeout: Duration,
     pooling: bool,
 }
 
@@ -126,8 +136,7 @@ fn base_config() -> Config {
     config
 }
 
-fn pooling_config() -> PoolingAllocationConfig {
-    let instances = MAX_CONCURRENT_INSTANCES;
+fn pooling_config(instances: u32) -> PoolingAllocationConfig {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(instances)
@@ -146,9 +155,11 @@ fn pooling_config() -> PoolingAllocationConfig {
 /// microseconds), or the on-demand allocator where the pooling allocator
 /// cannot reserve its address space (for example under a low `ulimit -v`).
 /// Returns whether pooling is in use.
-pub fn build_engine() -> Result<(Engine, bool), RuntimeError> {
+pub fn build_engine(max_instances: u32) -> Result<(Engine, bool), RuntimeError> {
     let mut config = base_config();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(
+        max_instances,
+    )));
     match Engine::new(&config) {
         Ok(engine) => Ok((engine, true)),
         Err(e) => {
@@ -174,7 +185,8 @@ impl Runtime {
         config: &RuntimeConfig,
         store: Option<Arc<dyn ItemStore>>,
     ) -> Result<Self, RuntimeError> {
-        let (engine, pooling) = build_engine()?;
+        let max_instances = config.max_instances.max(1);
+        let (engine, pooling) = build_engine(max_instances)?;
         let (component, origin) =
             cache::load_component(&engine, &config.component, config.cache_dir.as_deref())?;
         let link = |cause| RuntimeError::Link {
@@ -208,7 +220,8 @@ impl Runtime {
             .into_iter()
             .chain(config.env.iter().cloned())
             .collect(),
-            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
+            slots: Arc::new(Semaphore::new(max_instances as usize)),
+            queue_timeout: config.queue_timeout,
             pooling,
         })
     }
@@ -253,49 +266,115 @@ impl Runtime {
         store
     }
 
-    /// Serves one request with a fresh instance. The instance keeps running
-    /// in its own task after the response head is returned, to stream the
-    /// body.
+    /// Serves one request with a fresh instance, once one is free: waits
+    /// at most the queue timeout for it. The instance keeps running in its
+    /// own task after the response head is returned, to stream the body,
+    /// until `deadlines.finish_by` at the latest. Dropping the returned
+    /// future before it has a response stops the instance.
     pub async fn handle<B>(
         &self,
         request: hyper::Request<B>,
-    ) -> wasmtime::Result<hyper::Response<HyperOutgoingBody>>
+        deadlines: Deadlines,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, HandleError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let slot: OwnedSemaphorePermit = self.slots.clone().acquire_owned().await?;
+        let slot = match tokio::time::timeout(
+            self.queue_timeout,
+            self.slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(closed)) => return Err(HandleError::Failed(closed.into())),
+            Err(_) => return Err(HandleError::NoInstance(self.queue_timeout)),
+        };
         let mut store = self.new_store();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()
             .http()
-            .new_incoming_request(Scheme::Http, request)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(HandleError::Failed)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(HandleError::Failed)?;
         let pre = self.pre.clone();
         let task = tokio::task::spawn(async move {
             let _slot = slot;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, out)
-                .await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+            };
+            let outcome = tokio::time::timeout_at(deadlines.finish_by, run).await;
+            if outcome.is_err() {
+                tracing::warn!(
+                    "a request's instance was still running at its deadline; stopped it"
+                );
+            }
+            // Dropping the store (here) frees the instance and its slot.
+            outcome.unwrap_or_else(|_| Err(wasmtime::format_err!("stopped at the deadline")))
         });
+        // Until the response head, the task belongs to this future.
+        let mut task = StopOnDrop::new(task);
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(wasmtime::format_err!(
+            Ok(Ok(response)) => {
+                task.detach();
+                Ok(response)
+            }
+            Ok(Err(code)) => Err(HandleError::Failed(wasmtime::format_err!(
                 "the component answered with an error: {code:?}"
-            )),
+            ))),
             // The guest dropped the outparam without setting it: the task
             // says why (usually a trap).
             Err(_) => {
-                let cause = match task.await {
+                let cause = match task.join().await {
                     Ok(Ok(())) => wasmtime::format_err!("the component returned no response"),
                     Ok(Err(e)) => e,
                     Err(e) => wasmtime::format_err!("the request task failed: {e}"),
                 };
-                Err(cause.context("the component did not respond"))
+                Err(HandleError::Failed(
+                    cause.context("the component did not respond"),
+                ))
             }
+        }
+    }
+}
+
+/// A request's task, stopped when dropped (the request was cancelled)
+/// unless detached (the instance goes on writing its response body).
+struct StopOnDrop<T> {
+    task: tokio::task::JoinHandle<T>,
+    detached: bool,
+}
+
+impl<T> StopOnDrop<T> {
+    fn new(task: tokio::task::JoinHandle<T>) -> Self {
+        Self {
+            task,
+            detached: false,
+        }
+    }
+
+    fn detach(mut self) {
+        self.detached = true;
+    }
+
+    async fn join(&mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.task).await
+    }
+}
+
+impl<T> Drop for StopOnDrop<T> {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.task.abort();
         }
     }
 }
