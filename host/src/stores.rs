@@ -31,6 +31,16 @@ pub enum StoreKind {
     None,
 }
 
+/// `--embedded-sync`: SQLite's `synchronous` for the embedded store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbeddedSync {
+    /// Every commit waits for the disk (`synchronous=FULL`).
+    Full,
+    /// Commits survive a process crash, not a power failure
+    /// (`synchronous=NORMAL`).
+    Normal,
+}
+
 /// The store flags of `edge-items serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
@@ -51,6 +61,18 @@ pub struct StoreArgs {
         default_value = ".data/items.db"
     )]
     pub data: PathBuf,
+
+    /// How the embedded store commits: `full` waits for the disk, so an
+    /// acknowledged write survives a power failure; `normal` is faster and
+    /// survives a crash of the process, but may lose the last acknowledged
+    /// writes if the machine loses power.
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_EMBEDDED_SYNC",
+        value_enum,
+        default_value_t = EmbeddedSync::Full
+    )]
+    pub embedded_sync: EmbeddedSync,
 
     #[command(flatten)]
     pub dynamodb: DynamoDbArgs,
@@ -120,10 +142,15 @@ impl StoreArgs {
         Ok(Some(match self.kind {
             StoreKind::Embedded => {
                 let path = self.data.clone();
+                let durability = match self.embedded_sync {
+                    EmbeddedSync::Full => store_embedded::Durability::Full,
+                    EmbeddedSync::Normal => store_embedded::Durability::Normal,
+                };
                 // Opening may create and migrate the file: blocking work.
-                let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(path))
-                    .await
-                    .map_err(other)??;
+                let store =
+                    tokio::task::spawn_blocking(move || EmbeddedStore::open_with(path, durability))
+                        .await
+                        .map_err(other)??;
                 tracing::info!(path = %store.path().display(), "using the embedded store");
                 Arc::new(store)
             }

@@ -99,6 +99,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// How hard a commit waits for the disk (SQLite's `synchronous` in WAL
+/// mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives a power failure
+    /// or an operating-system crash; each commit waits for an fsync of the
+    /// WAL.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: faster commits that survive the process
+    /// crashing, but the last commits before a power failure or an OS crash
+    /// can be lost (already acknowledged to clients). The database stays
+    /// consistent either way.
+    Normal,
+}
+
 /// Whether a write runs in a transaction of its own.
 #[derive(Clone, Copy)]
 enum Scope {
@@ -109,9 +125,14 @@ enum Scope {
 }
 
 impl EmbeddedStore {
-    /// Opens the database at `path`, creating it (and its directory) if
-    /// needed and migrating its schema.
+    /// Opens the database at `path` with [`Durability::Full`], creating it
+    /// (and its directory) if needed and migrating its schema.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// [`EmbeddedStore::open`] with the durability of commits chosen.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
@@ -124,7 +145,7 @@ impl EmbeddedStore {
             source,
         };
         let mut conn = Connection::open(&path).map_err(sqlite)?;
-        configure(&conn).map_err(sqlite)?;
+        configure(&conn, durability).map_err(sqlite)?;
         // In one transaction, so that two processes opening a new file at
         // once do not both migrate it.
         let tx = conn
@@ -232,15 +253,18 @@ where
     }
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL lets readers run beside the writer; with WAL, NORMAL sync keeps
-    // every commit across an application crash.
+    // WAL lets readers run beside the writer.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the item database could not switch to WAL mode");
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     Ok(())
 }
 

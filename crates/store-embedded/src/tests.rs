@@ -286,3 +286,20 @@ async fn two_stores_on_one_file_write_exactly() {
     assert_eq!(item.version, "101");
     race_conditional_updates(&stores, "counter", "101").await;
 }
+
+#[test]
+fn commits_wait_for_the_disk_unless_told_otherwise() {
+    let synchronous = |store: &EmbeddedStore| -> i64 {
+        crate::lock(&store.shared.writer)
+            .conn
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .expect("synchronous")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // SQLite's codes: 2 is FULL, 1 is NORMAL.
+    let full = EmbeddedStore::open(dir.path().join("full.db")).expect("open");
+    assert_eq!(synchronous(&full), 2);
+    let normal = EmbeddedStore::open_with(dir.path().join("normal.db"), crate::Durability::Normal)
+        .expect("open");
+    assert_eq!(synchronous(&normal), 1);
+}
