@@ -9,17 +9,24 @@
 //! others write.
 //!
 //! Expired items are filtered here (Firestore's TTL deletes them only
-//! eventually). To fill a page anyway it asks for `limit + 1` documents and,
-//! when expired ones were among them, asks again after the last one seen,
-//! until the page has `limit` items and one more live item proves that the
-//! next page is not empty, or the results end. Then `next-cursor` is the
-//! position of the last item returned. After [`MAX_ROUNDS`] requests it
-//! stops early and the cursor holds the last position seen (possibly an
-//! expired item's), so a long run of expired items costs several pages
-//! rather than one slow one.
+//! eventually). To fill a page anyway it asks for the rest of the page and
+//! one more document and, when expired ones were among them, asks again
+//! after the last one seen, until the page is full and one more live item
+//! proves that the next page is not empty, or the results end. Then
+//! `next-cursor` is the position of the last item returned. After
+//! [`MAX_ROUNDS`] requests it stops early and the cursor holds the last
+//! position seen (possibly an expired item's), so a long run of expired
+//! items costs several pages rather than one slow one.
+//!
+//! Bytes: the page is item_model's [`PageBuilder`], full when the next item
+//! would take it past its byte budget. Firestore has no byte limit on an
+//! answer, so every request asks for at most [`MAX_DOCUMENTS_PER_CALL`]
+//! documents, and, once documents have been seen, no more than the rest of
+//! the budget holds at the size of the largest of them; once the page is
+//! full, no further request is made.
 
 use http::Method;
-use item_model::{Cursor, IndexKey, Item, Order, Page, Query, StoreError, Timestamp};
+use item_model::{Cursor, IndexKey, Offer, Order, Page, PageBuilder, Query, StoreError, Timestamp};
 use serde_json::{Value as Json, json};
 
 use crate::document::{CREATED_AT, Doc, STATUS, USER_ID};
@@ -30,14 +37,18 @@ use sansio::{Operation, Response, Step};
 
 /// Most `runQuery` requests for one page.
 pub const MAX_ROUNDS: u32 = 8;
-/// Most documents asked for in one request.
-const MAX_FETCH: u32 = 2000;
+/// Most documents asked for in one request. A document holds at most
+/// 1 MiB, so an answer holds at most about 24 MiB, under the adapter
+/// component's 32 MiB limit on a response, whatever the documents; the
+/// API's default page (20 items and one to look ahead) still takes one
+/// request, and its largest (100) five.
+pub const MAX_DOCUMENTS_PER_CALL: u32 = 24;
 
 struct QueryOp {
     fs: Firestore,
-    query: Query,
+    /// The page so far, with its query.
+    page: PageBuilder,
     now: Timestamp,
-    items: Vec<Item>,
     /// The last position seen: `createdAt` as stored and the document name.
     after: Option<(Json, String)>,
     /// The same position as (created-at, id), for a cursor.
@@ -88,13 +99,16 @@ pub(crate) fn structured_query(
 
 impl QueryOp {
     fn fetch(&mut self) -> Step<Page> {
-        let missing = self.query.limit.saturating_sub(len_u32(&self.items));
-        self.requested = (missing + 1).saturating_add(self.skipped).min(MAX_FETCH);
+        let wanted = u32::try_from(self.page.wanted()).unwrap_or(u32::MAX);
+        self.requested = wanted
+            .saturating_add(self.skipped)
+            .min(MAX_DOCUMENTS_PER_CALL);
         self.rounds += 1;
+        let query = self.page.query();
         let body = structured_query(
             self.fs.collection(),
-            &self.query.key,
-            self.query.order,
+            &query.key,
+            query.order,
             self.after.as_ref(),
             self.requested,
         );
@@ -114,13 +128,6 @@ impl QueryOp {
     fn finish(&mut self, result: StoreResult<Page>) -> Step<Page> {
         self.done = true;
         Step::Done(result)
-    }
-
-    fn page(&mut self, cursor_at: Option<(String, String)>) -> Step<Page> {
-        let next_cursor =
-            cursor_at.map(|(created_at, id)| Cursor::after(&self.query, &created_at, &id).encode());
-        let items = std::mem::take(&mut self.items);
-        self.finish(Ok(Page { items, next_cursor }))
     }
 
     fn documents(&self, status: u16, body: &[u8]) -> StoreResult<Vec<Doc>> {
@@ -151,16 +158,13 @@ impl QueryOp {
     }
 }
 
-fn len_u32(items: &[Item]) -> u32 {
-    u32::try_from(items.len()).unwrap_or(u32::MAX)
-}
-
 impl Operation for QueryOp {
     type Output = Page;
 
     fn start(&mut self) -> Step<Page> {
-        if let Some(text) = &self.query.cursor {
-            match Cursor::decode_for(text, &self.query) {
+        let query = self.page.query();
+        if let Some(text) = &query.cursor {
+            match Cursor::decode_for(text, query) {
                 Ok(cursor) => {
                     self.after = Some((
                         json!({ "timestampValue": cursor.created_at }),
@@ -199,23 +203,23 @@ impl Operation for QueryOp {
                 self.skipped += 1;
                 continue;
             }
-            if len_u32(&self.items) < self.query.limit {
-                self.items.push(item);
-            } else {
-                // One live item beyond the page: a next page exists.
-                let at = self
-                    .items
-                    .last()
-                    .map(|last| (last.created_at.clone(), last.id.clone()));
-                return self.page(at);
+            if self.page.offer(item) == Offer::Full {
+                // One live item beyond the page (by count or by bytes): a
+                // next page exists.
+                let page = self.page.page_with_more();
+                return self.finish(Ok(page));
             }
         }
         if received < self.requested {
-            return self.page(None);
+            let page = self.page.last_page();
+            return self.finish(Ok(page));
         }
         if self.rounds >= MAX_ROUNDS {
-            let at = self.last_seen.clone();
-            return self.page(at);
+            let page = match &self.last_seen {
+                Some((created_at, id)) => self.page.page_resuming_after(created_at, id),
+                None => self.page.page_with_more(),
+            };
+            return self.finish(Ok(page));
         }
         self.fetch()
     }
@@ -234,9 +238,8 @@ impl Firestore {
     ) -> impl Operation<Output = Page> + Send + use<> {
         QueryOp {
             fs: self.clone(),
-            query,
+            page: PageBuilder::new(query),
             now,
-            items: Vec::new(),
             after: None,
             last_seen: None,
             skipped: 0,
@@ -307,5 +310,88 @@ mod tests {
             "projects/p/databases/(default)/documents/items/a"
         );
         assert_eq!(q["orderBy"][1]["direction"], "DESCENDING");
+    }
+
+    fn run_query_answer(fs: &Firestore, docs: &[(&str, &str, usize)]) -> Response {
+        let entries: Vec<Json> = docs
+            .iter()
+            .map(|(id, created_at, blob_bytes)| {
+                json!({"document": {
+                    "name": fs.document_name(id),
+                    "fields": {
+                        "status": {"stringValue": "active"},
+                        "createdAt": {"timestampValue": created_at},
+                        "blob": {"stringValue": "x".repeat(*blob_bytes)},
+                    },
+                    "createTime": created_at,
+                    "updateTime": created_at,
+                }})
+            })
+            .collect();
+        sansio::response(200, Json::Array(entries).to_string().into_bytes())
+    }
+
+    fn requested_limit(step: &Step<Page>) -> u64 {
+        match step {
+            Step::Send(out) => {
+                let body: Json = serde_json::from_slice(out.request.body()).unwrap();
+                body["structuredQuery"]["limit"].as_u64().unwrap()
+            }
+            Step::Done(r) => panic!("expected a request, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_are_capped_and_a_page_ends_at_its_byte_budget() {
+        let fs = Firestore::new(
+            "http://127.0.0.1:1",
+            "demo-p",
+            crate::names::DEFAULT_DATABASE,
+            "items",
+        )
+        .unwrap();
+        let query = Query {
+            key: IndexKey::Status("active".into()),
+            order: Order::Asc,
+            limit: 100,
+            cursor: None,
+        };
+        let now = Timestamp::parse("2026-02-08T10:00:00Z").unwrap();
+        let mut op = fs.query(query.clone(), now);
+        let first = op.start();
+        assert_eq!(requested_limit(&first), u64::from(MAX_DOCUMENTS_PER_CALL));
+        // A full answer of small documents: the next request asks again.
+        let small: Vec<(String, String)> = (0..24)
+            .map(|i| {
+                (
+                    format!("s{i:02}"),
+                    format!("2026-01-01T00:00:{i:02}.000000Z"),
+                )
+            })
+            .collect();
+        let small: Vec<(&str, &str, usize)> = small
+            .iter()
+            .map(|(id, at)| (id.as_str(), at.as_str(), 10))
+            .collect();
+        let second = op.resume(&run_query_answer(&fs, &small));
+        assert_eq!(requested_limit(&second), u64::from(MAX_DOCUMENTS_PER_CALL));
+        // Then documents of 1.5 MiB: two fit in what is left of the 4 MiB,
+        // the third ends the page with a cursor at the second.
+        let big = 1536 * 1024;
+        let answer = run_query_answer(
+            &fs,
+            &[
+                ("b0", "2026-01-02T00:00:00.000000Z", big),
+                ("b1", "2026-01-02T00:00:01.000000Z", big),
+                ("b2", "2026-01-02T00:00:02.000000Z", big),
+            ],
+        );
+        let page = match op.resume(&answer) {
+            Step::Done(Ok(page)) => page,
+            other => panic!("expected the page, got {other:?}"),
+        };
+        assert_eq!(page.items.len(), 26);
+        let cursor = Cursor::decode_for(page.next_cursor.as_deref().unwrap(), &query).unwrap();
+        assert_eq!(cursor.id, "b1");
     }
 }

@@ -5,13 +5,15 @@
 //! api guest turns HTTP JSON into these types, and every store (the embedded
 //! one, DynamoDB, Firestore, natively or as a component) turns them into its
 //! backend's requests. Rules that must hold the same everywhere (what an id
-//! may contain, how time is written, what a cursor carries) live here once.
+//! may contain, how time is written, what a cursor carries, where a page
+//! ends) live here once.
 
 pub mod clock;
 pub mod counter;
 mod cursor;
 mod error;
 pub mod json;
+mod page;
 mod timestamp;
 mod types;
 pub mod validate;
@@ -20,6 +22,7 @@ mod wit;
 pub use clock::WriteClock;
 pub use cursor::{Cursor, CursorError};
 pub use error::StoreError;
+pub use page::{Offer, PAGE_BYTE_BUDGET, PageBuilder, estimated_size};
 pub use timestamp::{Timestamp, TimestampError};
 pub use types::*;
 

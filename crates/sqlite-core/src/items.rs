@@ -9,8 +9,8 @@
 //! reads again when it lost that race.
 
 use item_model::{
-    BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Order, Page, PutOutcome,
-    Query, StoreError, Timestamp, WriteClock, counter,
+    BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Offer, Order, Page,
+    PageBuilder, PutOutcome, Query, StoreError, Timestamp, WriteClock, counter,
 };
 
 use crate::executor::{Executor, Row, SqlError, SqlValue};
@@ -24,6 +24,12 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// How often a write whose read-modify-write lost a race is tried again
 /// before the caller is told to retry.
 const ATTEMPTS: usize = 50;
+
+/// Most rows one statement of a page reads: statements are cheap (the
+/// local file, or one call into Spin's host), and a row may be as large as
+/// the api's body limit, so a page reads a few rows at a time and holds not
+/// much more than its byte budget.
+const ROWS_PER_STATEMENT: usize = 16;
 
 /// The filter that hides expired rows; `?2` is now in epoch seconds.
 const UNEXPIRED: &str = "(expires_at IS NULL OR expires_at > ?2)";
@@ -327,41 +333,39 @@ impl<'a, D: Executor + ?Sized> Items<'a, D> {
 
     /// One page by keyset on (created_at, id): resuming strictly after the
     /// last position shown is what keeps concurrent writes from causing
-    /// skips or repeats. One row past the limit tells whether another page
-    /// follows.
+    /// skips or repeats. Rows are fetched a few at a time, as many as
+    /// item_model's [`PageBuilder`] wants (at most [`ROWS_PER_STATEMENT`]),
+    /// each statement resuming after the last row read, until the page is
+    /// full by count or by bytes; the row that does not fit tells that
+    /// another page follows.
     pub fn query(&self, query: &Query) -> Result<Page> {
-        let after = match &query.cursor {
-            Some(text) => Some(Cursor::decode_for(text, query)?),
+        let mut after = match &query.cursor {
+            Some(text) => {
+                let cursor = Cursor::decode_for(text, query)?;
+                Some((cursor.created_at, cursor.id))
+            }
             None => None,
         };
         let now = Now::from(Timestamp::now());
-        let mut params = vec![
-            text(query.key.value()),
-            integer(now.seconds),
-            integer(i64::from(query.limit) + 1),
-        ];
-        if let Some(cursor) = &after {
-            params.push(text(&cursor.created_at));
-            params.push(text(&cursor.id));
+        let mut page = PageBuilder::new(query.clone());
+        loop {
+            let rows_wanted = page.wanted().min(ROWS_PER_STATEMENT);
+            let position = after.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
+            let (sql, params) =
+                query_statement(&query.key, query.order, now.seconds, rows_wanted, position);
+            let rows = self.rows(&sql, &params)?;
+            let fetched = rows.len();
+            for row in rows {
+                let item = row::stored(row)?.item;
+                after = Some((item.created_at.clone(), item.id.clone()));
+                if page.offer(item) == Offer::Full {
+                    return Ok(page.page_with_more());
+                }
+            }
+            if fetched < rows_wanted {
+                return Ok(page.last_page());
+            }
         }
-        let rows = self.rows(
-            &query_sql(&query.key, query.order, after.is_some()),
-            &params,
-        )?;
-        let mut items = rows
-            .into_iter()
-            .map(|row| row::stored(row).map(|stored| stored.item))
-            .collect::<Result<Vec<_>, _>>()?;
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items
-                .last()
-                .map(|last| Cursor::after(query, &last.created_at, &last.id).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
     }
 
     /// Deletes the rows expired at `now` and counts them. Reads hide them
@@ -449,24 +453,39 @@ fn increment_sql() -> String {
     )
 }
 
-/// The statement for a page: `?1` key, `?2` now (seconds), `?3` rows to
-/// fetch, and with a cursor `?4`/`?5` the (created_at, id) to resume after.
-pub(crate) fn query_sql(key: &IndexKey, order: Order, resume: bool) -> String {
-    let column = match key {
-        IndexKey::UserId(_) => "user_id",
-        IndexKey::Status(_) => "status",
+/// The statement for one read of a page and its parameters: `?1` the key
+/// value, `?2` now (seconds, for [`UNEXPIRED`]), `?3` the rows to fetch,
+/// then, resuming, the (created_at, id) to start strictly after.
+pub(crate) fn query_statement(
+    key: &IndexKey,
+    order: Order,
+    now_seconds: i64,
+    rows: usize,
+    after: Option<(&str, &str)>,
+) -> (String, Vec<SqlValue>) {
+    let (column, value) = match key {
+        IndexKey::UserId(user_id) => ("user_id", user_id),
+        IndexKey::Status(status) => ("status", status),
     };
+    let mut params = vec![
+        text(value),
+        integer(now_seconds),
+        integer(i64::try_from(rows).unwrap_or(i64::MAX)),
+    ];
     let (compare, direction) = match order {
         Order::Asc => (">", "ASC"),
         Order::Desc => ("<", "DESC"),
     };
-    let position = if resume {
-        format!("AND (created_at, id) {compare} (?4, ?5)")
-    } else {
-        String::new()
+    let position = match after {
+        Some((created_at, id)) => {
+            params.extend([text(created_at), text(id)]);
+            format!("AND (created_at, id) {compare} (?4, ?5)")
+        }
+        None => String::new(),
     };
-    format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM items WHERE {column} = ?1 AND {UNEXPIRED} {position} \
          ORDER BY created_at {direction}, id {direction} LIMIT ?3"
-    )
+    );
+    (sql, params)
 }

@@ -625,30 +625,67 @@ fn queries_read_the_indexes_in_order() {
         (IndexKey::Status("s".into()), "items_by_status"),
     ] {
         for order in [Order::Asc, Order::Desc] {
-            for resume in [false, true] {
-                let sql = format!(
-                    "EXPLAIN QUERY PLAN {}",
-                    crate::items::query_sql(&key, order, resume)
-                );
-                let mut stmt = conn.prepare(&sql).unwrap();
-                let plan: Vec<String> = stmt
-                    .query_map(
-                        rusqlite::params_from_iter(
-                            ["u", "0", "10", "2026-01-01T00:00:00.000000Z", "a"]
-                                .into_iter()
-                                .take(if resume { 5 } else { 3 }),
-                        ),
-                        |r| r.get::<_, String>(3),
-                    )
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
+            for after in [None, Some(("2026-01-01T00:00:00.000000Z", "a"))] {
+                let (sql, params) = crate::items::query_statement(&key, order, 0, 10, after);
+                let plan: Vec<String> =
+                    Executor::execute(&conn, &format!("EXPLAIN QUERY PLAN {sql}"), &params)
+                        .unwrap()
+                        .into_iter()
+                        .filter_map(|row| match row.get(3) {
+                            Some(SqlValue::Text(detail)) => Some(detail.clone()),
+                            _ => None,
+                        })
+                        .collect();
                 let plan = plan.join("; ");
                 assert!(plan.contains(index), "{sql}: {plan}");
                 assert!(!plan.contains("TEMP B-TREE"), "{sql} sorts: {plan}");
             }
         }
     }
+}
+
+#[test]
+fn pages_are_bounded_in_bytes_and_page_exactly() {
+    let (conn, clock) = (database(), WriteClock::new());
+    let items = Items::new(&conn, &clock);
+    // 30 items of 600 KB: 6 fit in the 4 MiB budget, the 7th would not.
+    let blob = "x".repeat(600 * 1024);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let mut item = new_item(&format!("big-{i:02}"));
+        item.attributes = vec![Attribute::new("blob", Value::Text(blob.clone()))];
+        items.create(item).unwrap();
+        ids.push(format!("big-{i:02}"));
+    }
+    for order in [Order::Asc, Order::Desc] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = items.query(&by_user("u1", order, 100, cursor)).unwrap();
+            let bytes: usize = page.items.iter().map(item_model::estimated_size).sum();
+            assert!(!page.items.is_empty());
+            assert!(bytes <= item_model::PAGE_BYTE_BUDGET, "{bytes}");
+            seen.extend(page.items.into_iter().map(|i| i.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut expected = ids.clone();
+        if order == Order::Desc {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}: every item once, in order");
+    }
+    let first = items.query(&by_user("u1", Order::Asc, 100, None)).unwrap();
+    assert_eq!(first.items.len(), 6);
+    // Small items still fill a page of the limit, read in several chunks.
+    for i in 0..40 {
+        items.create(new_item(&format!("small-{i:02}"))).unwrap();
+    }
+    let page = items.query(&by_user("u1", Order::Desc, 35, None)).unwrap();
+    assert_eq!(page.items.len(), 35);
+    assert!(page.next_cursor.is_some());
 }
 
 // --- rows and values --------------------------------------------------------

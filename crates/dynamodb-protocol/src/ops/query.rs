@@ -1,9 +1,12 @@
 //! Queries: one page of `byUser` or `byStatus`, filled across as many
-//! Query calls as expired items make necessary.
+//! Query calls as expired items make necessary, and bounded in bytes by
+//! item_model's [`PageBuilder`].
 
 use std::collections::BTreeMap;
 
-use item_model::{Cursor, IndexName, Item, Order, Page, Query, StoreError, Timestamp};
+use item_model::{
+    Cursor, IndexName, Offer, Order, Page, PageBuilder, Query, StoreError, Timestamp,
+};
 use sansio::{Operation, Outgoing, Response, Step};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -26,15 +29,15 @@ impl DynamoDb {
             now: now.unix_seconds(),
             after: None,
             start_key: None,
-            items: Vec::new(),
             rounds: 0,
             error: None,
-            query,
+            page: PageBuilder::new(query),
         };
-        if let Some(text) = &exchange.query.cursor {
-            match Cursor::decode_for(text, &exchange.query) {
+        let query = exchange.page.query();
+        if let Some(text) = &query.cursor {
+            match Cursor::decode_for(text, query) {
                 Ok(cursor) => {
-                    let index = exchange.query.key.index();
+                    let index = query.key.index();
                     exchange.start_key = Some(BTreeMap::from([
                         (ITEM_ID.to_string(), AttributeValue::s(&cursor.id)),
                         (
@@ -43,7 +46,7 @@ impl DynamoDb {
                         ),
                         (
                             index.attribute().to_string(),
-                            AttributeValue::s(exchange.query.key.value()),
+                            AttributeValue::s(query.key.value()),
                         ),
                     ]));
                     exchange.after = Some((cursor.created_at, cursor.id));
@@ -72,6 +75,11 @@ struct QueryOut {
 /// cursor is the position of the last item returned, so pages never skip
 /// or repeat an item.
 ///
+/// Bytes: DynamoDB answers at most 1 MB per call, and the page takes items
+/// only while they fit its byte budget; the first item that does not fit
+/// ends the page (with a cursor), and no further call is made, so a page
+/// holds at most the budget plus one answer.
+///
 /// Ties: the indexes sort by `createdAt` only, and DynamoDB orders items
 /// with equal `createdAt` its own way (not by id). `createdAt` has
 /// microseconds, so ties are rare (batch imports with equal given
@@ -80,29 +88,29 @@ struct QueryOut {
 #[derive(Debug)]
 pub struct QueryItems {
     target: Target,
-    query: Query,
+    /// The page so far, with its query.
+    page: PageBuilder,
     now: i64,
     /// The cursor's position, to drop the item there if it comes back (an
     /// item written by others with a `createdAt` not in our exact form
     /// sorts next to the position the cursor names, not at it).
     after: Option<(String, String)>,
     start_key: Option<AttributeMap>,
-    items: Vec<Item>,
     rounds: u32,
     error: Option<StoreError>,
 }
 
 impl QueryItems {
     fn call(&self) -> Result<Outgoing, StoreError> {
-        let index = self.query.key.index();
+        let query = self.page.query();
+        let index = query.key.index();
         let mut e = Expr::default();
         let key = e.name(index.attribute());
-        let value = e.value(AttributeValue::s(self.query.key.value()));
+        let value = e.value(AttributeValue::s(query.key.value()));
         let filter = e.not_expired(self.now);
-        // The page and one more, to know whether a next page exists.
-        let remaining = (self.query.limit as usize + 1)
-            .saturating_sub(self.items.len())
-            .max(1);
+        // The rest of the page and one more, to know whether a next page
+        // exists (fewer once large items have been seen).
+        let remaining = self.page.wanted();
         // After a short answer, read ahead more: the surplus is cut off
         // and the cursor points at the last item kept.
         let limit = if self.rounds == 0 {
@@ -117,24 +125,13 @@ impl QueryItems {
             json!(format!("{key} = {value}")),
         );
         body.insert("FilterExpression".into(), json!(filter));
-        body.insert(
-            "ScanIndexForward".into(),
-            json!(self.query.order == Order::Asc),
-        );
+        body.insert("ScanIndexForward".into(), json!(query.order == Order::Asc));
         body.insert("Limit".into(), json!(limit));
         if let Some(start) = &self.start_key {
             body.insert("ExclusiveStartKey".into(), to_json(start));
         }
         e.add_to(&mut body);
         self.target.call("Query", Json::Object(body), true)
-    }
-
-    fn page(&mut self, next: Option<(String, String)>) -> Step<Page> {
-        Step::Done(Ok(Page {
-            items: std::mem::take(&mut self.items),
-            next_cursor: next
-                .map(|(created_at, id)| Cursor::after(&self.query, &created_at, &id).encode()),
-        }))
     }
 }
 
@@ -162,7 +159,6 @@ impl Operation for QueryItems {
             Err(e) => return Step::Done(Err(e)),
         };
         self.rounds += 1;
-        let limit = self.query.limit as usize;
         for map in &out.items {
             if expired(map, self.now) {
                 continue;
@@ -171,27 +167,28 @@ impl Operation for QueryItems {
                 Ok(item) => item,
                 Err(e) => return Step::Done(Err(e)),
             };
-            let position = (item.created_at.clone(), item.id.clone());
-            if self.after.as_ref() == Some(&position) {
+            if self
+                .after
+                .as_ref()
+                .is_some_and(|(created_at, id)| *created_at == item.created_at && *id == item.id)
+            {
                 continue;
             }
-            if self.items.len() >= limit {
-                // One item beyond the page: there is a next page, and it
-                // starts after the last item of this one.
-                let last = self
-                    .items
-                    .last()
-                    .map(|i| (i.created_at.clone(), i.id.clone()));
-                return self.page(last);
+            if self.page.offer(item) == Offer::Full {
+                // An item beyond the page (by count or by bytes): there is
+                // a next page, and it starts after the last item of this
+                // one.
+                return Step::Done(Ok(self.page.page_with_more()));
             }
-            self.items.push(item);
         }
         match out.last_evaluated_key {
-            None => self.page(None),
+            None => Step::Done(Ok(self.page.last_page())),
             Some(last) if self.rounds >= MAX_QUERY_ROUNDS => {
                 // Return short, resuming after the last item examined.
-                let position = item_from_map(&last).ok().map(|i| (i.created_at, i.id));
-                self.page(position)
+                Step::Done(Ok(match item_from_map(&last) {
+                    Ok(at) => self.page.page_resuming_after(&at.created_at, &at.id),
+                    Err(_) => self.page.page_with_more(),
+                }))
             }
             Some(last) => {
                 self.start_key = Some(last);
@@ -283,5 +280,34 @@ mod tests {
             done(other.start()),
             Err(StoreError::InvalidInput(_))
         ));
+    }
+
+    #[test]
+    fn a_page_ends_at_its_byte_budget_without_another_call() {
+        let query = Query {
+            key: IndexKey::Status("active".into()),
+            order: Order::Desc,
+            limit: 100,
+            cursor: None,
+        };
+        let big = |id: &str, created: &str| {
+            let mut item = stored(id, created, None);
+            item["blob"] = json!({"S": "x".repeat(1536 * 1024)});
+            item
+        };
+        let mut q = db().query(query.clone(), now());
+        assert_eq!(body(&q.start())["Limit"], 101);
+        // Two items of 1.5 MiB fit in 4 MiB; the third ends the page, even
+        // though DynamoDB has more to read.
+        let answer = json!({"Items": [
+            big("c", "2026-01-03T00:00:00.000000Z"),
+            big("b", "2026-01-02T00:00:00.000000Z"),
+            big("a", "2026-01-01T00:00:00.000000Z")],
+            "LastEvaluatedKey": {"itemId": {"S": "a"}, "status": {"S": "active"}, "createdAt": {"S": "2026-01-01T00:00:00.000000Z"}}});
+        let page = done(q.resume(&ok(answer))).unwrap();
+        let ids: Vec<_> = page.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b"]);
+        let cursor = Cursor::decode_for(page.next_cursor.as_deref().unwrap(), &query).unwrap();
+        assert_eq!(cursor.id, "b");
     }
 }
