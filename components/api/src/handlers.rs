@@ -3,14 +3,14 @@
 //! [`Problem`] on the way out.
 
 use item_model::json::item_to_json;
-use item_model::{BatchResult, BatchWrite, Item, NewItem, PutOutcome, StoreError};
+use item_model::{BatchResult, BatchWrite, IndexKey, Item, NewItem, PutOutcome, StoreError};
 use serde_json::{Value as Json, json};
 
 use crate::auth::{self, Caller};
 use crate::conditional::{self, IfMatch};
 use crate::http::{Request, max_body_bytes};
 use crate::problem::{Kind, Problem};
-use crate::query::{encode_component, list_query, next_link};
+use crate::query::{check_cursor, encode_component, list_query_without_cursor_check, next_link};
 use crate::response::Response;
 use crate::router::{self, Route, RouteError};
 use crate::{body, store};
@@ -239,16 +239,11 @@ fn like_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
 }
 
 fn list_items(request: &Request, caller: &Caller) -> Result<Response> {
-    let query = list_query(&request.query)?;
-    if let Some(owner) = caller.owner()
-        && let item_model::IndexKey::UserId(user) = &query.key
-        && user != owner
-    {
-        return Err(auth::forbidden(format!(
-            "you can list only your own items (`userId={owner}`); other users' lists need the `{}` scope",
-            jwt_auth::ADMIN_SCOPE
-        )));
+    let mut query = list_query_without_cursor_check(&request.query)?;
+    if let Some(owner) = caller.owner() {
+        query.key = own_list(query.key, owner)?;
     }
+    check_cursor(&query)?;
     let page = store::query(query.clone()).map_err(|e| match e {
         // The URL is the only input, so whatever the store rejects is a
         // bad query parameter (typically the cursor).
@@ -261,6 +256,29 @@ fn list_items(request: &Request, caller: &Caller) -> Result<Response> {
         Some(cursor) => response.with_header("link", next_link(&query, cursor)),
         None => response,
     })
+}
+
+/// The list a caller limited to its own items gets: its own user's list,
+/// and for `?status=` its own items in that status (read from the
+/// user-and-status index, so paging is exact and costs no more than the
+/// page). Naming another user is 403.
+fn own_list(key: IndexKey, owner: &str) -> Result<IndexKey> {
+    let user = match &key {
+        IndexKey::UserId(user) | IndexKey::UserStatus { user_id: user, .. } => user,
+        IndexKey::Status(status) => {
+            return Ok(IndexKey::UserStatus {
+                user_id: owner.to_string(),
+                status: status.clone(),
+            });
+        }
+    };
+    if user != owner {
+        return Err(auth::forbidden(format!(
+            "you can list only your own items (`userId={owner}`); other users' lists need the `{}` scope",
+            jwt_auth::ADMIN_SCOPE
+        )));
+    }
+    Ok(key)
 }
 
 fn batch(request: &Request, caller: &Caller) -> Result<Response> {

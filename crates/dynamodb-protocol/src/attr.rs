@@ -44,6 +44,11 @@ pub const UPDATED_AT: &str = "updatedAt";
 pub const VERSION: &str = "version";
 pub const USER_ID: &str = "userId";
 pub const STATUS: &str = "status";
+/// The partition key of the `byUserStatus` index: `userId`, U+001F and
+/// `status` (item_model's `IndexKey::partition`), kept on every item that
+/// has both. Its name has the reserved `__name__` form, so that no free
+/// attribute can be called so.
+pub const USER_STATUS: &str = "__userStatus__";
 /// The TTL attribute (epoch seconds).
 pub const EXPIRES_AT: &str = "expiresAt";
 

@@ -67,9 +67,22 @@ pub(crate) fn structured_query(
     after: Option<&(Json, String)>,
     limit: u32,
 ) -> Json {
-    let (field, value) = match key {
-        IndexKey::UserId(v) => (USER_ID, v),
-        IndexKey::Status(v) => (STATUS, v),
+    let equal = |field: &str, value: &str| {
+        json!({ "fieldFilter": {
+            "field": { "fieldPath": field },
+            "op": "EQUAL",
+            "value": { "stringValue": value },
+        }})
+    };
+    // One user's items in one status need both fields equal, and a
+    // composite index (userId, status, createdAt) in firestore.indexes.json.
+    let filter = match key {
+        IndexKey::UserId(v) => equal(USER_ID, v),
+        IndexKey::Status(v) => equal(STATUS, v),
+        IndexKey::UserStatus { user_id, status } => json!({ "compositeFilter": {
+            "op": "AND",
+            "filters": [equal(USER_ID, user_id), equal(STATUS, status)],
+        }}),
     };
     let direction = match order {
         Order::Asc => "ASCENDING",
@@ -77,11 +90,7 @@ pub(crate) fn structured_query(
     };
     let mut query = json!({
         "from": [{ "collectionId": collection }],
-        "where": { "fieldFilter": {
-            "field": { "fieldPath": field },
-            "op": "EQUAL",
-            "value": { "stringValue": value },
-        }},
+        "where": filter,
         "orderBy": [
             { "field": { "fieldPath": CREATED_AT }, "direction": direction },
             { "field": { "fieldPath": "__name__" }, "direction": direction },
@@ -259,14 +268,32 @@ mod tests {
     fn shipped_indexes_cover_every_query() {
         let file: Json = serde_json::from_str(include_str!("../firestore.indexes.json")).unwrap();
         let indexes = file["indexes"].as_array().unwrap();
-        for key in [IndexKey::UserId("u".into()), IndexKey::Status("s".into())] {
+        let both = IndexKey::UserStatus {
+            user_id: "u".into(),
+            status: "s".into(),
+        };
+        for key in [
+            IndexKey::UserId("u".into()),
+            IndexKey::Status("s".into()),
+            both,
+        ] {
             for order in [Order::Asc, Order::Desc] {
                 let body = structured_query("items", &key, order, None, 10);
                 let q = &body["structuredQuery"];
-                let mut wanted = vec![(
-                    q["where"]["fieldFilter"]["field"]["fieldPath"].clone(),
-                    json!("ASCENDING"),
-                )];
+                // Equality fields first (ascending), then the order.
+                let equal = match q["where"]["compositeFilter"]["filters"].as_array() {
+                    Some(filters) => filters.iter().collect(),
+                    None => vec![&q["where"]],
+                };
+                let mut wanted: Vec<_> = equal
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["fieldFilter"]["field"]["fieldPath"].clone(),
+                            json!("ASCENDING"),
+                        )
+                    })
+                    .collect();
                 for o in q["orderBy"].as_array().unwrap() {
                     wanted.push((o["field"]["fieldPath"].clone(), o["direction"].clone()));
                 }

@@ -48,10 +48,13 @@ impl From<CursorError> for crate::StoreError {
 struct Wire {
     /// Format version.
     v: u8,
-    /// `u` (user id) or `s` (status).
+    /// `u` (user id), `s` (status) or `us` (user id and status).
     k: String,
-    /// The key value.
+    /// The key value (the user id for `us`).
     kv: String,
+    /// The status, for `us` only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    ks: String,
     /// `a` or `d`.
     o: String,
     c: String,
@@ -72,6 +75,23 @@ fn checksum(parts: &[&str]) -> u32 {
     hash
 }
 
+/// The fields a checksum covers. `ks` only when present, so cursors
+/// written before the user-and-status index existed stay valid.
+fn wire_parts<'a>(
+    k: &'a str,
+    kv: &'a str,
+    ks: &'a str,
+    o: &'a str,
+    c: &'a str,
+    i: &'a str,
+) -> Vec<&'a str> {
+    if ks.is_empty() {
+        vec![k, kv, o, c, i]
+    } else {
+        vec![k, kv, ks, o, c, i]
+    }
+}
+
 impl Cursor {
     /// The cursor that resumes `query` after an item at (created-at, id).
     pub fn after(query: &Query, created_at: &str, id: &str) -> Self {
@@ -84,9 +104,10 @@ impl Cursor {
     }
 
     pub fn encode(&self) -> String {
-        let (k, kv) = match &self.key {
-            IndexKey::UserId(v) => ("u", v.as_str()),
-            IndexKey::Status(v) => ("s", v.as_str()),
+        let (k, kv, ks) = match &self.key {
+            IndexKey::UserId(v) => ("u", v.as_str(), ""),
+            IndexKey::Status(v) => ("s", v.as_str(), ""),
+            IndexKey::UserStatus { user_id, status } => ("us", user_id.as_str(), status.as_str()),
         };
         let o = match self.order {
             Order::Asc => "a",
@@ -96,10 +117,11 @@ impl Cursor {
             v: 1,
             k: k.into(),
             kv: kv.into(),
+            ks: ks.into(),
             o: o.into(),
             c: self.created_at.clone(),
             i: self.id.clone(),
-            h: checksum(&[k, kv, o, &self.created_at, &self.id]),
+            h: checksum(&wire_parts(k, kv, ks, o, &self.created_at, &self.id)),
         };
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         URL_SAFE_NO_PAD.encode(json)
@@ -122,12 +144,17 @@ impl Cursor {
             .decode(text)
             .map_err(|_| CursorError::Malformed)?;
         let wire: Wire = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
-        if wire.v != 1 || wire.h != checksum(&[&wire.k, &wire.kv, &wire.o, &wire.c, &wire.i]) {
+        let parts = wire_parts(&wire.k, &wire.kv, &wire.ks, &wire.o, &wire.c, &wire.i);
+        if wire.v != 1 || wire.h != checksum(&parts) {
             return Err(CursorError::Malformed);
         }
-        let key = match wire.k.as_str() {
-            "u" => IndexKey::UserId(wire.kv),
-            "s" => IndexKey::Status(wire.kv),
+        let key = match (wire.k.as_str(), wire.ks.is_empty()) {
+            ("u", true) => IndexKey::UserId(wire.kv),
+            ("s", true) => IndexKey::Status(wire.kv),
+            ("us", false) => IndexKey::UserStatus {
+                user_id: wire.kv,
+                status: wire.ks,
+            },
             _ => return Err(CursorError::Malformed),
         };
         let order = match wire.o.as_str() {
@@ -188,6 +215,35 @@ mod tests {
                 Cursor::decode_for(bad, &q),
                 Err(CursorError::Malformed),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_and_status_cursors_name_both() {
+        let mut q = query(Order::Desc);
+        q.key = IndexKey::UserStatus {
+            user_id: "u1".into(),
+            status: "active".into(),
+        };
+        let text = Cursor::after(&q, "2026-02-08T10:00:00.000000Z", "item-1").encode();
+        assert_eq!(Cursor::decode_for(&text, &q).unwrap().key, q.key);
+        // Neither the user's list nor another status takes it.
+        for other in [
+            IndexKey::UserId("u1".into()),
+            IndexKey::Status("active".into()),
+            IndexKey::UserStatus {
+                user_id: "u1".into(),
+                status: "done".into(),
+            },
+        ] {
+            let other = Query {
+                key: other,
+                ..q.clone()
+            };
+            assert_eq!(
+                Cursor::decode_for(&text, &other),
+                Err(CursorError::OtherQuery)
             );
         }
     }

@@ -57,11 +57,17 @@ impl Item {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// The item's key in a secondary index, if it is in that index.
-    pub fn index_value(&self, index: IndexName) -> Option<&str> {
+    /// The item's partition value in a secondary index (as
+    /// [`IndexKey::partition`] spells it), if it is in that index: an item is
+    /// in the user-and-status index only when it has both.
+    pub fn index_partition(&self, index: IndexName) -> Option<std::borrow::Cow<'_, str>> {
         match index {
-            IndexName::ByUser => self.user_id.as_deref(),
-            IndexName::ByStatus => self.status.as_deref(),
+            IndexName::ByUser => self.user_id.as_deref().map(Into::into),
+            IndexName::ByStatus => self.status.as_deref().map(Into::into),
+            IndexName::ByUserStatus => match (&self.user_id, &self.status) {
+                (Some(user_id), Some(status)) => Some(user_status(user_id, status).into()),
+                _ => None,
+            },
         }
     }
 }
@@ -165,35 +171,46 @@ pub struct BatchResult {
     pub deleted: Vec<String>,
 }
 
-/// The two secondary indexes, by name (the DynamoDB GSI names).
+/// The secondary indexes, by name (the DynamoDB GSI names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IndexName {
     ByUser,
     ByStatus,
+    ByUserStatus,
 }
 
 impl IndexName {
+    /// Every index, in the order stores create them.
+    pub const ALL: [IndexName; 3] = [
+        IndexName::ByUser,
+        IndexName::ByStatus,
+        IndexName::ByUserStatus,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IndexName::ByUser => "byUser",
             IndexName::ByStatus => "byStatus",
-        }
-    }
-
-    /// The item attribute the index is keyed on, in its JSON spelling.
-    pub fn attribute(self) -> &'static str {
-        match self {
-            IndexName::ByUser => "userId",
-            IndexName::ByStatus => "status",
+            IndexName::ByUserStatus => "byUserStatus",
         }
     }
 }
+
+/// Separates the user id from the status in [`IndexKey::partition`] of the
+/// user-and-status index. A control character, which neither may contain
+/// (see [`crate::validate::index_value`]), so the joined text is unambiguous.
+pub const USER_STATUS_SEPARATOR: char = '\u{1f}';
 
 /// The index a query reads and the value to match (WIT `index-key`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IndexKey {
     UserId(String),
     Status(String),
+    /// One user's items in one status.
+    UserStatus {
+        user_id: String,
+        status: String,
+    },
 }
 
 impl IndexKey {
@@ -201,14 +218,37 @@ impl IndexKey {
         match self {
             IndexKey::UserId(_) => IndexName::ByUser,
             IndexKey::Status(_) => IndexName::ByStatus,
+            IndexKey::UserStatus { .. } => IndexName::ByUserStatus,
         }
     }
 
-    pub fn value(&self) -> &str {
+    /// The key as one text, for stores whose index has a single partition
+    /// value: the user id, the status, or both joined by
+    /// [`USER_STATUS_SEPARATOR`] (what [`Item::index_partition`] gives an
+    /// item in that index).
+    pub fn partition(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            IndexKey::UserId(v) | IndexKey::Status(v) => v,
+            IndexKey::UserId(v) | IndexKey::Status(v) => v.as_str().into(),
+            IndexKey::UserStatus { user_id, status } => user_status(user_id, status).into(),
         }
     }
+
+    /// The key's fields as (JSON attribute name, value) pairs, for stores
+    /// that match each field of an index on its own.
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            IndexKey::UserId(v) => vec![("userId", v)],
+            IndexKey::Status(v) => vec![("status", v)],
+            IndexKey::UserStatus { user_id, status } => {
+                vec![("userId", user_id), ("status", status)]
+            }
+        }
+    }
+}
+
+/// The partition value of the user-and-status index.
+pub fn user_status(user_id: &str, status: &str) -> String {
+    format!("{user_id}{USER_STATUS_SEPARATOR}{status}")
 }
 
 /// Order by creation time, ties broken by id (WIT `order`).

@@ -7,9 +7,8 @@ use unicode_normalization::{IsNormalized, is_nfc_quick};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::{
-    Attribute, BatchWrite, IndexKey, ItemPatch, MAX_ATTRIBUTES, MAX_BATCH_WRITES, MAX_EXPIRES_AT,
-    MAX_ID_LEN, MAX_NAME_LEN, MAX_QUERY_LIMIT, NewItem, Query, RESERVED_NAMES, StoreError,
-    Timestamp, Value,
+    Attribute, BatchWrite, ItemPatch, MAX_ATTRIBUTES, MAX_BATCH_WRITES, MAX_EXPIRES_AT, MAX_ID_LEN,
+    MAX_NAME_LEN, MAX_QUERY_LIMIT, NewItem, Query, RESERVED_NAMES, StoreError, Timestamp, Value,
 };
 
 type Result<T = ()> = std::result::Result<T, StoreError>;
@@ -253,9 +252,8 @@ pub fn batch(writes: &[BatchWrite]) -> Result {
 
 /// A query (its cursor is checked by [`crate::Cursor::decode_for`]).
 pub fn query(query: &Query) -> Result {
-    match &query.key {
-        IndexKey::UserId(v) => index_value("userId", v)?,
-        IndexKey::Status(v) => index_value("status", v)?,
+    for (field, value) in query.key.fields() {
+        index_value(field, value)?;
     }
     if query.limit == 0 || query.limit > MAX_QUERY_LIMIT {
         return Err(invalid(format!(

@@ -182,6 +182,10 @@ macro_rules! wit_conversions {
                         key: match query.key {
                             $wit::IndexKey::UserId(v) => m::IndexKey::UserId(v),
                             $wit::IndexKey::Status(v) => m::IndexKey::Status(v),
+                            $wit::IndexKey::UserStatus(k) => m::IndexKey::UserStatus {
+                                user_id: k.user_id,
+                                status: k.status,
+                            },
                         },
                         order: match query.order {
                             $wit::Order::Asc => m::Order::Asc,
@@ -199,6 +203,9 @@ macro_rules! wit_conversions {
                         key: match query.key {
                             m::IndexKey::UserId(v) => $wit::IndexKey::UserId(v),
                             m::IndexKey::Status(v) => $wit::IndexKey::Status(v),
+                            m::IndexKey::UserStatus { user_id, status } => {
+                                $wit::IndexKey::UserStatus($wit::UserAndStatus { user_id, status })
+                            }
                         },
                         order: match query.order {
                             m::Order::Asc => $wit::Order::Asc,
@@ -341,9 +348,15 @@ mod tests {
             pub deleted: Vec<String>,
         }
         #[derive(Debug, Clone, PartialEq)]
+        pub struct UserAndStatus {
+            pub user_id: String,
+            pub status: String,
+        }
+        #[derive(Debug, Clone, PartialEq)]
         pub enum IndexKey {
             UserId(String),
             Status(String),
+            UserStatus(UserAndStatus),
         }
         #[derive(Debug, Clone, Copy, PartialEq)]
         pub enum Order {
@@ -445,6 +458,14 @@ mod tests {
             order: m::Order::Asc,
             limit: 10,
             cursor: Some("c".into()),
+        };
+        assert_eq!(round_trip::<_, fake::Query>(query.clone()), query);
+        let query = m::Query {
+            key: m::IndexKey::UserStatus {
+                user_id: "u".into(),
+                status: "open".into(),
+            },
+            ..query
         };
         assert_eq!(round_trip::<_, fake::Query>(query.clone()), query);
         let put = m::BatchWrite::Put(m::BatchPut {

@@ -28,8 +28,8 @@ pub trait Executor {
 /// Why a statement failed, as far as the core needs to tell.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
-    /// A table or column the statement names is not there: the database is
-    /// new or older than this code, and a migration is due.
+    /// A table, column or index the statement names is not there: the
+    /// database is new or older than this code, and a migration is due.
     #[error("{0}")]
     MissingSchema(String),
     /// The database cannot serve now (busy, locked, full, failing storage);
@@ -47,7 +47,10 @@ impl SqlError {
     pub fn from_message(message: impl Into<String>) -> Self {
         let message = message.into();
         let lower = message.to_ascii_lowercase();
-        if lower.contains("no such table") || lower.contains("no such column") {
+        if lower.contains("no such table")
+            || lower.contains("no such column")
+            || lower.contains("no such index")
+        {
             SqlError::MissingSchema(message)
         } else if lower.contains("database is locked")
             || lower.contains("database table is locked")

@@ -454,8 +454,10 @@ fn increment_sql() -> String {
 }
 
 /// The statement for one read of a page and its parameters: `?1` the key
-/// value, `?2` now (seconds, for [`UNEXPIRED`]), `?3` the rows to fetch,
-/// then, resuming, the (created_at, id) to start strictly after.
+/// value (the user id for the user-and-status index), `?2` now (seconds,
+/// for [`UNEXPIRED`]), `?3` the rows to fetch, then the status for the
+/// user-and-status index and, resuming, the (created_at, id) to start
+/// strictly after.
 pub(crate) fn query_statement(
     key: &IndexKey,
     order: Order,
@@ -463,15 +465,34 @@ pub(crate) fn query_statement(
     rows: usize,
     after: Option<(&str, &str)>,
 ) -> (String, Vec<SqlValue>) {
-    let (column, value) = match key {
-        IndexKey::UserId(user_id) => ("user_id", user_id),
-        IndexKey::Status(status) => ("status", status),
-    };
     let mut params = vec![
-        text(value),
+        SqlValue::Null,
         integer(now_seconds),
         integer(i64::try_from(rows).unwrap_or(i64::MAX)),
     ];
+    // `INDEXED BY` names the index each list is built for: a database
+    // that lacks it (one written before it existed) fails with "no such
+    // index" and is migrated by [`Items::rows`], rather than answering from
+    // a slower index for ever.
+    let (index, matches) = match key {
+        IndexKey::UserId(user_id) => {
+            params[0] = text(user_id);
+            ("items_by_user", "user_id = ?1".to_string())
+        }
+        IndexKey::Status(status) => {
+            params[0] = text(status);
+            ("items_by_status", "status = ?1".to_string())
+        }
+        IndexKey::UserStatus { user_id, status } => {
+            params[0] = text(user_id);
+            params.push(text(status));
+            let at = params.len();
+            (
+                "items_by_user_status",
+                format!("user_id = ?1 AND status = ?{at}"),
+            )
+        }
+    };
     let (compare, direction) = match order {
         Order::Asc => (">", "ASC"),
         Order::Desc => ("<", "DESC"),
@@ -479,12 +500,13 @@ pub(crate) fn query_statement(
     let position = match after {
         Some((created_at, id)) => {
             params.extend([text(created_at), text(id)]);
-            format!("AND (created_at, id) {compare} (?4, ?5)")
+            let at = params.len();
+            format!("AND (created_at, id) {compare} (?{}, ?{at})", at - 1)
         }
         None => String::new(),
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM items WHERE {column} = ?1 AND {UNEXPIRED} {position} \
+        "SELECT {COLUMNS} FROM items INDEXED BY {index} WHERE {matches} AND {UNEXPIRED} {position} \
          ORDER BY created_at {direction}, id {direction} LIMIT ?3"
     );
     (sql, params)

@@ -13,14 +13,14 @@
 use crate::executor::{Executor, SqlError, SqlValue};
 
 /// Step `n` brings a database from version `n` to `n + 1`.
-const MIGRATIONS: &[&[&str]] = &[V1];
+const MIGRATIONS: &[&[&str]] = &[V1, V2];
 
 /// The schema version this code writes and reads.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The items table and its indexes. `IF NOT EXISTS` also adopts the tables
 /// that the Spin adapter created before the schema had a version.
-const V1: &[&str] = &[
+pub(crate) const V1: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS items (
         id          TEXT PRIMARY KEY NOT NULL,
         created_at  TEXT NOT NULL,
@@ -39,6 +39,15 @@ const V1: &[&str] = &[
     // The purge of expired rows.
     "CREATE INDEX IF NOT EXISTS items_by_expiry ON items (expires_at) \
      WHERE expires_at IS NOT NULL",
+];
+
+/// The user-and-status list: both keys by equality, then keyset order. An
+/// index of its own, so that one user's items in one status are read
+/// without scanning either the user's other items or the status's other
+/// users.
+const V2: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS items_by_user_status ON items (user_id, status, created_at, id) \
+     WHERE user_id IS NOT NULL AND status IS NOT NULL",
 ];
 
 /// Why the schema could not be brought to [`VERSION`].

@@ -80,6 +80,7 @@ fn a_new_database_gets_the_schema_and_its_version() {
         "items_by_expiry",
         "items_by_status",
         "items_by_user",
+        "items_by_user_status",
     ] {
         assert!(objects.iter().any(|o| o == name), "{name} in {objects:?}");
     }
@@ -104,6 +105,38 @@ fn unversioned_tables_are_adopted_with_their_rows() {
     assert_eq!(user_version(&conn), VERSION);
     let clock = WriteClock::new();
     assert_eq!(Items::new(&conn, &clock).get("a").unwrap().version, "3");
+}
+
+#[test]
+fn a_version_1_file_gains_the_user_and_status_index_with_its_rows() {
+    // What this code wrote before the user-and-status index: version 1.
+    let conn = Connection::open_in_memory().unwrap();
+    for statement in schema::V1 {
+        conn.execute_batch(statement).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute_batch(
+        "INSERT INTO items VALUES ('a', '2026-01-01T00:00:00.000000Z', \
+         '2026-01-01T00:00:00.000000Z', 1, 'u1', 'open', NULL, '[]');",
+    )
+    .unwrap();
+    let clock = WriteClock::new();
+    let items = Items::new(&conn, &clock);
+    let key = IndexKey::UserStatus {
+        user_id: "u1".into(),
+        status: "open".into(),
+    };
+    let page = items
+        .query(&Query {
+            key,
+            order: Order::Asc,
+            limit: 10,
+            cursor: None,
+        })
+        .unwrap();
+    assert_eq!(user_version(&conn), VERSION);
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, "a");
 }
 
 #[test]
@@ -623,6 +656,13 @@ fn queries_read_the_indexes_in_order() {
     for (key, index) in [
         (IndexKey::UserId("u".into()), "items_by_user"),
         (IndexKey::Status("s".into()), "items_by_status"),
+        (
+            IndexKey::UserStatus {
+                user_id: "u".into(),
+                status: "s".into(),
+            },
+            "items_by_user_status",
+        ),
     ] {
         for order in [Order::Asc, Order::Desc] {
             for after in [None, Some(("2026-01-01T00:00:00.000000Z", "a"))] {
@@ -760,6 +800,10 @@ fn sql_errors_are_classified() {
     ));
     assert!(matches!(
         SqlError::from_message("table items has no column named x; no such column: x"),
+        SqlError::MissingSchema(_)
+    ));
+    assert!(matches!(
+        SqlError::from_message("no such index: items_by_user_status"),
         SqlError::MissingSchema(_)
     ));
     assert!(matches!(

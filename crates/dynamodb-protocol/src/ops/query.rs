@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::{expired, is_success, parse, request, send, to_json};
-use crate::attr::{AttributeMap, AttributeValue, CREATED_AT, ITEM_ID, item_from_map};
+use crate::attr::{
+    AttributeMap, AttributeValue, CREATED_AT, ITEM_ID, STATUS, USER_ID, USER_STATUS, item_from_map,
+};
 use crate::error::ServiceError;
 use crate::expr::Expr;
 use crate::service::{DynamoDb, Target};
@@ -45,8 +47,8 @@ impl DynamoDb {
                             AttributeValue::s(&cursor.created_at),
                         ),
                         (
-                            index.attribute().to_string(),
-                            AttributeValue::s(query.key.value()),
+                            partition_attribute(index).to_string(),
+                            AttributeValue::s(query.key.partition()),
                         ),
                     ]));
                     exchange.after = Some((cursor.created_at, cursor.id));
@@ -105,8 +107,8 @@ impl QueryItems {
         let query = self.page.query();
         let index = query.key.index();
         let mut e = Expr::default();
-        let key = e.name(index.attribute());
-        let value = e.value(AttributeValue::s(query.key.value()));
+        let key = e.name(partition_attribute(index));
+        let value = e.value(AttributeValue::s(query.key.partition()));
         let filter = e.not_expired(self.now);
         // The rest of the page and one more, to know whether a next page
         // exists (fewer once large items have been seen).
@@ -137,6 +139,15 @@ impl QueryItems {
 
 fn index_name(index: IndexName) -> &'static str {
     index.as_str()
+}
+
+/// The attribute an index is partitioned on.
+fn partition_attribute(index: IndexName) -> &'static str {
+    match index {
+        IndexName::ByUser => USER_ID,
+        IndexName::ByStatus => STATUS,
+        IndexName::ByUserStatus => USER_STATUS,
+    }
 }
 
 impl Operation for QueryItems {
