@@ -79,6 +79,16 @@ impl Backend {
         self.store != Store::Firestore
     }
 
+    /// A size of free-attribute text that an item of this store can hold
+    /// with room to spare: DynamoDB keeps items up to 400 KB, Firestore
+    /// documents up to 1 MiB, SQLite what the api's 1 MiB body allows.
+    pub fn large_item_bytes(self) -> usize {
+        match self.store {
+            Store::DynamoDb => 350 * 1024,
+            _ => 900 * 1024,
+        }
+    }
+
     /// Whether the server writes one log line per request (method, path,
     /// status). Our host and Spin do; `wasmtime serve` logs no requests at
     /// all, only the guest's own output, and it is not ours to change.
