@@ -698,7 +698,8 @@ pub async fn protocol_errors(backend: Backend) {
     s.post("/items", &json!({"userId": 42}))
         .await
         .assert_problem(422);
-    s.post("/items", &json!({"itemId": "x"}))
+    // `itemId` is another name for `id`; two different ids are refused.
+    s.post("/items", &json!({"id": "x", "itemId": "y"}))
         .await
         .assert_problem(422);
     s.post("/items", &json!({"__name__": "x"}))
