@@ -31,7 +31,7 @@ const FIRESTORE_EMULATOR_HELP: &str = "install the Google Cloud CLI \
     or point FIRESTORE_EMULATOR_BIN at its cloud_firestore_emulator";
 
 /// Running backends; dropping this stops them.
-pub struct Running {
+pub(crate) struct Running {
     servers: Vec<Server>,
 }
 
@@ -43,7 +43,7 @@ struct Server {
 
 impl Running {
     /// The environment that tells the tests where each backend listens.
-    pub fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         self.servers.iter().flat_map(|s| s.env.clone()).collect()
     }
 }
@@ -95,7 +95,7 @@ fn stop_on_signal() {
 }
 
 /// Starts every backend; `dynamodb_local` is DynamoDB Local's folder.
-pub fn start_all(root: &Path, dynamodb_local_lib: &Path) -> Result<Running> {
+pub(crate) fn start_all(root: &Path, dynamodb_local_lib: &Path) -> Result<Running> {
     stop_on_signal();
     let dir = root.join("target/backends");
     std::fs::create_dir_all(&dir)?;

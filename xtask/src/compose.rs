@@ -11,7 +11,7 @@ use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
 
 /// Writes `api` with `adapter` plugged into its imports to `out`.
-pub fn plug(api: &Path, adapter: &Path, out: &Path) -> Result<()> {
+pub(crate) fn plug(api: &Path, adapter: &Path, out: &Path) -> Result<()> {
     let mut graph = CompositionGraph::new();
     let socket = Package::from_file("edge-items:api", None, api, graph.types_mut())
         .with_context(|| format!("reading {}", api.display()))?;

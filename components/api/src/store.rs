@@ -19,15 +19,15 @@ item_model::wit_conversions!(t);
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-pub fn get(id: &str) -> Result<model::Item> {
+pub(crate) fn get(id: &str) -> Result<model::Item> {
     wit::get(id).map(Into::into).map_err(Into::into)
 }
 
-pub fn create(new: model::NewItem) -> Result<model::Item> {
+pub(crate) fn create(new: model::NewItem) -> Result<model::Item> {
     wit::create(&new.into()).map(Into::into).map_err(Into::into)
 }
 
-pub fn put(
+pub(crate) fn put(
     new: model::NewItem,
     expected_version: Option<&str>,
 ) -> Result<(model::Item, model::PutOutcome)> {
@@ -36,7 +36,7 @@ pub fn put(
         .map_err(Into::into)
 }
 
-pub fn update(
+pub(crate) fn update(
     id: &str,
     patch: model::ItemPatch,
     expected_version: Option<&str>,
@@ -46,22 +46,22 @@ pub fn update(
         .map_err(Into::into)
 }
 
-pub fn delete(id: &str, expected_version: Option<&str>) -> Result<()> {
+pub(crate) fn delete(id: &str, expected_version: Option<&str>) -> Result<()> {
     wit::delete(id, expected_version).map_err(Into::into)
 }
 
-pub fn increment(id: &str, attribute: &str, delta: i64) -> Result<model::Item> {
+pub(crate) fn increment(id: &str, attribute: &str, delta: i64) -> Result<model::Item> {
     wit::increment(id, attribute, delta)
         .map(Into::into)
         .map_err(Into::into)
 }
 
-pub fn batch(writes: Vec<model::BatchWrite>) -> Result<model::BatchResult> {
+pub(crate) fn batch(writes: Vec<model::BatchWrite>) -> Result<model::BatchResult> {
     let writes: Vec<t::BatchWrite> = writes.into_iter().map(Into::into).collect();
     wit::batch(&writes).map(Into::into).map_err(Into::into)
 }
 
-pub fn query(query: model::Query) -> Result<model::Page> {
+pub(crate) fn query(query: model::Query) -> Result<model::Page> {
     wit::query(&query.into())
         .map(Into::into)
         .map_err(Into::into)

@@ -29,7 +29,10 @@ const OPTIONS: Options = Options {
 };
 
 /// Runs `operation` to its end.
-pub fn run<O: Operation>(protocol: &DynamoDb, operation: O) -> Result<O::Output, StoreError> {
+pub(crate) fn run<O: Operation>(
+    protocol: &DynamoDb,
+    operation: O,
+) -> Result<O::Output, StoreError> {
     sansio::drive_blocking(
         protocol,
         RETRY_POLICY,

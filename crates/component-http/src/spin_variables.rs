@@ -3,7 +3,7 @@
 
 /// The non-blank value of the component variable `name` lowercased (Spin's
 /// variable names are lower snake case); `None` when Spin does not define it.
-pub fn get(name: &str) -> Option<String> {
+pub(crate) fn get(name: &str) -> Option<String> {
     spin_sdk::variables::get(&name.to_ascii_lowercase())
         .ok()
         .map(|value| value.trim().to_owned())

@@ -41,7 +41,7 @@ pub(crate) struct Doc {
 
 impl Doc {
     /// Reads a REST `Document`; `None` when it is not one.
-    pub fn parse(json: &Json) -> Option<Self> {
+    pub(crate) fn parse(json: &Json) -> Option<Self> {
         let name = json.get("name")?.as_str()?.to_owned();
         let update_time = json.get("updateTime")?.as_str()?;
         Some(Self {
@@ -60,11 +60,11 @@ impl Doc {
     }
 
     /// Whether the document is an expired item, hidden from every read.
-    pub fn is_expired(&self, now: Timestamp) -> bool {
+    pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
         expiry_field(&self.fields).is_some_and(|at| at <= now.unix_seconds())
     }
 
-    pub fn item(&self, id: &str) -> Item {
+    pub(crate) fn item(&self, id: &str) -> Item {
         item_from_fields(id, &self.fields, self.create_time.as_deref(), &self.version)
     }
 }

@@ -22,7 +22,7 @@ pub(crate) struct RpcStatus {
 impl RpcStatus {
     /// Reads `{"error": {...}}`, or `[{"error": {...}}]` as `runQuery`
     /// streams it.
-    pub fn parse(http: u16, body: &[u8]) -> Self {
+    pub(crate) fn parse(http: u16, body: &[u8]) -> Self {
         let json: Json = serde_json::from_slice(body).unwrap_or(Json::Null);
         let error = match &json {
             Json::Array(items) => items.iter().find_map(|item| item.get("error")),
@@ -44,16 +44,16 @@ impl RpcStatus {
 
     /// Whether the body named this gRPC status (a bare HTTP status, such as
     /// a proxy's 404 page, is no Firestore answer and matches nothing).
-    pub fn is(&self, code: &str) -> bool {
+    pub(crate) fn is(&self, code: &str) -> bool {
         self.status == code
     }
 
     /// Whether Firestore says the query needs a composite index.
-    pub fn is_missing_index(&self) -> bool {
+    pub(crate) fn is_missing_index(&self) -> bool {
         self.is("FAILED_PRECONDITION") && self.message.to_ascii_lowercase().contains("index")
     }
 
-    pub fn into_store_error(self) -> StoreError {
+    pub(crate) fn into_store_error(self) -> StoreError {
         let code = if self.status.is_empty() {
             format!("HTTP {}", self.http)
         } else {

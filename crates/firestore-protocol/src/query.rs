@@ -42,7 +42,7 @@ pub const MAX_ROUNDS: u32 = 8;
 /// component's 32 MiB limit on a response, whatever the documents; the
 /// API's default page (20 items and one to look ahead) still takes one
 /// request, and its largest (100) five.
-pub const MAX_DOCUMENTS_PER_CALL: u32 = 24;
+pub(crate) const MAX_DOCUMENTS_PER_CALL: u32 = 24;
 
 struct QueryOp {
     fs: Firestore,

@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
     imports: { default: async },
 });
 
-pub use edge_items::store::store::Host as StoreHost;
-pub use edge_items::store::types as wit;
+pub(crate) use edge_items::store::store::Host as StoreHost;
+pub(crate) use edge_items::store::types as wit;

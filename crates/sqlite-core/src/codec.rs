@@ -32,7 +32,7 @@ enum StoredValue {
 pub struct DecodeError(#[from] serde_json::Error);
 
 /// The column text of `attributes`.
-pub fn encode(attributes: &[Attribute]) -> String {
+pub(crate) fn encode(attributes: &[Attribute]) -> String {
     let stored: Vec<StoredAttribute> = attributes
         .iter()
         .map(|a| StoredAttribute {
@@ -51,7 +51,7 @@ pub fn encode(attributes: &[Attribute]) -> String {
 }
 
 /// The attributes of a column's text.
-pub fn decode(text: &str) -> Result<Vec<Attribute>, DecodeError> {
+pub(crate) fn decode(text: &str) -> Result<Vec<Attribute>, DecodeError> {
     let stored: Vec<StoredAttribute> = serde_json::from_str(text)?;
     Ok(stored
         .into_iter()

@@ -7,28 +7,28 @@ use crate::codec;
 use crate::executor::{Row, SqlValue};
 
 /// The columns of an item, in the order [`stored`] reads them.
-pub const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, created_at, updated_at, version, user_id, status, expires_at, attributes";
 
-pub fn text(value: &str) -> SqlValue {
+pub(crate) fn text(value: &str) -> SqlValue {
     SqlValue::Text(value.to_owned())
 }
 
-pub fn integer(value: i64) -> SqlValue {
+pub(crate) fn integer(value: i64) -> SqlValue {
     SqlValue::Integer(value)
 }
 
-pub fn optional_text(value: Option<&str>) -> SqlValue {
+pub(crate) fn optional_text(value: Option<&str>) -> SqlValue {
     value.map_or(SqlValue::Null, text)
 }
 
-pub fn optional_integer(value: Option<i64>) -> SqlValue {
+pub(crate) fn optional_integer(value: Option<i64>) -> SqlValue {
     value.map_or(SqlValue::Null, SqlValue::Integer)
 }
 
 /// The caller-owned fields of an item as parameters: `user_id`, `status`,
 /// `expires_at`, `attributes`.
-pub fn owned_fields(
+pub(crate) fn owned_fields(
     user_id: Option<&str>,
     status: Option<&str>,
     expires_at: Option<i64>,
@@ -43,7 +43,7 @@ pub fn owned_fields(
 }
 
 /// [`owned_fields`] of a new item.
-pub fn new_item_fields(item: &NewItem) -> [SqlValue; 4] {
+pub(crate) fn new_item_fields(item: &NewItem) -> [SqlValue; 4] {
     owned_fields(
         item.user_id.as_deref(),
         item.status.as_deref(),
@@ -53,7 +53,7 @@ pub fn new_item_fields(item: &NewItem) -> [SqlValue; 4] {
 }
 
 /// An item as read from its row, with its version as a number.
-pub struct Stored {
+pub(crate) struct Stored {
     pub item: Item,
     pub version: i64,
 }
@@ -74,7 +74,7 @@ impl From<RowError> for StoreError {
 }
 
 /// The item of a row selected or returned with [`COLUMNS`].
-pub fn stored(row: Row) -> Result<Stored, RowError> {
+pub(crate) fn stored(row: Row) -> Result<Stored, RowError> {
     let mut values = row.into_iter();
     let mut next = |column| values.next().ok_or(RowError::Damaged(column));
     let required_text = |value, column| match value {
@@ -116,7 +116,7 @@ pub fn stored(row: Row) -> Result<Stored, RowError> {
 }
 
 /// The integer in the first column of the first row, if any.
-pub fn first_integer(rows: &[Row]) -> Option<i64> {
+pub(crate) fn first_integer(rows: &[Row]) -> Option<i64> {
     match rows.first()?.first()? {
         SqlValue::Integer(n) => Some(*n),
         _ => None,
@@ -124,7 +124,7 @@ pub fn first_integer(rows: &[Row]) -> Option<i64> {
 }
 
 /// The `created_at` and version of a `RETURNING created_at, version`.
-pub fn created_and_version(rows: Vec<Row>) -> Result<Option<(String, i64)>, RowError> {
+pub(crate) fn created_and_version(rows: Vec<Row>) -> Result<Option<(String, i64)>, RowError> {
     let Some(row) = rows.into_iter().next() else {
         return Ok(None);
     };

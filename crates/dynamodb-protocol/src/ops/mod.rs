@@ -115,16 +115,16 @@ pub(crate) mod test_support {
     use crate::service::DynamoDb;
     use item_model::StoreError;
 
-    pub fn db() -> DynamoDb {
+    pub(crate) fn db() -> DynamoDb {
         let credentials = Credentials::new("AKIDEXAMPLE", "secret", None).unwrap();
         DynamoDb::new(Config::new("us-east-1", credentials).unwrap())
     }
 
-    pub fn now() -> Timestamp {
+    pub(crate) fn now() -> Timestamp {
         Timestamp::parse("2026-02-08T10:00:00.000001Z").unwrap()
     }
 
-    pub fn sent<T: std::fmt::Debug>(step: &Step<T>) -> &Outgoing {
+    pub(crate) fn sent<T: std::fmt::Debug>(step: &Step<T>) -> &Outgoing {
         match step {
             Step::Send(outgoing) => outgoing,
             Step::Done(r) => panic!("expected a call, got {r:?}"),
@@ -132,7 +132,7 @@ pub(crate) mod test_support {
     }
 
     /// The action a step's call names.
-    pub fn action<T: std::fmt::Debug>(step: &Step<T>) -> String {
+    pub(crate) fn action<T: std::fmt::Debug>(step: &Step<T>) -> String {
         let target = &sent(step).request.headers()["x-amz-target"];
         target
             .to_str()
@@ -143,20 +143,20 @@ pub(crate) mod test_support {
             .to_owned()
     }
 
-    pub fn body(step: &Step<impl std::fmt::Debug>) -> Json {
+    pub(crate) fn body(step: &Step<impl std::fmt::Debug>) -> Json {
         serde_json::from_slice(sent(step).request.body()).unwrap()
     }
 
-    pub fn ok(body: Json) -> Response {
+    pub(crate) fn ok(body: Json) -> Response {
         sansio::response(200, body.to_string())
     }
 
-    pub fn error(kind: &str, message: &str) -> Response {
+    pub(crate) fn error(kind: &str, message: &str) -> Response {
         let body = json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
         sansio::response(400, body.to_string())
     }
 
-    pub fn ccf(item: Option<Json>) -> Response {
+    pub(crate) fn ccf(item: Option<Json>) -> Response {
         let mut body = json!({
             "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
             "message": "The conditional request failed",
@@ -167,7 +167,7 @@ pub(crate) mod test_support {
         sansio::response(400, body.to_string())
     }
 
-    pub fn done<T: std::fmt::Debug>(step: Step<T>) -> Result<T, StoreError> {
+    pub(crate) fn done<T: std::fmt::Debug>(step: Step<T>) -> Result<T, StoreError> {
         match step {
             Step::Done(r) => r,
             Step::Send(call) => panic!("expected the end, got {call:?}"),

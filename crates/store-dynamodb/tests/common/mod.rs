@@ -10,7 +10,7 @@ use sansio::Protocol;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 
 /// DynamoDB Local's endpoint, from the test harness.
-pub fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: start DynamoDB Local, see \
@@ -20,12 +20,12 @@ pub fn endpoint() -> String {
 }
 
 /// A table name no other test uses, so tests run in parallel.
-pub fn fresh_table() -> String {
+pub(crate) fn fresh_table() -> String {
     format!("items-test-{:016x}", rand::rng().random::<u64>())
 }
 
 /// DynamoDB Local accepts any credentials (it checks no signature).
-pub fn local_config(table: &str) -> DynamoDbConfig {
+pub(crate) fn local_config(table: &str) -> DynamoDbConfig {
     let credentials = Credentials::new("AKIDEXAMPLE", "local-secret", None).expect("credentials");
     DynamoDbConfig::new("us-east-1", credentials)
         .and_then(|c| c.with_endpoint(&endpoint()))
@@ -34,7 +34,7 @@ pub fn local_config(table: &str) -> DynamoDbConfig {
 }
 
 /// A store on a new, provisioned table of DynamoDB Local.
-pub async fn fresh_store() -> (DynamoDbStore, String) {
+pub(crate) async fn fresh_store() -> (DynamoDbStore, String) {
     let table = fresh_table();
     let store = DynamoDbStore::new(local_config(&table)).expect("store");
     let provisioned = store.provision().await.expect("provision");
@@ -43,13 +43,13 @@ pub async fn fresh_store() -> (DynamoDbStore, String) {
 }
 
 /// The status and body of a raw call's answer.
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
 /// Sends one raw DynamoDB call, as another client (boto3) would.
-pub async fn raw_call(
+pub(crate) async fn raw_call(
     endpoint: &str,
     table: &str,
     credentials: Credentials,
