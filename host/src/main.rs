@@ -34,7 +34,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ProvisionCommand {
-    /// The DynamoDB table with its byUser and byStatus indexes and TTL on
+    /// The DynamoDB table with its byUser, byStatus and byUserStatus
+    /// indexes (added to an existing table that lacks one) and TTL on
     /// expiresAt (credentials from the AWS_* variables).
     #[command(name = "dynamodb")]
     DynamoDb(DynamoDbArgs),
@@ -312,8 +313,13 @@ async fn provision_dynamodb(args: DynamoDbArgs) -> anyhow::Result<()> {
     } else {
         "already existed"
     };
+    let added = if provisioned.added_indexes.is_empty() {
+        String::new()
+    } else {
+        format!(", added index {}", provisioned.added_indexes.join(", "))
+    };
     println!(
-        "table {table} is ready ({how}; indexes byUser and byStatus active, TTL on expiresAt)"
+        "table {table} is ready ({how}{added}; indexes byUser, byStatus and byUserStatus active, TTL on expiresAt)"
     );
     Ok(())
 }

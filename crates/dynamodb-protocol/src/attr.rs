@@ -9,6 +9,7 @@
 //! | `created_at`, `updated_at` | `createdAt`, `updatedAt` | `S`, fixed-width RFC 3339 |
 //! | `version` | `version` | `N`, a counter |
 //! | `user_id`, `status` | `userId`, `status` | `S` (GSI keys) |
+//! | both `user_id` and `status` | `__userStatus__` | `S`, `userId` U+001F `status` (GSI key, never a free attribute) |
 //! | `expires_at` | `expiresAt` | `N`, epoch seconds (the TTL attribute) |
 //! | free attributes | their own name | `NULL`, `BOOL`, `N`, `S`, `L`, `M` |
 //!
@@ -31,7 +32,7 @@
 
 use std::collections::BTreeMap;
 
-use item_model::{Attribute, Item, StoreError, Timestamp, Value};
+use item_model::{Attribute, IndexName, Item, StoreError, Timestamp, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -207,6 +208,9 @@ pub fn item_to_map(item: &Item) -> Result<AttributeMap, StoreError> {
     if let Some(status) = &item.status {
         map.insert(STATUS.into(), AttributeValue::s(status));
     }
+    if let Some(user_status) = item.index_partition(IndexName::ByUserStatus) {
+        map.insert(USER_STATUS.into(), AttributeValue::s(user_status));
+    }
     if let Some(expires_at) = item.expires_at {
         map.insert(EXPIRES_AT.into(), AttributeValue::int(expires_at));
     }
@@ -298,7 +302,9 @@ pub fn item_from_map(map: &AttributeMap) -> Result<Item, StoreError> {
     };
     let attributes = map
         .iter()
-        .filter(|(name, _)| !item_model::RESERVED_NAMES.contains(&name.as_str()))
+        .filter(|(name, _)| {
+            !item_model::RESERVED_NAMES.contains(&name.as_str()) && name.as_str() != USER_STATUS
+        })
         .map(|(name, av)| Attribute::new(name.clone(), av_to_value(av)))
         .collect();
     Ok(Item {
@@ -335,6 +341,7 @@ pub fn same_map(a: &AttributeMap, b: &AttributeMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use item_model::NewItem;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -461,7 +468,35 @@ mod tests {
         let map = item_to_map(&item).unwrap();
         assert_eq!(map[VERSION], AttributeValue::N("3".into()));
         assert_eq!(map[EXPIRES_AT], AttributeValue::N("1900000000".into()));
+        assert_eq!(map[USER_STATUS], AttributeValue::s("u1\u{1f}active"));
+        // The index key is never a free attribute.
         assert_eq!(item_from_map(&map).unwrap(), item);
+    }
+
+    #[test]
+    fn the_user_status_key_is_written_only_with_both_fields() {
+        let cases = [
+            (Some("u1"), Some("active"), Some("u1\u{1f}active")),
+            (Some("u1"), None, None),
+            (None, Some("active"), None),
+            (None, None, None),
+        ];
+        for (user_id, status, expected) in cases {
+            let item = NewItem {
+                id: "a".into(),
+                user_id: user_id.map(String::from),
+                status: status.map(String::from),
+                ..Default::default()
+            }
+            .into_item("t".into(), "t".into(), "1".into());
+            let map = item_to_map(&item).unwrap();
+            assert_eq!(
+                map.get(USER_STATUS),
+                expected.map(AttributeValue::s).as_ref(),
+                "{user_id:?} {status:?}"
+            );
+            assert_eq!(item_from_map(&map).unwrap().attribute(USER_STATUS), None);
+        }
     }
 
     #[test]

@@ -24,9 +24,12 @@
 //! # Table
 //!
 //! Table `Items` (or as [`TABLE_VARIABLE`] says), partition key `itemId` (S),
-//! on-demand billing, TTL on `expiresAt`, and two global secondary indexes with ALL
-//! projection: `byUser` (`userId`, `createdAt`) and `byStatus` (`status`,
-//! `createdAt`). `byStatus` has few distinct keys, so a popular status is a
+//! on-demand billing, TTL on `expiresAt`, and three global secondary indexes with ALL
+//! projection: `byUser` (`userId`, `createdAt`), `byStatus` (`status`,
+//! `createdAt`) and `byUserStatus` (`__userStatus__`, `createdAt`), whose
+//! synthetic key (`userId` U+001F `status`) every write keeps on items that
+//! have both fields, so that one user's items in one status are one exact
+//! query. `byStatus` has few distinct keys, so a popular status is a
 //! hot index partition; on-demand tables split hot partitions adaptively,
 //! and write sharding (`status#0..N`) would turn every page into a merge of
 //! N queries with a composite cursor, so it is left out until a workload

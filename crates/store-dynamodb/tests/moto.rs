@@ -148,6 +148,11 @@ async fn the_least_privilege_policy_suffices_and_signatures_are_checked() {
     let store = moto.store(app.credentials(), "Items");
     assert!(store.provision().await.unwrap().created_table);
     assert!(!store.provision().await.unwrap().created_table);
+    // A table made before byUserStatus gets the index with the same policy.
+    common::create_older_table(&moto.endpoint, "Items-older", app.credentials()).await;
+    let older = moto.store(app.credentials(), "Items-older");
+    let provisioned = older.provision().await.unwrap();
+    assert_eq!(provisioned.added_indexes, ["byUserStatus"]);
 
     let created = store.create(item("a")).await.unwrap();
     assert_eq!(store.get("a").await.unwrap(), created);
@@ -199,7 +204,7 @@ async fn the_least_privilege_policy_suffices_and_signatures_are_checked() {
 }
 
 /// The actions of iam-policy.json, each of which some operation needs.
-const ACTIONS: [&str; 10] = [
+const ACTIONS: [&str; 11] = [
     "GetItem",
     "PutItem",
     "UpdateItem",
@@ -210,6 +215,7 @@ const ACTIONS: [&str; 10] = [
     "DescribeTable",
     "DescribeTimeToLive",
     "UpdateTimeToLive",
+    "UpdateTable",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,7 +232,7 @@ async fn every_action_of_the_policy_is_needed() {
         let credentials = keys[&format!("no-{action}")].credentials();
         let store = moto.store(credentials.clone(), "Items");
         // Provisioning a table that does not exist yet reaches CreateTable
-        // and UpdateTimeToLive.
+        // and UpdateTimeToLive; one without byUserStatus, UpdateTable.
         let new_table = moto.store(credentials, &format!("Items-{action}"));
         let message = match action {
             "GetItem" => unauthorized(store.get("a").await),
@@ -247,6 +253,13 @@ async fn every_action_of_the_policy_is_needed() {
                     .await,
             ),
             "DescribeTable" | "DescribeTimeToLive" => unauthorized(store.provision().await),
+            // A table made before byUserStatus gets it with UpdateTable.
+            "UpdateTable" => {
+                let table = format!("Items-{action}");
+                let full = keys["full"].credentials();
+                common::create_older_table(&moto.endpoint, &table, full).await;
+                unauthorized(new_table.provision().await)
+            }
             _ => unauthorized(new_table.provision().await),
         };
         assert!(

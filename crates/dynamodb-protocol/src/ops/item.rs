@@ -15,9 +15,10 @@ use crate::error::ServiceError;
 use crate::expr::Expr;
 use crate::service::{DynamoDb, Target};
 
-/// Write rounds of a put before giving up under contention. Every round
-/// some writer wins, so n concurrent puts of one item need at most n.
-const MAX_PUT_ROUNDS: u32 = 32;
+/// Write rounds of a put (or of a patch written whole) before giving up
+/// under contention. Every round some writer wins, so n concurrent puts of
+/// one item need at most n.
+pub(super) const MAX_PUT_ROUNDS: u32 = 32;
 
 impl DynamoDb {
     /// Reads an item (consistently).
@@ -112,7 +113,7 @@ impl Operation for GetItem {
 }
 
 /// A PutItem call that writes `map` under `condition`.
-fn put_call(
+pub(super) fn put_call(
     target: &Target,
     map: &AttributeMap,
     condition: String,

@@ -1,4 +1,10 @@
-//! Provisioning: the table, its two indexes and TTL on `expiresAt`.
+//! Provisioning: the table, its three indexes and TTL on `expiresAt`.
+//!
+//! A table made before an index existed (`byUserStatus` came last) gets it
+//! added with UpdateTable; DynamoDB then builds it from the items already
+//! there (backfill), and provisioning waits until it is ACTIVE, as it does
+//! for a new table. Items written before `__userStatus__` was maintained
+//! lack it, so they are in the new index only once rewritten.
 
 use std::time::Duration;
 
@@ -8,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::{is_success, parse, send};
-use crate::attr::{CREATED_AT, EXPIRES_AT, ITEM_ID, STATUS, USER_ID};
+use crate::attr::{CREATED_AT, EXPIRES_AT, ITEM_ID, STATUS, USER_ID, USER_STATUS};
 use crate::error::ServiceError;
 use crate::service::{DynamoDb, Target};
 
@@ -17,29 +23,34 @@ const PROVISION_POLL: Duration = Duration::from_millis(500);
 const MAX_PROVISION_POLLS: u32 = 240;
 
 impl DynamoDb {
-    /// Creates the table (if absent) with its two indexes, waits until all
-    /// are ACTIVE, and enables TTL on `expiresAt`. Idempotent.
+    /// Creates the table (if absent) with its three indexes, adds any
+    /// index an existing table lacks, waits until all are ACTIVE, and
+    /// enables TTL on `expiresAt`. Idempotent.
     pub fn provision(&self) -> Provision {
         Provision {
             target: self.target(),
             state: ProvisionState::Describing,
             created: false,
+            added: Vec::new(),
             polls: 0,
         }
     }
 }
 
 /// What provisioning did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisioned {
     /// Whether the table was created now (false: it existed).
     pub created_table: bool,
+    /// The indexes added now to a table that lacked them.
+    pub added_indexes: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ProvisionState {
     Describing,
     Creating,
+    AddingIndex,
     DescribingTtl,
     UpdatingTtl,
 }
@@ -59,6 +70,16 @@ struct TableDescription {
     key_schema: Vec<KeyElement>,
     #[serde(default)]
     global_secondary_indexes: Vec<IndexDescription>,
+    provisioned_throughput: Option<Throughput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Throughput {
+    #[serde(default)]
+    read_capacity_units: u64,
+    #[serde(default)]
+    write_capacity_units: u64,
 }
 
 #[derive(Deserialize)]
@@ -109,9 +130,25 @@ fn has_keys(schema: &[KeyElement], wanted: &[(&str, &str)]) -> bool {
     })
 }
 
-/// The indexes and their keys.
-const INDEXES: [(IndexName, &str); 2] =
-    [(IndexName::ByUser, USER_ID), (IndexName::ByStatus, STATUS)];
+/// The indexes and their partition keys (all sorted by `createdAt`).
+const INDEXES: [(IndexName, &str); 3] = [
+    (IndexName::ByUser, USER_ID),
+    (IndexName::ByStatus, STATUS),
+    (IndexName::ByUserStatus, USER_STATUS),
+];
+
+/// An index's definition, as CreateTable and UpdateTable take it.
+fn index_definition(index: IndexName, key: &str) -> serde_json::Map<String, Json> {
+    let definition = json!({
+        "IndexName": index.as_str(),
+        "KeySchema": key_schema(&[(key, "HASH"), (CREATED_AT, "RANGE")]),
+        "Projection": {"ProjectionType": "ALL"},
+    });
+    match definition {
+        Json::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
 
 /// [`DynamoDb::provision`].
 #[derive(Debug)]
@@ -119,6 +156,7 @@ pub struct Provision {
     target: Target,
     state: ProvisionState,
     created: bool,
+    added: Vec<&'static str>,
     polls: u32,
 }
 
@@ -137,7 +175,7 @@ impl Provision {
         self.polls += 1;
         if self.polls > MAX_PROVISION_POLLS {
             return Step::Done(Err(StoreError::Unavailable(format!(
-                "table `{}` did not become ACTIVE in time",
+                "table `{}` or one of its indexes did not become ACTIVE in time (an index added to a table with many items can take long to build); provision again to keep waiting",
                 self.target.table()
             ))));
         }
@@ -146,19 +184,13 @@ impl Provision {
 
     fn create(&mut self) -> Step<Provisioned> {
         self.state = ProvisionState::Creating;
-        let definitions: Vec<Json> = [ITEM_ID, USER_ID, STATUS, CREATED_AT]
+        let definitions: Vec<Json> = [ITEM_ID, USER_ID, STATUS, USER_STATUS, CREATED_AT]
             .iter()
             .map(|name| json!({"AttributeName": name, "AttributeType": "S"}))
             .collect();
         let indexes: Vec<Json> = INDEXES
             .iter()
-            .map(|(index, key)| {
-                json!({
-                    "IndexName": index.as_str(),
-                    "KeySchema": key_schema(&[(key, "HASH"), (CREATED_AT, "RANGE")]),
-                    "Projection": {"ProjectionType": "ALL"},
-                })
-            })
+            .map(|(index, key)| Json::Object(index_definition(*index, key)))
             .collect();
         let body = json!({
             "TableName": self.target.table(),
@@ -170,6 +202,50 @@ impl Provision {
         send(self.target.call("CreateTable", body, true))
     }
 
+    /// Adds an index to an existing table (UpdateTable, one index per
+    /// call, as DynamoDB allows); a provisioned-capacity table gives the
+    /// index its own capacity.
+    fn add_index(
+        &mut self,
+        table: &TableDescription,
+        index: IndexName,
+        key: &'static str,
+    ) -> Step<Provisioned> {
+        self.state = ProvisionState::AddingIndex;
+        self.added.push(index.as_str());
+        let definitions: Vec<Json> = [key, CREATED_AT]
+            .iter()
+            .map(|name| json!({"AttributeName": name, "AttributeType": "S"}))
+            .collect();
+        let mut create = index_definition(index, key);
+        if let Some(t) = table
+            .provisioned_throughput
+            .as_ref()
+            .filter(|t| t.read_capacity_units > 0 || t.write_capacity_units > 0)
+        {
+            create.insert(
+                "ProvisionedThroughput".into(),
+                json!({
+                    "ReadCapacityUnits": t.read_capacity_units.max(1),
+                    "WriteCapacityUnits": t.write_capacity_units.max(1),
+                }),
+            );
+        }
+        let body = json!({
+            "TableName": self.target.table(),
+            "AttributeDefinitions": definitions,
+            "GlobalSecondaryIndexUpdates": [{"Create": create}],
+        });
+        send(self.target.call("UpdateTable", body, true))
+    }
+
+    fn done(&self) -> Step<Provisioned> {
+        Step::Done(Ok(Provisioned {
+            created_table: self.created,
+            added_indexes: self.added.clone(),
+        }))
+    }
+
     fn on_table(&mut self, table: &TableDescription) -> Step<Provisioned> {
         if !has_keys(&table.key_schema, &[(ITEM_ID, "HASH")]) || table.key_schema.len() != 1 {
             return Step::Done(Err(StoreError::Backend(format!(
@@ -178,6 +254,7 @@ impl Provision {
             ))));
         }
         let mut all_active = table.table_status == "ACTIVE";
+        let mut missing = None;
         for (index, key) in INDEXES {
             let found = table
                 .global_secondary_indexes
@@ -187,22 +264,30 @@ impl Provision {
                 Some(i) if has_keys(&i.key_schema, &[(key, "HASH"), (CREATED_AT, "RANGE")]) => {
                     all_active &= i.index_status == "ACTIVE";
                 }
-                _ => {
+                Some(_) => {
                     return Step::Done(Err(StoreError::Backend(format!(
-                        "table `{}` lacks the global secondary index `{}` ({key}, createdAt); add it or use a new table",
+                        "table `{}` has a global secondary index `{}` with other keys than ({key}, createdAt); delete it or use a new table",
                         self.target.table(),
                         index.as_str()
                     ))));
                 }
+                None => {
+                    missing.get_or_insert((index, key));
+                }
             }
         }
-        if all_active {
-            self.state = ProvisionState::DescribingTtl;
-            let body = json!({"TableName": self.target.table()});
-            send(self.target.call("DescribeTimeToLive", body, true))
-        } else {
-            self.poll()
+        if !all_active {
+            // A table or index being created (or an index we added being
+            // built from the items there): wait, as DynamoDB takes one
+            // index change at a time.
+            return self.poll();
         }
+        if let Some((index, key)) = missing {
+            return self.add_index(table, index, key);
+        }
+        self.state = ProvisionState::DescribingTtl;
+        let body = json!({"TableName": self.target.table()});
+        send(self.target.call("DescribeTimeToLive", body, true))
     }
 }
 
@@ -232,6 +317,18 @@ impl Operation for Provision {
             }
             // Someone else is creating it: wait for them.
             (ProvisionState::Creating, Some(e)) if e.is("ResourceInUse") => self.poll(),
+            // The index is being built now: wait until it is ACTIVE.
+            (ProvisionState::AddingIndex, None) => self.describe(Pause::None),
+            // Someone else is changing the table or adding the index (one
+            // index change at a time): wait, then look again.
+            (ProvisionState::AddingIndex, Some(e))
+                if e.is("ResourceInUse")
+                    || e.is("LimitExceeded")
+                    || (e.is_validation() && e.message_contains("already exists")) =>
+            {
+                self.added.pop();
+                self.poll()
+            }
             (ProvisionState::DescribingTtl, None) => {
                 let out = match parse::<TtlOut>(response, "DescribeTimeToLive") {
                     Ok(out) => out,
@@ -242,11 +339,7 @@ impl Operation for Provision {
                     |d| (d.time_to_live_status, d.attribute_name),
                 );
                 match status.as_str() {
-                    "ENABLED" | "ENABLING" if name.as_deref() == Some(EXPIRES_AT) => {
-                        Step::Done(Ok(Provisioned {
-                            created_table: self.created,
-                        }))
-                    }
+                    "ENABLED" | "ENABLING" if name.as_deref() == Some(EXPIRES_AT) => self.done(),
                     "ENABLED" | "ENABLING" => Step::Done(Err(StoreError::Backend(format!(
                         "table `{}` has TTL on another attribute; this store needs it on `expiresAt`",
                         self.target.table()
@@ -261,20 +354,17 @@ impl Operation for Provision {
                     }
                 }
             }
-            (ProvisionState::UpdatingTtl, None) => Step::Done(Ok(Provisioned {
-                created_table: self.created,
-            })),
+            (ProvisionState::UpdatingTtl, None) => self.done(),
             (ProvisionState::UpdatingTtl, Some(e))
                 if e.is_validation() && e.message_contains("already enabled") =>
             {
-                Step::Done(Ok(Provisioned {
-                    created_table: self.created,
-                }))
+                self.done()
             }
             (state, Some(e)) => {
                 let action = match state {
                     ProvisionState::Describing => "DescribeTable",
                     ProvisionState::Creating => "CreateTable",
+                    ProvisionState::AddingIndex => "UpdateTable",
                     ProvisionState::DescribingTtl => "DescribeTimeToLive",
                     ProvisionState::UpdatingTtl => "UpdateTimeToLive",
                 };
@@ -304,17 +394,21 @@ mod tests {
             sent["GlobalSecondaryIndexes"][1]["Projection"]["ProjectionType"],
             "ALL"
         );
+        assert_eq!(
+            sent["GlobalSecondaryIndexes"][2],
+            json!({"IndexName": "byUserStatus",
+                   "KeySchema": [{"AttributeName": "__userStatus__", "KeyType": "HASH"},
+                                 {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+                   "Projection": {"ProjectionType": "ALL"}})
+        );
+        assert!(
+            sent["AttributeDefinitions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"AttributeName": "__userStatus__", "AttributeType": "S"}))
+        );
         p.resume(&ok(json!({"TableDescription": {}})));
-        let table = |status: &str| {
-            let index = |name: &str, key: &str| {
-                json!({"IndexName": name, "IndexStatus": status,
-                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": "createdAt", "KeyType": "RANGE"}]})
-            };
-            ok(
-                json!({"Table": {"TableStatus": status, "KeySchema": [{"AttributeName": "itemId", "KeyType": "HASH"}],
-                "GlobalSecondaryIndexes": [index("byUser", "userId"), index("byStatus", "status")]}}),
-            )
-        };
+        let table = |status: &str| described(status, &[("byUserStatus", "__userStatus__", status)]);
         let wait = p.resume(&table("CREATING"));
         let Step::Send(call) = &wait else { panic!() };
         assert_eq!(call.pause, Pause::Poll(PROVISION_POLL));
@@ -331,8 +425,113 @@ mod tests {
         assert_eq!(
             done(p.resume(&already)),
             Ok(Provisioned {
-                created_table: true
+                created_table: true,
+                added_indexes: vec![],
             })
+        );
+    }
+
+    /// A DescribeTable answer: `byUser` and `byStatus` in `status`, and
+    /// the further indexes given as (name, key, status).
+    fn described(status: &str, more: &[(&str, &str, &str)]) -> Response {
+        let index = |name: &str, key: &str, status: &str| {
+            json!({"IndexName": name, "IndexStatus": status,
+            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": "createdAt", "KeyType": "RANGE"}]})
+        };
+        let mut indexes = vec![
+            index("byUser", "userId", status),
+            index("byStatus", "status", status),
+        ];
+        indexes.extend(more.iter().map(|(n, k, s)| index(n, k, s)));
+        ok(
+            json!({"Table": {"TableStatus": status, "KeySchema": [{"AttributeName": "itemId", "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": indexes}}),
+        )
+    }
+
+    #[test]
+    fn an_existing_table_gets_the_missing_index_and_waits_for_it() {
+        let mut p = db().provision();
+        p.start();
+        let add = p.resume(&described("ACTIVE", &[]));
+        assert_eq!(action(&add), "UpdateTable");
+        assert_eq!(
+            body(&add),
+            json!({
+                "TableName": "Items",
+                "AttributeDefinitions": [{"AttributeName": "__userStatus__", "AttributeType": "S"},
+                                         {"AttributeName": "createdAt", "AttributeType": "S"}],
+                "GlobalSecondaryIndexUpdates": [{"Create": {
+                    "IndexName": "byUserStatus",
+                    "KeySchema": [{"AttributeName": "__userStatus__", "KeyType": "HASH"},
+                                  {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+                    "Projection": {"ProjectionType": "ALL"}}}],
+            })
+        );
+        let describe = p.resume(&ok(json!({"TableDescription": {}})));
+        assert_eq!(action(&describe), "DescribeTable");
+        // Built from the items there (backfill): poll until ACTIVE.
+        let building = [("byUserStatus", "__userStatus__", "CREATING")];
+        let wait = p.resume(&described("ACTIVE", &building));
+        let Step::Send(call) = &wait else { panic!() };
+        assert_eq!(action(&wait), "DescribeTable");
+        assert_eq!(call.pause, Pause::Poll(PROVISION_POLL));
+        let active = [("byUserStatus", "__userStatus__", "ACTIVE")];
+        let ttl = p.resume(&described("ACTIVE", &active));
+        assert_eq!(action(&ttl), "DescribeTimeToLive");
+        let enabled = json!({"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}});
+        assert_eq!(
+            done(p.resume(&ok(enabled))),
+            Ok(Provisioned {
+                created_table: false,
+                added_indexes: vec!["byUserStatus"],
+            })
+        );
+    }
+
+    #[test]
+    fn adding_an_index_waits_its_turn_and_respects_capacity() {
+        // Another index still being built: wait before asking for ours.
+        let mut p = db().provision();
+        p.start();
+        let mut busy = described("ACTIVE", &[]);
+        let body_of = |r: &Response| serde_json::from_slice::<Json>(r.body()).unwrap();
+        let mut table = body_of(&busy);
+        table["Table"]["GlobalSecondaryIndexes"][1]["IndexStatus"] = json!("CREATING");
+        busy = ok(table);
+        assert_eq!(action(&p.resume(&busy)), "DescribeTable");
+        // Someone else's change in progress: wait, then look again.
+        let add = p.resume(&described("ACTIVE", &[]));
+        assert_eq!(action(&add), "UpdateTable");
+        let in_use = error(
+            "ResourceInUseException",
+            "Attempt to change a resource which is still in use",
+        );
+        let again = p.resume(&in_use);
+        assert_eq!(action(&again), "DescribeTable");
+        let add = p.resume(&described("ACTIVE", &[]));
+        assert_eq!(action(&add), "UpdateTable");
+
+        // A provisioned-capacity table: the index gets capacity too.
+        let mut p = db().provision();
+        p.start();
+        let mut table = body_of(&described("ACTIVE", &[]));
+        table["Table"]["ProvisionedThroughput"] =
+            json!({"ReadCapacityUnits": 5, "WriteCapacityUnits": 3, "NumberOfDecreasesToday": 0});
+        let add = p.resume(&ok(table));
+        assert_eq!(
+            body(&add)["GlobalSecondaryIndexUpdates"][0]["Create"]["ProvisionedThroughput"],
+            json!({"ReadCapacityUnits": 5, "WriteCapacityUnits": 3})
+        );
+
+        // An index of that name on other keys is not ours to change.
+        let mut p = db().provision();
+        p.start();
+        let other = [("byUserStatus", "userId", "ACTIVE")];
+        let e = done(p.resume(&described("ACTIVE", &other))).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Backend(m) if m.contains("byUserStatus")),
+            "{e:?}"
         );
     }
 }

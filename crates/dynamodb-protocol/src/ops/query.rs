@@ -1,6 +1,6 @@
-//! Queries: one page of `byUser` or `byStatus`, filled across as many
-//! Query calls as expired items make necessary, and bounded in bytes by
-//! item_model's [`PageBuilder`].
+//! Queries: one page of `byUser`, `byStatus` or `byUserStatus`, filled
+//! across as many Query calls as expired items make necessary, and bounded
+//! in bytes by item_model's [`PageBuilder`].
 
 use std::collections::BTreeMap;
 
@@ -24,7 +24,7 @@ use crate::service::{DynamoDb, Target};
 const MAX_QUERY_ROUNDS: u32 = 16;
 
 impl DynamoDb {
-    /// One page of a query on `byUser` or `byStatus`.
+    /// One page of a query on `byUser`, `byStatus` or `byUserStatus`.
     pub fn query(&self, query: Query, now: Timestamp) -> QueryItems {
         let mut exchange = QueryItems {
             target: self.target(),

@@ -69,3 +69,27 @@ pub(crate) async fn raw_call(
     let body = response.bytes().await.expect("body").to_vec();
     RawResponse { status, body }
 }
+
+/// Creates a table as provisioning made it before the `byUserStatus`
+/// index existed (`byUser` and `byStatus` only), as another client would.
+pub async fn create_older_table(endpoint: &str, table: &str, credentials: Credentials) {
+    let index = |name: &str, key: &str| {
+        serde_json::json!({"IndexName": name,
+               "KeySchema": [{"AttributeName": key, "KeyType": "HASH"},
+                             {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+               "Projection": {"ProjectionType": "ALL"}})
+    };
+    let definitions: Vec<_> = ["itemId", "userId", "status", "createdAt"]
+        .iter()
+        .map(|name| serde_json::json!({"AttributeName": name, "AttributeType": "S"}))
+        .collect();
+    let body = serde_json::json!({
+        "TableName": table,
+        "AttributeDefinitions": definitions,
+        "KeySchema": [{"AttributeName": "itemId", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [index("byUser", "userId"), index("byStatus", "status")],
+    });
+    let r = raw_call(endpoint, table, credentials, "CreateTable", body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
