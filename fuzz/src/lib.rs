@@ -13,9 +13,11 @@ use sansio::{Operation, Outgoing, Protocol, Response, Step};
 pub const MAX_STEPS: usize = 256;
 
 /// Starts `operation` and resumes it with `responses`, in order, until it
-/// is done, the responses run out or [`MAX_STEPS`] is reached. Every
-/// request it hands out goes to `check_request`; every response is also
-/// classified by `protocol`, as the driver would. `None`: not done.
+/// is done or the responses run out (`None`: not done). Every request it
+/// hands out goes to `check_request`; every response is also classified by
+/// `protocol`, as the driver would. Work is bounded: an operation that
+/// still asks for more after [`MAX_STEPS`] answers is a failure, whatever
+/// the answers were.
 pub fn drive<O: Operation>(
     protocol: &dyn Protocol,
     mut operation: O,
@@ -24,10 +26,14 @@ pub fn drive<O: Operation>(
 ) -> Option<Result<O::Output, StoreError>> {
     let mut step = operation.start();
     let mut responses = responses.iter();
-    for _ in 0..MAX_STEPS {
+    for answered in 0.. {
         match step {
             Step::Done(result) => return Some(result),
             Step::Send(outgoing) => {
+                assert!(
+                    answered < MAX_STEPS,
+                    "an operation asked for more than {MAX_STEPS} requests"
+                );
                 check_request(&outgoing);
                 let response = responses.next()?;
                 let _ = protocol.classify(response);
@@ -35,7 +41,7 @@ pub fn drive<O: Operation>(
             }
         }
     }
-    None
+    unreachable!("the loop returns")
 }
 
 /// What every request of both protocols must be: a body, when there is
