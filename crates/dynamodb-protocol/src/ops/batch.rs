@@ -32,6 +32,7 @@ impl DynamoDb {
             result: BatchResult::default(),
             queue: VecDeque::new(),
             resends: 0,
+            in_flight: 0,
             error: None,
         };
         let time = now.to_string();
@@ -86,6 +87,10 @@ pub struct BatchWriteItems {
     queue: VecDeque<Json>,
     /// Answers in a row that left work unprocessed.
     resends: u32,
+    /// How many write requests the call in flight carries: an answer may
+    /// leave at most these unprocessed, so the queue never grows and the
+    /// number of calls stays bounded whatever DynamoDB answers.
+    in_flight: usize,
     error: Option<StoreError>,
 }
 
@@ -97,6 +102,7 @@ impl BatchWriteItems {
 
     fn next_call(&mut self, pause: Pause) -> Step<BatchResult> {
         let take = self.queue.len().min(BATCH_CHUNK);
+        self.in_flight = take;
         let chunk: Vec<Json> = self.queue.drain(..take).collect();
         let mut items = Map::new();
         items.insert(self.target.table().to_string(), Json::Array(chunk));
@@ -135,6 +141,12 @@ impl Operation for BatchWriteItems {
             .unprocessed
             .remove(self.target.table())
             .unwrap_or_default();
+        if unprocessed.len() > self.in_flight {
+            return Step::Done(Err(StoreError::Backend(
+                "DynamoDB answered BatchWriteItem with more unprocessed requests than were sent"
+                    .into(),
+            )));
+        }
         if unprocessed.is_empty() {
             self.resends = 0;
             if self.queue.is_empty() {
@@ -182,6 +194,22 @@ mod tests {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn an_answer_cannot_add_work() {
+        let writes = (0..3)
+            .map(|i| BatchWrite::Delete(format!("d{i}")))
+            .collect::<Vec<_>>();
+        let mut batch = db().batch(writes, now());
+        let step = batch.start();
+        let mut sent = requests(&step);
+        sent.push(sent[0].clone());
+        let answer = json!({"UnprocessedItems": {"Items": sent}});
+        assert!(matches!(
+            done(batch.resume(&ok(answer))),
+            Err(StoreError::Backend(_))
+        ));
     }
 
     #[test]
