@@ -62,6 +62,7 @@ pub struct MemoryCharge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{wanted} bytes of the memory budget are not free")]
 pub struct BudgetExhausted {
+    /// The request's estimated cost, in budget bytes.
     pub wanted: u64,
 }
 
@@ -110,6 +111,7 @@ impl MemoryBudget {
 pub struct ClientKey(IpAddr);
 
 impl ClientKey {
+    /// The key of a peer address: IPv4 as is, IPv6 cut to its /64.
     pub fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
@@ -156,7 +158,9 @@ pub struct ClientConnection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{client} already has {max} connections open")]
 pub struct TooManyConnections {
+    /// Whose connection was refused.
     pub client: ClientKey,
+    /// The cap it reached.
     pub max: usize,
     /// Whether this is the first refusal since the client last had no
     /// connection open: the one worth a log line.
@@ -164,6 +168,7 @@ pub struct TooManyConnections {
 }
 
 impl ClientConnections {
+    /// `max_per_client` open connections per client (0: no cap).
     pub fn new(max_per_client: usize) -> Arc<Self> {
         Arc::new(Self {
             max_per_client,

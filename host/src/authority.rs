@@ -21,10 +21,13 @@ use http::{HeaderMap, Version};
 /// Why a request's Host is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
+    /// HTTP/1.1 without Host (RFC 9112 3.2).
     #[error("the HTTP/1.1 request has no Host header")]
     Missing,
+    /// More than one Host header; carries how many.
     #[error("the request has {0} Host headers; it must have one")]
     Repeated(usize),
+    /// Not a host name or address with an optional port.
     #[error("the Host header is not a host name or address with an optional port")]
     Invalid,
 }

@@ -39,14 +39,17 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
+    /// Bytes read ahead (the error, if any, is not counted).
     pub fn len(&self) -> usize {
         self.data.as_ref().map_or(0, Bytes::len)
     }
 
+    /// Whether no byte was read.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The body the component reads: the bytes, then the error.
     pub fn into_request_body(self) -> RequestBody {
         self.boxed_unsync()
     }

@@ -32,14 +32,20 @@ pub enum Origin {
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The component file could not be read.
     #[error("cannot read the component {path}: {source}")]
     Read {
+        /// The component file.
         path: PathBuf,
+        /// Why reading failed.
         source: std::io::Error,
     },
+    /// The file is not a component wasmtime can compile.
     #[error("cannot compile the component {path}: {cause:#}")]
     Compile {
+        /// The component file.
         path: PathBuf,
+        /// wasmtime's reason.
         cause: wasmtime::Error,
     },
 }

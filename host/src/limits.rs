@@ -25,10 +25,13 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
 /// instance belong to the runtime ([`crate::runtime::RuntimeConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// See [`DEFAULT_HEADER_TIMEOUT`].
     pub header_timeout: Duration,
     /// Capped by `request_timeout`.
     pub body_timeout: Duration,
+    /// See [`DEFAULT_REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
+    /// See [`DEFAULT_WRITE_TIMEOUT`].
     pub write_timeout: Duration,
     /// 0: no cap.
     pub max_connections_per_ip: usize,
@@ -56,10 +59,13 @@ impl Default for Limits {
 /// Why a flag's value is not a duration or a size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitParseError {
+    /// Not seconds, `ms` or `m`; carries the text.
     #[error("`{0}` is not a duration: write seconds (`30`, `1.5`, `30s`), `500ms` or `2m`")]
     Duration(String),
+    /// A timeout of zero; carries the text.
     #[error("a timeout of zero would fail every request; give more than `{0}`")]
     ZeroTimeout(String),
+    /// Not bytes or KiB/MiB/GiB; carries the text.
     #[error("`{0}` is not a size: write bytes (`1048576`) or KiB, MiB, GiB (`256MiB`)")]
     Size(String),
 }

@@ -19,10 +19,13 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 /// One problem answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The HTTP status.
     pub status: StatusCode,
     /// The last part of the `type` URI.
     pub slug: &'static str,
+    /// Fixed per kind of problem.
     pub title: &'static str,
+    /// What happened to this request and what to do; never a secret.
     pub detail: String,
     /// Whether to send `Retry-After`.
     pub retry: bool,
@@ -133,6 +136,8 @@ impl Problem {
         }
     }
 
+    /// The `application/problem+json` response, with `Retry-After` and
+    /// `Connection: close` as asked.
     pub fn into_response(self) -> Response<ResponseBody> {
         let body = json!({
             "type": format!("{TYPE_PREFIX}{}", self.slug),

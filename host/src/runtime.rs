@@ -64,17 +64,22 @@ pub struct RuntimeConfig {
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// wasmtime refused the engine settings.
     #[error("cannot configure wasmtime: {0:#}")]
     Engine(wasmtime::Error),
+    /// The component could not be read or compiled.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The component's imports or exports do not fit this host.
     #[error(
         "the component {path} does not fit this host (it must be a wasi:http/proxy that \
          imports at most WASI 0.2, wasi:http and edge-items:store/store; a component that \
          imports the store needs a --store other than `none`): {cause:#}"
     )]
     Link {
+        /// The component file.
         path: PathBuf,
+        /// What wasmtime could not link.
         cause: wasmtime::Error,
     },
 }

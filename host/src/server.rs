@@ -46,7 +46,9 @@ const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// including writing the response body, must be over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {
+    /// Request head plus `request_timeout`.
     pub respond_by: Instant,
+    /// `respond_by` plus `write_timeout`.
     pub finish_by: Instant,
 }
 

@@ -74,9 +74,11 @@ pub struct StoreArgs {
     )]
     pub embedded_sync: EmbeddedSync,
 
+    /// `--dynamodb-*`, used with `--store dynamodb`.
     #[command(flatten)]
     pub dynamodb: DynamoDbArgs,
 
+    /// `--firestore-*`, used with `--store firestore`.
     #[command(flatten)]
     pub firestore: FirestoreArgs,
 }
@@ -96,6 +98,7 @@ pub struct DynamoDbArgs {
 }
 
 impl DynamoDbArgs {
+    /// The environment's configuration with these flags on top.
     pub fn config(&self) -> Result<DynamoDbConfig, OpenStoreError> {
         let mut config = DynamoDbConfig::from_env().map_err(other)?;
         if let Some(endpoint) = &self.endpoint {
@@ -125,6 +128,7 @@ pub struct FirestoreArgs {
 /// Why the chosen store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenStoreError {
+    /// The embedded store's file could not be opened or migrated.
     #[error(transparent)]
     Embedded(#[from] store_embedded::OpenError),
     /// For backends whose setup errors need no variant of their own.

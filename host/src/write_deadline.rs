@@ -80,6 +80,8 @@ pub struct DeadlineIo<T> {
 }
 
 impl<T> DeadlineIo<T> {
+    /// Wraps a connection; `peer` names the client in the log line of a
+    /// cut-off.
     pub fn new(inner: T, deadline: Arc<WriteDeadline>, peer: SocketAddr) -> Self {
         Self {
             inner,
@@ -204,6 +206,7 @@ pub struct TimedBody<B> {
 }
 
 impl<B> TimedBody<B> {
+    /// Wraps a response body; `charge` is released when the body is dropped.
     pub fn new(inner: B, deadline: Arc<WriteDeadline>, charge: Option<MemoryCharge>) -> Self {
         Self {
             inner,

@@ -9,7 +9,9 @@ pub fn etag(version: &str) -> String {
 /// One entity tag from a header: its opaque text and whether it was weak.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityTag {
+    /// Written `W/"..."`; `If-Match` never matches a weak tag.
     pub weak: bool,
+    /// The text between the quotes: an item's version for our own tags.
     pub opaque: String,
 }
 

@@ -42,6 +42,7 @@ pub fn parse_limit(text: &str) -> Option<u64> {
 
 /// An incoming request: what routing needs, plus lazy access to the body.
 pub struct Request {
+    /// The method, as the router distinguishes them.
     pub method: Method,
     /// The path, without the query string.
     pub path: String,
@@ -52,6 +53,7 @@ pub struct Request {
 }
 
 impl Request {
+    /// Reads the head; the body stays unread until a handler asks for it.
     pub fn new(incoming: IncomingRequest) -> Self {
         let method = match incoming.method() {
             WasiMethod::Get => Method::Get,

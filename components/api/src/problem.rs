@@ -13,24 +13,44 @@ pub const TYPE_PREFIX: &str = "urn:edge-items:problem:";
 /// The kinds of problem; each has one `type` URI, title and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// 400: the body is not one JSON value.
     MalformedJson,
+    /// 400: the id in the URL is not a valid item id.
     InvalidId,
+    /// 400: a list's query parameters are wrong (a bad cursor included).
     InvalidQuery,
+    /// 400: the body could not be read to its end.
     UnreadableBody,
+    /// 404: no such path.
     NoRoute,
+    /// 404: no (unexpired) item has the id.
     NotFound,
+    /// 405, with `Allow`.
     MethodNotAllowed,
+    /// 409: a create found the id taken.
     AlreadyExists,
+    /// 412: `If-Match` / `If-None-Match` did not hold.
     PreconditionFailed,
+    /// 413: the body is over the size limit.
     BodyTooLarge,
+    /// 415: the body is not declared as JSON.
     UnsupportedMediaType,
+    /// 422: valid JSON that breaks a rule of the item model.
     InvalidBody,
+    /// 502: the store refused the service's credentials.
     BackendUnauthorized,
+    /// 502: any other store failure.
     BackendError,
+    /// 503: the store could not be reached.
     BackendUnavailable,
+    /// 503 with `Retry-After`: the store asks to slow down.
     Throttled,
+    /// 401: no valid bearer token.
     Unauthenticated,
+    /// 403: a valid token without the right (another user's items need
+    /// the admin scope).
     Forbidden,
+    /// 500: the authentication settings are invalid.
     AuthMisconfigured,
 }
 
@@ -83,10 +103,12 @@ impl Kind {
         }
     }
 
+    /// The problem's `type`: [`TYPE_PREFIX`] and the slug.
     pub fn type_uri(self) -> String {
         format!("{TYPE_PREFIX}{}", self.slug())
     }
 
+    /// The HTTP status every problem of this kind has.
     pub fn status(self) -> u16 {
         match self {
             Kind::MalformedJson | Kind::InvalidId | Kind::InvalidQuery | Kind::UnreadableBody => {
@@ -107,6 +129,7 @@ impl Kind {
         }
     }
 
+    /// The problem's `title`: fixed per kind, unlike `detail`.
     pub fn title(self) -> &'static str {
         match self {
             Kind::MalformedJson => "Malformed JSON body",
@@ -136,7 +159,9 @@ impl Kind {
 /// headers some statuses carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Sets `type`, `title` and the status.
     pub kind: Kind,
+    /// What went wrong in this request and how to fix it; never a secret.
     pub detail: String,
     /// `Allow` for 405.
     pub allow: Option<&'static str>,
@@ -147,6 +172,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem without extra headers.
     pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         Self {
             kind,
@@ -163,6 +189,7 @@ impl Problem {
         self
     }
 
+    /// 405 with its required `Allow` value.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self {
             allow: Some(allow),
@@ -173,6 +200,7 @@ impl Problem {
         }
     }
 
+    /// 404 naming the id looked up.
     pub fn not_found(id: &str) -> Self {
         Self::new(Kind::NotFound, format!("no item has the id `{id}`"))
     }
@@ -262,6 +290,7 @@ impl Problem {
         )
     }
 
+    /// The `application/problem+json` response, with its extra headers.
     pub fn into_response(self) -> Response {
         let status = self.kind.status();
         let body = json!({

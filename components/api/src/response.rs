@@ -7,8 +7,11 @@ use serde_json::Value as Json;
 /// one page of at most 100 items, or the OpenAPI document).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// Header names and values in the order they are sent.
     pub headers: Vec<(String, String)>,
+    /// The whole body (dropped for HEAD when written out).
     pub body: Vec<u8>,
 }
 

@@ -7,30 +7,46 @@ use percent_encoding::percent_decode_str;
 /// a 405 on a known route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
     /// Answered as GET without the body (RFC 9110 9.3.2).
     Head,
     /// Answered with the path's `Allow` (RFC 9110 9.3.7).
     Options,
+    /// Any other method, as sent; 405 on a known path.
     Other(String),
 }
 
 /// What a request asks for, with the decoded and validated item id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `POST /items`.
     CreateItem,
+    /// `GET /items?userId=..&status=..`.
     ListItems,
+    /// `POST /items:batch`.
     Batch,
+    /// `GET /items/{id}`.
     GetItem(String),
+    /// `PUT /items/{id}`.
     PutItem(String),
+    /// `PATCH /items/{id}`.
     PatchItem(String),
+    /// `DELETE /items/{id}`.
     DeleteItem(String),
+    /// `POST /items/{id}/likes`: an atomic increment of `likes`.
     LikeItem(String),
+    /// `GET /openapi.json`.
     OpenApi,
+    /// `GET /healthz`.
     Health,
     /// `OPTIONS` on a known path: its `Allow` value.
     Options(&'static str),
@@ -49,7 +65,10 @@ pub enum RouteError {
 
 /// One path template and the methods it serves, as OpenAPI writes it.
 pub struct RouteSpec {
+    /// The OpenAPI path template, such as `/items/{id}`.
     pub path: &'static str,
+    /// The methods OpenAPI documents for it (not HEAD and OPTIONS, which
+    /// every path answers).
     pub methods: &'static [&'static str],
 }
 

@@ -35,7 +35,9 @@ pub const EMULATOR_DEFAULT_PROJECT: &str = "demo-items";
 /// A usable configuration: the target collection and its credentials.
 #[derive(Debug)]
 pub struct Config {
+    /// The project, database and collection every request names.
     pub firestore: Firestore,
+    /// `Bearer owner` for the emulator, else the service-account key.
     pub credentials: Credentials,
 }
 

@@ -89,10 +89,12 @@ pub fn send(
 /// runtime's random source (`wasi:random`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WasiHttp {
+    /// Timeouts and limits of every request it sends.
     pub options: Options,
 }
 
 impl WasiHttp {
+    /// A transport sending with `options`.
     pub fn new(options: Options) -> Self {
         Self { options }
     }

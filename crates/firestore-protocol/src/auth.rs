@@ -32,12 +32,15 @@ pub const REFRESH_MARGIN_SECS: i64 = 300;
 /// Why credentials could not be used. Messages never quote the key file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// Not JSON, or a required field is missing.
     #[error(
         "the service-account key is not a JSON key file with client_email, private_key and private_key_id"
     )]
     KeyFile,
+    /// `private_key` is not an RSA key in PKCS#8 or PKCS#1 PEM.
     #[error("the private_key of the service-account key is not an RSA private key in PEM form")]
     PrivateKey,
+    /// Signing failed, or the token made no valid header value.
     #[error("could not sign a token with the service-account key")]
     Signing,
 }
@@ -87,6 +90,8 @@ impl ServiceAccountKey {
         })
     }
 
+    /// The service account the key belongs to: `iss` and `sub` of the
+    /// tokens it signs.
     pub fn client_email(&self) -> &str {
         &self.client_email
     }
@@ -161,6 +166,8 @@ impl Credentials {
         }
     }
 
+    /// Production's: self-signed JWTs from `key` (no token exchange), made
+    /// when first needed and renewed before they expire.
     pub fn service_account(key: ServiceAccountKey) -> Self {
         Self {
             key: Some(Box::new(key)),

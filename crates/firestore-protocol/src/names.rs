@@ -27,12 +27,16 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Why a [`Firestore`] target cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// Not an http(s) URL, or one with a path.
     #[error("the Firestore base URL must start with http:// or https:// and have no path")]
     BaseUrl,
+    /// The project id as given.
     #[error("`{0}` is not a valid project id (letters, digits, '-', '.', ':', '_')")]
     Project(String),
+    /// The database id as given.
     #[error("`{0}` is not a valid database id (letters, digits, '-', or `(default)`)")]
     Database(String),
+    /// The collection id as given, and what is wrong with it.
     #[error("`{0}` is not a valid collection id: {1}")]
     Collection(String, String),
 }
@@ -125,10 +129,12 @@ impl Firestore {
         })
     }
 
+    /// The Google Cloud project the database belongs to.
     pub fn project(&self) -> &str {
         &self.inner.project
     }
 
+    /// The collection that holds the items, one document per item.
     pub fn collection(&self) -> &str {
         &self.inner.collection
     }

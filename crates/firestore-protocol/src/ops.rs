@@ -44,6 +44,7 @@ use crate::error::RpcStatus;
 use crate::names::{Firestore, field_path};
 use crate::value;
 
+/// What every store operation returns.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// How often a read-then-write operation reads again after losing a race
@@ -770,10 +771,12 @@ impl Operation for Batch {
 /// The operations, each for the time `now` (used for `createdAt`,
 /// `updatedAt` and to hide expired items).
 impl Firestore {
+    /// Reads an item; an expired one is `NotFound`.
     pub fn get(&self, id: &str, now: Timestamp) -> impl Operation<Output = Item> + Send + use<> {
         ReadWrite::new(self, GetPlan { id: id.into(), now })
     }
 
+    /// Creates an item; an expired item under the id is replaced.
     pub fn create(
         &self,
         item: NewItem,
@@ -789,6 +792,8 @@ impl Firestore {
         )
     }
 
+    /// Creates or replaces an item (keeping `createdAt`), checking
+    /// `expected_version` in the commit's precondition.
     pub fn put(
         &self,
         item: NewItem,
@@ -806,6 +811,8 @@ impl Firestore {
         )
     }
 
+    /// Applies a patch to an existing item, read then committed under a
+    /// precondition (read again after a lost race).
     pub fn update(
         &self,
         id: &str,
@@ -826,6 +833,7 @@ impl Firestore {
         )
     }
 
+    /// Deletes an existing, unexpired item.
     pub fn delete(
         &self,
         id: &str,
@@ -843,6 +851,8 @@ impl Firestore {
         )
     }
 
+    /// Adds `delta` with a field transform, so concurrent increments never
+    /// conflict; not idempotent (see the module docs).
     pub fn increment(
         &self,
         id: &str,
@@ -862,6 +872,7 @@ impl Firestore {
         )
     }
 
+    /// One atomic `:commit` of unconditional writes; safe to repeat.
     pub fn batch(
         &self,
         writes: Vec<BatchWrite>,

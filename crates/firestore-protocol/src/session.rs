@@ -31,6 +31,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session with no token yet: the first request fetches one.
     pub fn new(firestore: Firestore, credentials: Credentials) -> Self {
         Self {
             firestore,

@@ -22,7 +22,9 @@ use crate::{IndexKey, Order, Query, Timestamp};
 /// A decoded cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
+    /// The query's index and value: a cursor resumes only the same key.
     pub key: IndexKey,
+    /// The query's order: a cursor resumes only the same order.
     pub order: Order,
     /// `created-at` of the last item returned.
     pub created_at: String,
@@ -30,10 +32,13 @@ pub struct Cursor {
     pub id: String,
 }
 
+/// Why a cursor was rejected; becomes [`crate::StoreError::InvalidInput`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CursorError {
+    /// Not base64url JSON of the known format, or its checksum fails.
     #[error("the cursor is malformed; pass back the `next` value of a previous page unchanged")]
     Malformed,
+    /// A well-formed cursor of another key or order.
     #[error("the cursor belongs to a different query (another userId/status or order)")]
     OtherQuery,
 }
@@ -103,6 +108,8 @@ impl Cursor {
         }
     }
 
+    /// The opaque text handed out as `next-cursor` (base64url JSON with a
+    /// checksum).
     pub fn encode(&self) -> String {
         let (k, kv, ks) = match &self.key {
             IndexKey::UserId(v) => ("u", v.as_str(), ""),

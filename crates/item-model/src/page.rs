@@ -109,6 +109,7 @@ impl PageBuilder {
         self.items.len()
     }
 
+    /// Whether no item has been taken yet.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

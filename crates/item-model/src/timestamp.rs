@@ -14,6 +14,7 @@ pub struct Timestamp {
     micros: i64,
 }
 
+/// Text that [`Timestamp::parse`] could not read; carries the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not an RFC 3339 timestamp such as 2026-02-08T10:00:00Z")]
 pub struct TimestampError(String);
@@ -32,16 +33,19 @@ impl Timestamp {
         Self { micros }
     }
 
+    /// From microseconds since the Unix epoch (what [`Self::as_micros`] gives).
     pub fn from_micros(micros: i64) -> Self {
         Self { micros }
     }
 
+    /// From whole seconds since the Unix epoch (an `expires_at`), saturating.
     pub fn from_unix_seconds(seconds: i64) -> Self {
         Self {
             micros: seconds.saturating_mul(1_000_000),
         }
     }
 
+    /// Microseconds since the Unix epoch; negative before 1970.
     pub fn as_micros(self) -> i64 {
         self.micros
     }

@@ -4,10 +4,13 @@
 /// One attribute value (WIT `value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
+    /// JSON `null`.
     Null,
+    /// JSON `true` / `false`.
     Bool(bool),
     /// The exact decimal literal of a JSON number.
     Number(String),
+    /// A JSON string.
     Text(String),
     /// A JSON array or object as compact JSON text.
     Json(String),
@@ -16,11 +19,15 @@ pub enum Value {
 /// A free attribute (WIT `attribute`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
+    /// 1 to 255 characters, none of them control characters, and not a
+    /// reserved name (`id`, `userId`, `createdAt`, ...): see `validate`.
     pub name: String,
+    /// The attribute's value.
     pub value: Value,
 }
 
 impl Attribute {
+    /// An attribute; nothing is validated here (that is `validate`'s job).
     pub fn new(name: impl Into<String>, value: Value) -> Self {
         Self {
             name: name.into(),
@@ -32,13 +39,24 @@ impl Attribute {
 /// An item as stored (WIT `item`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
+    /// 1 to 200 characters, no control characters, no `/`.
     pub id: String,
+    /// Set by the store: fixed-width RFC 3339 UTC with microseconds, so text
+    /// order is time order (see [`crate::Timestamp`]).
     pub created_at: String,
+    /// Set by the store on every write, in the same format as `created_at`.
     pub updated_at: String,
+    /// Opaque, changed by every write; the HTTP layer's ETag. Compare only
+    /// for equality.
     pub version: String,
+    /// The owner, if any; puts the item in the by-user index.
     pub user_id: Option<String>,
+    /// A status such as `active`; puts the item in the by-status index.
     pub status: Option<String>,
+    /// Seconds since the Unix epoch; expired items are hidden from every
+    /// read before a backend removes them.
     pub expires_at: Option<i64>,
+    /// The free attributes, in no particular order, names unique.
     pub attributes: Vec<Attribute>,
 }
 
@@ -75,10 +93,15 @@ impl Item {
 /// The caller-owned part of an item (WIT `new-item`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewItem {
+    /// See [`Item::id`].
     pub id: String,
+    /// See [`Item::user_id`].
     pub user_id: Option<String>,
+    /// See [`Item::status`].
     pub status: Option<String>,
+    /// See [`Item::expires_at`].
     pub expires_at: Option<i64>,
+    /// See [`Item::attributes`].
     pub attributes: Vec<Attribute>,
 }
 
@@ -102,10 +125,15 @@ impl NewItem {
 /// removes it, `Some(Some(x))` sets it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ItemPatch {
+    /// Change to [`Item::user_id`].
     pub user_id: Option<Option<String>>,
+    /// Change to [`Item::status`].
     pub status: Option<Option<String>>,
+    /// Change to [`Item::expires_at`].
     pub expires_at: Option<Option<i64>>,
+    /// Attributes to add or replace.
     pub set: Vec<Attribute>,
+    /// Attribute names to remove; an absent one is no error.
     pub remove: Vec<String>,
 }
 
@@ -152,6 +180,7 @@ impl ItemPatch {
 /// A put inside a batch (WIT `batch-put`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchPut {
+    /// The item to create or replace.
     pub item: NewItem,
     /// RFC 3339 creation time to keep; `None` means now.
     pub created_at: Option<String>,
@@ -160,22 +189,29 @@ pub struct BatchPut {
 /// One write of a batch (WIT `batch-write`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchWrite {
+    /// Create or replace, unconditionally.
     Put(BatchPut),
+    /// Delete the item with this id; an absent item is no error.
     Delete(String),
 }
 
 /// What a batch did (WIT `batch-result`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchResult {
+    /// The items the puts wrote, in request order.
     pub put: Vec<Item>,
+    /// The ids the deletes removed, in request order.
     pub deleted: Vec<String>,
 }
 
 /// The secondary indexes, by name (the DynamoDB GSI names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IndexName {
+    /// Items by [`Item::user_id`].
     ByUser,
+    /// Items by [`Item::status`].
     ByStatus,
+    /// Items by user id and status together.
     ByUserStatus,
 }
 
@@ -187,6 +223,8 @@ impl IndexName {
         IndexName::ByUserStatus,
     ];
 
+    /// The index's name, as DynamoDB's GSI is called: part of the stored
+    /// schema, so it must not change.
     pub fn as_str(self) -> &'static str {
         match self {
             IndexName::ByUser => "byUser",
@@ -204,16 +242,21 @@ pub const USER_STATUS_SEPARATOR: char = '\u{1f}';
 /// The index a query reads and the value to match (WIT `index-key`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IndexKey {
+    /// Items whose user id equals this.
     UserId(String),
+    /// Items whose status equals this.
     Status(String),
     /// One user's items in one status.
     UserStatus {
+        /// The user id to match.
         user_id: String,
+        /// The status to match.
         status: String,
     },
 }
 
 impl IndexKey {
+    /// The index this key is read from.
     pub fn index(&self) -> IndexName {
         match self {
             IndexKey::UserId(_) => IndexName::ByUser,
@@ -254,12 +297,15 @@ pub fn user_status(user_id: &str, status: &str) -> String {
 /// Order by creation time, ties broken by id (WIT `order`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Order {
+    /// Oldest first.
     Asc,
+    /// Newest first: what a list without `?order=` gets.
     #[default]
     Desc,
 }
 
 impl Order {
+    /// The spelling of `?order=` in the api's URLs.
     pub fn as_str(self) -> &'static str {
         match self {
             Order::Asc => "asc",
@@ -271,23 +317,33 @@ impl Order {
 /// A query on a secondary index (WIT `query`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
+    /// Which index, and the value to match.
     pub key: IndexKey,
+    /// Result order.
     pub order: Order,
+    /// Most items to return, 1 to 1000.
     pub limit: u32,
+    /// The previous page's `next_cursor`; valid only for the same key and
+    /// order.
     pub cursor: Option<String>,
 }
 
 /// One page of query results (WIT `page`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Page {
+    /// At most `limit` items and about [`crate::PAGE_BYTE_BUDGET`] bytes of
+    /// them; fewer does not mean the end.
     pub items: Vec<Item>,
+    /// Present when more may follow; only its absence means the end.
     pub next_cursor: Option<String>,
 }
 
 /// Whether a put created or replaced (WIT `put-outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
+    /// There was no item with this id.
     Created,
+    /// An existing item was replaced (and kept its `created_at`).
     Replaced,
 }
 

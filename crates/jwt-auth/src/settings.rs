@@ -25,12 +25,16 @@ pub const ADMIN_SCOPE: &str = "items:admin";
 /// and never quotes a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// [`AUTH`] is neither `none` nor `jwt`; carries what it was.
     #[error("{AUTH} must be `none` or `jwt`, not `{0}`")]
     UnknownMode(String),
+    /// JWT mode without this required setting (names the variable).
     #[error("{AUTH}=jwt needs {0}")]
     Missing(&'static str),
+    /// The JWKS document cannot be parsed or holds no usable key.
     #[error("{JWKS} is not usable: {0}")]
     Jwks(String),
+    /// [`LEEWAY`] is not whole seconds from 0 to 300.
     #[error("{LEEWAY} must be a number of seconds from 0 to 300")]
     Leeway,
 }

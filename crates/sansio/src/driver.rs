@@ -66,6 +66,8 @@ pub struct Driver<'p, P: ?Sized, O> {
 }
 
 impl<'p, P: Protocol + ?Sized, O: Operation> Driver<'p, P, O> {
+    /// A driver that has not started `operation` yet: the first event is
+    /// [`Event::Start`].
     pub fn new(protocol: &'p P, policy: RetryPolicy, operation: O) -> Self {
         Self {
             protocol,
@@ -165,8 +167,11 @@ impl<'p, P: Protocol + ?Sized, O: Operation> Driver<'p, P, O> {
 /// A transport that blocks: an adapter component's (component-http over
 /// wasi:http, wasi:clocks and wasi:random).
 pub trait BlockingTransport {
+    /// Sends one attempt and reads the whole response, whatever its status.
     fn send(&mut self, request: Request) -> Result<Response, TransportError>;
+    /// Blocks for a backoff or poll pause.
     fn sleep(&mut self, duration: Duration);
+    /// Any u64, for the jitter of backoffs; need not be cryptographic.
     fn random_u64(&mut self) -> u64;
     /// The wall clock, for credentials.
     fn now(&mut self) -> SystemTime {
@@ -176,11 +181,14 @@ pub trait BlockingTransport {
 
 /// A transport with futures: a native store's (`sansio-reqwest`).
 pub trait AsyncTransport {
+    /// Sends one attempt and reads the whole response, whatever its status.
     fn send(
         &self,
         request: Request,
     ) -> impl Future<Output = Result<Response, TransportError>> + Send;
+    /// Waits out a backoff or poll pause without blocking the thread.
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+    /// Any u64, for the jitter of backoffs; need not be cryptographic.
     fn random_u64(&self) -> u64;
     /// The wall clock, for credentials.
     fn now(&self) -> SystemTime {

@@ -24,11 +24,13 @@ pub enum Pause {
 /// [`Protocol`] adds them to each attempt).
 #[derive(Debug, Clone)]
 pub struct Outgoing {
+    /// The request as the operation built it, unsigned.
     pub request: Request,
     /// Whether applying it twice does no harm, so that a transport may
     /// repeat it after a failure that leaves open whether it was applied
     /// ([`Retry::IfIdempotent`]).
     pub idempotent: bool,
+    /// What to wait before its first attempt (retries wait on their own).
     pub pause: Pause,
 }
 
@@ -55,7 +57,9 @@ impl Outgoing {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step<T> {
+    /// Send this request and resume with its response.
     Send(Outgoing),
+    /// The store call's result; the operation is finished.
     Done(Result<T, StoreError>),
 }
 
@@ -63,6 +67,7 @@ pub enum Step<T> {
 /// [`Operation::start`] once, then [`Operation::resume`] with the response
 /// to each request until it returns [`Step::Done`].
 pub trait Operation {
+    /// What the store call returns on success.
     type Output;
 
     /// The first step.

@@ -6,10 +6,15 @@ use item_model::StoreError;
 /// SQLite's storage classes (and of Spin's `fermyon:spin/sqlite` value).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
+    /// SQL `NULL`.
     Null,
+    /// A 64-bit signed integer.
     Integer(i64),
+    /// An IEEE double.
     Real(f64),
+    /// UTF-8 text.
     Text(String),
+    /// Bytes, as stored.
     Blob(Vec<u8>),
 }
 

@@ -59,6 +59,9 @@ pub struct Items<'a, D: ?Sized> {
 }
 
 impl<'a, D: Executor + ?Sized> Items<'a, D> {
+    /// Borrows the database and the clock. Runs nothing yet: a database
+    /// without the current schema is migrated by the first statement that
+    /// misses it.
     pub fn new(db: &'a D, clock: &'a WriteClock) -> Self {
         Self { db, clock }
     }

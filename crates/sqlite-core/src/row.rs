@@ -61,8 +61,10 @@ pub(crate) struct Stored {
 /// A row that does not hold an item as this code writes them.
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {
+    /// This column is missing or of the wrong type.
     #[error("the items table holds a damaged row (column `{0}`)")]
     Damaged(&'static str),
+    /// The attributes column does not decode.
     #[error("the items table holds a damaged row: {0}")]
     Attributes(#[from] codec::DecodeError),
 }

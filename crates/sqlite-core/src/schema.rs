@@ -58,10 +58,16 @@ pub enum MigrateError {
         "the item database has schema version {found}, newer than this program's \
          ({supported}); use a newer edge-items"
     )]
-    Newer { found: i64, supported: i64 },
+    Newer {
+        /// The file's `user_version`.
+        found: i64,
+        /// [`VERSION`].
+        supported: i64,
+    },
     /// `PRAGMA user_version` holds no version this code ever wrote.
     #[error("the item database has schema version {0}, which no edge-items writes")]
     Unknown(i64),
+    /// A statement of the migration failed.
     #[error("migrating the item database failed: {0}")]
     Sql(#[from] SqlError),
 }

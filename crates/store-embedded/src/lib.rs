@@ -38,27 +38,43 @@ const PURGE_INTERVAL_SECONDS: i64 = 60;
 /// Why the database file could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The file's parent directory could not be created.
     #[error("cannot create the directory for {path}: {source}")]
     Directory {
+        /// The database file.
         path: PathBuf,
+        /// Why creating its directory failed.
         source: std::io::Error,
     },
+    /// SQLite could not open or set up the file.
     #[error("cannot open the item database {path}: {source}")]
     Sqlite {
+        /// The database file.
         path: PathBuf,
+        /// SQLite's reason.
         source: rusqlite::Error,
     },
+    /// The file was written by a newer release of edge-items.
     #[error(
         "the item database {path} has schema version {found}, newer than this program's \
          ({supported}); use a newer edge-items"
     )]
     NewerSchema {
+        /// The database file.
         path: PathBuf,
+        /// The file's schema version.
         found: i64,
+        /// The newest this program knows ([`sqlite_core::schema::VERSION`]).
         supported: i64,
     },
+    /// Bringing the schema up to date failed.
     #[error("cannot migrate the item database {path}: {source}")]
-    Schema { path: PathBuf, source: MigrateError },
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        source: MigrateError,
+    },
 }
 
 /// An [`ItemStore`] on a local SQLite file. Cheap to clone; clones share

@@ -26,23 +26,33 @@ pub const EMULATOR_DEFAULT_PROJECT: &str = "demo-items";
 /// Why a configuration cannot be used. Never quotes a key file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Neither an emulator address nor a service-account key was given.
     #[error(
         "no Firestore endpoint: set {ENV_EMULATOR_HOST} for the emulator or {ENV_CREDENTIALS} to a service-account key file"
     )]
     NoCredentials,
+    /// Production without a project id, and the key file names none.
     #[error("no Firestore project id: set {ENV_PROJECT} or use a key file with a project_id")]
     NoProject,
+    /// The emulator address is not `host:port` or `http://host:port`.
     #[error("`{0}` is not an emulator address (host:port or http://host:port)")]
     EmulatorHost(String),
+    /// The key file could not be read.
     #[error("cannot read the service-account key file {path}: {source}")]
     KeyFile {
+        /// The file as given.
         path: PathBuf,
+        /// Why reading it failed.
         source: std::io::Error,
     },
+    /// The key file was read but is not a usable service-account key.
     #[error(transparent)]
     Key(#[from] AuthError),
+    /// The base URL, project, database or collection is not valid for
+    /// Firestore.
     #[error(transparent)]
     Target(#[from] firestore_protocol::ConfigError),
+    /// reqwest refused the client settings (TLS set-up).
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),
 }
@@ -51,10 +61,15 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     /// The emulator at `base_url` (`http://host:port`), `Bearer owner`.
-    Emulator { base_url: String },
+    Emulator {
+        /// `http://host:port`, no path.
+        base_url: String,
+    },
     /// Production (or anything speaking its API) with a service-account key.
     ServiceAccount {
+        /// [`PRODUCTION_BASE_URL`] unless overridden.
         base_url: String,
+        /// Signs the store's bearer tokens.
         key: Box<ServiceAccountKey>,
     },
 }
@@ -67,17 +82,24 @@ pub use sansio::RetryPolicy;
 /// or [`FirestoreConfig::from_env`].
 #[derive(Debug, Clone)]
 pub struct FirestoreConfig {
+    /// The Google Cloud project; with the emulator, any `demo-` id.
     pub project_id: String,
+    /// The database id, `(default)` unless set.
     pub database: String,
+    /// The collection holding one document per item, `items` unless set.
     pub collection: String,
+    /// Where requests go and how they are authenticated.
     pub endpoint: Endpoint,
     /// Limit for one HTTP exchange, connect included.
     pub request_timeout: Duration,
+    /// Limit for opening a connection (5 s unless set).
     pub connect_timeout: Duration,
+    /// How failed requests are retried.
     pub retry: RetryPolicy,
 }
 
 impl FirestoreConfig {
+    /// An empty builder: nothing from the environment.
     pub fn builder() -> FirestoreConfigBuilder {
         FirestoreConfigBuilder::default()
     }
@@ -128,16 +150,20 @@ pub struct FirestoreConfigBuilder {
 }
 
 impl FirestoreConfigBuilder {
+    /// The project; by default the key file's, or [`EMULATOR_DEFAULT_PROJECT`]
+    /// with the emulator.
     pub fn project_id(mut self, project: impl Into<String>) -> Self {
         self.project_id = Some(project.into());
         self
     }
 
+    /// The database id (default `(default)`).
     pub fn database(mut self, database: impl Into<String>) -> Self {
         self.database = Some(database.into());
         self
     }
 
+    /// The collection (default `items`).
     pub fn collection(mut self, collection: impl Into<String>) -> Self {
         self.collection = Some(collection.into());
         self
@@ -168,21 +194,26 @@ impl FirestoreConfigBuilder {
         self
     }
 
+    /// Limit for one HTTP exchange, connect included (default 30 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
     }
 
+    /// Limit for opening a connection (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
     }
 
+    /// Retry settings (default [`firestore_protocol::RETRY_POLICY`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
         self
     }
 
+    /// Checks the settings and fills in the defaults; an emulator address
+    /// wins over a key. Reads the key file, if one was given.
     pub fn build(self) -> Result<FirestoreConfig, ConfigError> {
         let (endpoint, key_project) = if let Some(host) = self.emulator_host {
             (

@@ -52,6 +52,8 @@ impl std::fmt::Debug for FirestoreStore {
 }
 
 impl FirestoreStore {
+    /// Sets up the HTTP client; connects to nothing yet, so a wrong
+    /// endpoint shows on the first call.
     pub fn new(config: FirestoreConfig) -> Result<Self, ConfigError> {
         let (base_url, credentials) = match config.endpoint {
             Endpoint::Emulator { base_url } => (base_url, Credentials::emulator()),

@@ -12,28 +12,40 @@ use crate::settings::ADMIN_SCOPE;
 /// name the failed check, never the token or a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// Not three base64url parts with JSON header and claims.
     #[error("the token is not a signed JWT (header.payload.signature)")]
     Malformed,
+    /// `alg` is not RS256, ES256 or HS256 (`none` included).
     #[error("the token's algorithm is not accepted (RS256, ES256 or HS256)")]
     UnsupportedAlgorithm,
+    /// The header has `crit`, which RFC 7515 says to refuse when not understood.
     #[error("the token has critical header parameters this service does not understand")]
     Critical,
+    /// No key matches the token's `kid`.
     #[error("no configured key has the token's `kid`")]
     UnknownKey,
+    /// The key found is bound to another algorithm (no algorithm confusion).
     #[error("the token's algorithm does not match its key")]
     AlgorithmMismatch,
+    /// The signature does not verify.
     #[error("the token's signature is not valid")]
     BadSignature,
+    /// No `exp`: tokens that never expire are refused.
     #[error("the token has no `exp` (expiry) claim")]
     NoExpiry,
+    /// Past `exp`, beyond the leeway.
     #[error("the token has expired")]
     Expired,
+    /// Before `nbf`, beyond the leeway.
     #[error("the token is not valid yet (`nbf`)")]
     NotYetValid,
+    /// `iss` is not the configured issuer.
     #[error("the token was issued by another issuer")]
     WrongIssuer,
+    /// `aud` does not include the configured audience.
     #[error("the token is meant for another audience")]
     WrongAudience,
+    /// No `sub`, so no user to own or see items.
     #[error("the token has no `sub` (subject) claim")]
     NoSubject,
 }
