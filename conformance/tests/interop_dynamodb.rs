@@ -70,6 +70,8 @@ async fn items_written_by_the_api_read_naturally_with_boto3() {
         ("version", "Decimal"),
         ("tags", "list"),
         ("size", "dict"),
+        // The byUserStatus index key (docs/aws.md), on items with both.
+        ("__userStatus__", "str"),
     ];
     assert_python_types(types, &shape, "these attributes and no others (no `id`)");
 

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use crate::tools;
 
 /// Seconds per target when `cargo xtask fuzz` is given none.
-pub const DEFAULT_SECONDS: u64 = 60;
+pub(crate) const DEFAULT_SECONDS: u64 = 60;
 /// One input that takes longer than this is a finding: every target does
 /// bounded work per input.
 const INPUT_TIMEOUT_SECS: u64 = 10;
@@ -34,7 +34,7 @@ const FINDING_LINES: usize = 12;
 const BUILD_FLAGS: [&str; 3] = ["--sanitizer", "none", "--debug-assertions"];
 
 /// The fuzz targets: the files of fuzz/fuzz_targets, by name.
-pub fn targets(root: &Path) -> Result<Vec<String>> {
+pub(crate) fn targets(root: &Path) -> Result<Vec<String>> {
     let dir = root.join("fuzz/fuzz_targets");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -51,7 +51,7 @@ pub fn targets(root: &Path) -> Result<Vec<String>> {
 
 /// Builds every target, then runs each for `seconds`; fails on the first
 /// crash (after the other targets have run, so one run reports them all).
-pub fn run_all(root: &Path, seconds: u64) -> Result<()> {
+pub(crate) fn run_all(root: &Path, seconds: u64) -> Result<()> {
     let cargo_fuzz = tools::cargo_fuzz(root)?;
     ensure_nightly()?;
     let start = Instant::now();

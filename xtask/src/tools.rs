@@ -125,7 +125,7 @@ pub(crate) fn dynamodb_local(root: &Path) -> Result<PathBuf> {
 /// cargo-fuzz [`CARGO_FUZZ_VERSION`]: target/tools/bin/cargo-fuzz, else
 /// `cargo-fuzz` on PATH, if it is that version; else `cargo install` into
 /// target/tools (one line, as every step).
-pub fn cargo_fuzz(root: &Path) -> Result<PathBuf> {
+pub(crate) fn cargo_fuzz(root: &Path) -> Result<PathBuf> {
     step(&format!("cargo-fuzz {CARGO_FUZZ_VERSION}"), root, || {
         install_cargo_fuzz(root)
     })

@@ -40,10 +40,17 @@ use crate::number;
 
 /// The partition key.
 pub const ITEM_ID: &str = "itemId";
+/// The sort key of every index: RFC 3339 UTC with microseconds, so that
+/// text order is time order.
 pub const CREATED_AT: &str = "createdAt";
+/// When the item was last written (same form as [`CREATED_AT`]).
 pub const UPDATED_AT: &str = "updatedAt";
+/// The number every write increments; conditions on it make `If-Match`.
 pub const VERSION: &str = "version";
+/// The partition key of the `byUser` index.
 pub const USER_ID: &str = "userId";
+/// The partition key of the `byStatus` index (a DynamoDB reserved word:
+/// always sent through a `#name` placeholder).
 pub const STATUS: &str = "status";
 /// The partition key of the `byUserStatus` index: `userId`, U+001F and
 /// `status` (item_model's `IndexKey::partition`), kept on every item that
@@ -56,21 +63,29 @@ pub const EXPIRES_AT: &str = "expiresAt";
 /// One DynamoDB attribute value in its JSON wire form (`{"S": "x"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AttributeValue {
+    /// A string.
     S(String),
     /// Decimal text.
     N(String),
     /// Base64 text, as on the wire.
     B(String),
+    /// A boolean.
     #[serde(rename = "BOOL")]
     Bool(bool),
+    /// Null (DynamoDB sends `{"NULL": true}`).
     #[serde(rename = "NULL")]
     Null(bool),
+    /// A list of any values.
     L(Vec<AttributeValue>),
+    /// A map of named values.
     M(BTreeMap<String, AttributeValue>),
+    /// A string set (only ever written by other clients; read as a list).
     #[serde(rename = "SS")]
     Ss(Vec<String>),
+    /// A number set (other clients only; read as a list).
     #[serde(rename = "NS")]
     Ns(Vec<String>),
+    /// A binary set (other clients only; read as a list of base64 texts).
     #[serde(rename = "BS")]
     Bs(Vec<String>),
 }
@@ -79,6 +94,7 @@ pub enum AttributeValue {
 pub type AttributeMap = BTreeMap<String, AttributeValue>;
 
 impl AttributeValue {
+    /// A string value.
     pub fn s(text: impl Into<String>) -> Self {
         AttributeValue::S(text.into())
     }

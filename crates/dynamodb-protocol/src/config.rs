@@ -7,6 +7,8 @@ use std::fmt;
 /// Why a configuration value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// The region is not of the `us-east-1` form (it becomes part of the
+    /// endpoint host and of the signature scope).
     #[error("the AWS region `{0}` is not valid (expected something like `us-east-1`)")]
     Region(String),
     /// Carries no text: a refused endpoint may hold user info
@@ -15,10 +17,12 @@ pub enum ConfigError {
         "the DynamoDB endpoint is not valid: it must be an http:// or https:// URL with a host and no user info or path, such as http://127.0.0.1:8000"
     )]
     Endpoint,
+    /// The table name breaks DynamoDB's naming rules.
     #[error(
         "the table name `{0}` is not valid: 3 to 255 characters of letters, digits, `_`, `-` and `.`"
     )]
     Table(String),
+    /// An empty access key id or secret.
     #[error("the AWS access key id and secret access key must not be empty")]
     Credentials,
 }
@@ -33,6 +37,8 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// Static keys, with the session token of temporary credentials (STS);
+    /// empty keys are refused.
     pub fn new(
         access_key_id: impl Into<String>,
         secret_access_key: impl Into<String>,
@@ -86,11 +92,15 @@ pub const TABLE_VARIABLE: &str = "EDGE_ITEMS_DYNAMODB_TABLE";
 /// name the variable, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvError {
+    /// A required variable is not set (its name).
     #[error("{0} is not set; set it to use the DynamoDB store")]
     Missing(&'static str),
+    /// A variable is set to something unusable.
     #[error("{variable}: {reason}")]
     Invalid {
+        /// The variable's name (never its value).
         variable: &'static str,
+        /// What is wrong with the value.
         reason: ConfigError,
     },
 }
@@ -219,6 +229,7 @@ impl Config {
         Ok(config)
     }
 
+    /// The AWS region, which the signature is scoped to.
     pub fn region(&self) -> &str {
         &self.region
     }
@@ -228,6 +239,7 @@ impl Config {
         &self.endpoint
     }
 
+    /// The table the items live in.
     pub fn table(&self) -> &str {
         &self.table
     }

@@ -23,6 +23,7 @@ pub const THROTTLE_RETRY_MS: u32 = 1000;
 /// summary, never the raw message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServiceError {
+    /// The HTTP status of the answer.
     pub status: u16,
     /// The error code, such as `ConditionalCheckFailedException`; only
     /// ASCII letters and digits are kept.
@@ -100,10 +101,12 @@ impl ServiceError {
         strip(&self.code) == strip(code)
     }
 
+    /// A write's condition did not hold (version, existence, expiry).
     pub fn is_conditional_check_failed(&self) -> bool {
         self.is("ConditionalCheckFailed")
     }
 
+    /// DynamoDB refused the request as malformed (`ValidationException`).
     pub fn is_validation(&self) -> bool {
         self.is("Validation")
     }

@@ -65,10 +65,12 @@ pub struct DynamoDb {
 }
 
 impl DynamoDb {
+    /// The protocol for one table; it sends nothing itself.
     pub fn new(config: Config) -> Self {
         Self { config }
     }
 
+    /// Where requests go and how they are signed.
     pub fn config(&self) -> &Config {
         &self.config
     }

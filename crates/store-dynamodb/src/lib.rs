@@ -41,8 +41,10 @@ pub enum DynamoDbConfigError {
     /// A variable [`DynamoDbConfig::from_env`] reads is missing or invalid.
     #[error(transparent)]
     Environment(#[from] dynamodb_protocol::EnvError),
+    /// A value given in code (not the environment) is invalid.
     #[error(transparent)]
     Invalid(#[from] dynamodb_protocol::ConfigError),
+    /// reqwest could not build its client (TLS setup).
     #[error("cannot build the HTTP client for DynamoDB")]
     Client,
 }
@@ -108,10 +110,12 @@ impl DynamoDbConfig {
         self
     }
 
+    /// The table the store uses.
     pub fn table(&self) -> &str {
         self.protocol.table()
     }
 
+    /// The endpoint requests go to (for logs: it carries no credential).
     pub fn endpoint(&self) -> &str {
         self.protocol.endpoint()
     }
@@ -144,6 +148,7 @@ impl std::fmt::Debug for DynamoDbStore {
 }
 
 impl DynamoDbStore {
+    /// A store with its own connection pool and the config's timeouts.
     pub fn new(config: DynamoDbConfig) -> Result<Self, DynamoDbConfigError> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
