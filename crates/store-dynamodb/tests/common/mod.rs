@@ -72,7 +72,7 @@ pub(crate) async fn raw_call(
 
 /// Creates a table as provisioning made it before the `byUserStatus`
 /// index existed (`byUser` and `byStatus` only), as another client would.
-pub async fn create_older_table(endpoint: &str, table: &str, credentials: Credentials) {
+pub(crate) async fn create_older_table(endpoint: &str, table: &str, credentials: Credentials) {
     let index = |name: &str, key: &str| {
         serde_json::json!({"IndexName": name,
                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"},
