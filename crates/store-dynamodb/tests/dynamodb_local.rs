@@ -886,19 +886,7 @@ async fn the_backfill_lists_items_written_before_the_user_status_key() {
     assert_eq!((again.found, again.updated, again.skipped), (0, 0, 0));
 }
 
-#[tokio::test]
-async fn an_older_table_gains_the_index_and_then_the_backfill() {
-    let table = fresh_table();
-    let credentials = Credentials::new("AKIDEXAMPLE", "local-secret", None).unwrap();
-    common::create_older_table(&endpoint(), &table, credentials).await;
-    put_older_item(&table, "a", "u1", Some("open")).await;
-    let store = DynamoDbStore::new(local_config(&table)).unwrap();
-    let provisioned = store.provision().await.unwrap();
-    assert_eq!(provisioned.added_indexes, ["byUserStatus"]);
-    assert!(provisioned.needs_backfill());
-    assert!(user_status_ids(&store, "u1", "open").await.is_empty());
-    let done = store.backfill_user_status().await.unwrap();
-    assert_eq!(done.updated, 1);
-    assert_eq!(user_status_ids(&store, "u1", "open").await, ["a"]);
-    assert!(!store.provision().await.unwrap().needs_backfill());
-}
+// An older table that gains byUserStatus and is then backfilled is
+// checked against moto (tests/moto.rs): DynamoDB Local (3.3.1) can leave an
+// index added with UpdateTable in CREATING for good once the server holds
+// the tables of an earlier test run.
