@@ -36,9 +36,24 @@ enum Command {
 enum ProvisionCommand {
     /// The DynamoDB table with its byUser, byStatus and byUserStatus
     /// indexes (added to an existing table that lacks one) and TTL on
-    /// expiresAt (credentials from the AWS_* variables).
+    /// expiresAt (credentials from the AWS_* variables). When byUserStatus
+    /// had to be added, older items are then given its key (a Scan of the
+    /// table and one write per such item).
     #[command(name = "dynamodb")]
-    DynamoDb(DynamoDbArgs),
+    DynamoDb(ProvisionDynamoDbArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProvisionDynamoDbArgs {
+    #[command(flatten)]
+    store: DynamoDbArgs,
+
+    /// Give items written before byUserStatus existed its key even if the
+    /// index was already there (for example after older instances kept
+    /// writing during an upgrade). Safe to repeat: a second run finds
+    /// nothing to do.
+    #[arg(long)]
+    backfill: bool,
 }
 
 #[derive(Debug, Args)]
@@ -300,8 +315,8 @@ fn check_exposure(
     Ok(())
 }
 
-async fn provision_dynamodb(args: DynamoDbArgs) -> anyhow::Result<()> {
-    let config = args.config().context("cannot configure DynamoDB")?;
+async fn provision_dynamodb(args: ProvisionDynamoDbArgs) -> anyhow::Result<()> {
+    let config = args.store.config().context("cannot configure DynamoDB")?;
     let table = config.table().to_string();
     let store = DynamoDbStore::new(config).context("cannot configure DynamoDB")?;
     let provisioned = store
@@ -321,6 +336,16 @@ async fn provision_dynamodb(args: DynamoDbArgs) -> anyhow::Result<()> {
     println!(
         "table {table} is ready ({how}{added}; indexes byUser, byStatus and byUserStatus active, TTL on expiresAt)"
     );
+    if provisioned.needs_backfill() || args.backfill {
+        let backfilled = store
+            .backfill_user_status()
+            .await
+            .with_context(|| format!("cannot backfill __userStatus__ in table {table}; it is safe to run again with --backfill"))?;
+        println!(
+            "backfilled __userStatus__ on {} older items of {table} ({} skipped: changed meanwhile or not indexable)",
+            backfilled.updated, backfilled.skipped
+        );
+    }
     Ok(())
 }
 

@@ -19,7 +19,9 @@
 //!
 //! Configuration comes from the standard AWS variables (see
 //! [`DynamoDbConfig::from_env`]); [`DynamoDbStore::provision`] creates the
-//! table, its indexes and TTL.
+//! table, its indexes and TTL, and [`DynamoDbStore::backfill_user_status`]
+//! gives older items the `byUserStatus` key (`edge-items provision
+//! dynamodb` runs it when that index was added, or with `--backfill`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +35,7 @@ use item_store::{
 use sansio::{Operation, RetryPolicy};
 use sansio_reqwest::ReqwestTransport;
 
-pub use dynamodb_protocol::{DEFAULT_TABLE, EnvError, Provisioned, TABLE_VARIABLE};
+pub use dynamodb_protocol::{Backfilled, DEFAULT_TABLE, EnvError, Provisioned, TABLE_VARIABLE};
 
 /// Why the store could not be configured.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +174,16 @@ impl DynamoDbStore {
     /// all are ACTIVE, and enables TTL on `expiresAt`. Safe to repeat.
     pub async fn provision(&self) -> StoreResult<Provisioned> {
         self.run(self.inner.protocol.provision()).await
+    }
+
+    /// Gives `__userStatus__` to the items written before the store kept
+    /// it (those with `userId` and `status` and without the key), so that
+    /// `byUserStatus` lists them: one Scan of the whole table and one
+    /// conditional UpdateItem per such item, one at a time. Safe while
+    /// serving, and idempotent. Run it once the table and its indexes are
+    /// ACTIVE (after [`DynamoDbStore::provision`]).
+    pub async fn backfill_user_status(&self) -> StoreResult<Backfilled> {
+        self.run(self.inner.protocol.backfill_user_status()).await
     }
 
     /// A write time later than any this store handed out before.

@@ -153,6 +153,20 @@ async fn the_least_privilege_policy_suffices_and_signatures_are_checked() {
     let older = moto.store(app.credentials(), "Items-older");
     let provisioned = older.provision().await.unwrap();
     assert_eq!(provisioned.added_indexes, ["byUserStatus"]);
+    // And its older items get the key with the same policy.
+    let body = serde_json::json!({"TableName": "Items-older", "Item": {
+        "itemId": {"S": "old"}, "createdAt": {"S": "2026-01-01T00:00:00.000000Z"},
+        "userId": {"S": "u"}, "status": {"S": "open"}}});
+    let r = common::raw_call(
+        &moto.endpoint,
+        "Items-older",
+        app.credentials(),
+        "PutItem",
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(older.backfill_user_status().await.unwrap().updated, 1);
 
     let created = store.create(item("a")).await.unwrap();
     assert_eq!(store.get("a").await.unwrap(), created);
@@ -204,7 +218,7 @@ async fn the_least_privilege_policy_suffices_and_signatures_are_checked() {
 }
 
 /// The actions of iam-policy.json, each of which some operation needs.
-const ACTIONS: [&str; 11] = [
+const ACTIONS: [&str; 12] = [
     "GetItem",
     "PutItem",
     "UpdateItem",
@@ -216,6 +230,7 @@ const ACTIONS: [&str; 11] = [
     "DescribeTimeToLive",
     "UpdateTimeToLive",
     "UpdateTable",
+    "Scan",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,6 +268,8 @@ async fn every_action_of_the_policy_is_needed() {
                     .await,
             ),
             "DescribeTable" | "DescribeTimeToLive" => unauthorized(store.provision().await),
+            // The backfill of __userStatus__ after adding byUserStatus.
+            "Scan" => unauthorized(store.backfill_user_status().await),
             // A table made before byUserStatus gets it with UpdateTable.
             "UpdateTable" => {
                 let table = format!("Items-{action}");

@@ -1,7 +1,8 @@
 //! The store operations as [`sansio::Operation`]s over DynamoDB calls, one
 //! file per concern: `item` (get, create, put, delete), `update` (update
 //! and increment, which share their answer), `batch`, `query`,
-//! `provision`; the helpers they share are here.
+//! `provision`, `backfill` (of `__userStatus__` on older items); the
+//! helpers they share are here.
 //!
 //! Concurrency: every write that depends on the stored state says so in a
 //! `ConditionExpression` (the item exists and is not expired, the version
@@ -24,12 +25,14 @@ use crate::attr::{self, AttributeMap, AttributeValue, EXPIRES_AT, item_from_map,
 use crate::number;
 use crate::service::Target;
 
+mod backfill;
 mod batch;
 mod item;
 mod provision;
 mod query;
 mod update;
 
+pub use backfill::{BackfillUserStatus, Backfilled};
 pub use batch::{BATCH_CHUNK, BatchWriteItems};
 pub use item::{CreateItem, DeleteItem, GetItem, PutItem};
 pub use provision::{Provision, Provisioned};

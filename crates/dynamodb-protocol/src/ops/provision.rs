@@ -4,7 +4,9 @@
 //! added with UpdateTable; DynamoDB then builds it from the items already
 //! there (backfill), and provisioning waits until it is ACTIVE, as it does
 //! for a new table. Items written before `__userStatus__` was maintained
-//! lack it, so they are in the new index only once rewritten.
+//! lack it, so they are in the new index only once rewritten or given the
+//! key by [`DynamoDb::backfill_user_status`], which the host runs after
+//! provisioning when [`Provisioned::needs_backfill`] says so.
 
 use std::time::Duration;
 
@@ -44,6 +46,16 @@ pub struct Provisioned {
     pub created_table: bool,
     /// The indexes added now to a table that lacked them.
     pub added_indexes: Vec<&'static str>,
+}
+
+impl Provisioned {
+    /// Whether `byUserStatus` was added now to an existing table, whose
+    /// older items then lack its key: run
+    /// [`DynamoDb::backfill_user_status`] (a new table has no older items).
+    pub fn needs_backfill(&self) -> bool {
+        self.added_indexes
+            .contains(&IndexName::ByUserStatus.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,6 +499,16 @@ mod tests {
                 added_indexes: vec!["byUserStatus"],
             })
         );
+        let provisioned = Provisioned {
+            created_table: false,
+            added_indexes: vec!["byUserStatus"],
+        };
+        assert!(provisioned.needs_backfill());
+        let fresh = Provisioned {
+            created_table: true,
+            added_indexes: vec![],
+        };
+        assert!(!fresh.needs_backfill());
     }
 
     #[test]
