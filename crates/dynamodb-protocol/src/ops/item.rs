@@ -6,7 +6,7 @@ use sansio::{Operation, Outgoing, Pause, Response, Step};
 use serde_json::{Value as Json, json};
 
 use super::{
-    ItemOut, expected_av, get_call, is_success, live, parse, request, send, to_json, version_of,
+    expected_av, get_call, is_success, live, read_answer, request, send, to_json, version_of,
 };
 use crate::attr::{
     self, AttributeMap, VERSION, item_from_map, item_to_map, next_version, same_map,
@@ -99,12 +99,8 @@ impl Operation for GetItem {
     }
 
     fn resume(&mut self, response: &Response) -> Step<Item> {
-        if !is_success(response) {
-            let error = ServiceError::parse(response);
-            return Step::Done(Err(error.to_store_error("GetItem", self.target.table())));
-        }
-        Step::Done(parse::<ItemOut>(response, "GetItem").and_then(|out| {
-            match live(out.item, self.now) {
+        Step::Done(read_answer(response, &self.target).and_then(|item| {
+            match live(item, self.now) {
                 Some(map) => item_from_map(&map),
                 None => Err(StoreError::NotFound),
             }
@@ -274,12 +270,8 @@ impl Operation for PutItem {
     fn resume(&mut self, response: &Response) -> Step<Self::Output> {
         let Some(pending) = self.pending.take() else {
             // The answer to the first read.
-            if !is_success(response) {
-                let error = ServiceError::parse(response);
-                return Step::Done(Err(error.to_store_error("GetItem", self.target.table())));
-            }
-            return match parse::<ItemOut>(response, "GetItem") {
-                Ok(out) => self.decide(out.item),
+            return match read_answer(response, &self.target) {
+                Ok(item) => self.decide(item),
                 Err(e) => Step::Done(Err(e)),
             };
         };

@@ -22,6 +22,7 @@ use item_model::StoreError;
 use sansio::{Outgoing, Response, Step};
 
 use crate::attr::{self, AttributeMap, AttributeValue, EXPIRES_AT, item_from_map, version_av};
+use crate::error::ServiceError;
 use crate::number;
 use crate::service::Target;
 
@@ -98,6 +99,16 @@ fn get_call(target: &Target, id: &str) -> Result<Outgoing, StoreError> {
 struct ItemOut {
     #[serde(rename = "Item")]
     item: Option<AttributeMap>,
+}
+
+/// The stored item a GetItem answer holds (`None` when absent, expired or
+/// not), or the store error the answer means.
+fn read_answer(response: &Response, target: &Target) -> Result<Option<AttributeMap>, StoreError> {
+    if !is_success(response) {
+        let error = ServiceError::parse(response);
+        return Err(error.to_store_error("GetItem", target.table()));
+    }
+    parse::<ItemOut>(response, "GetItem").map(|out| out.item)
 }
 
 #[derive(Deserialize)]

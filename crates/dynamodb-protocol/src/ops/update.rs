@@ -21,8 +21,8 @@ use serde_json::{Value as Json, json};
 
 use super::item::{MAX_PUT_ROUNDS, put_call};
 use super::{
-    AttributesOut, ItemOut, expected_av, get_call, is_success, live, parse, request, send, to_json,
-    version_of,
+    AttributesOut, expected_av, get_call, is_success, live, parse, read_answer, request, send,
+    to_json, version_of,
 };
 use crate::attr::{
     self, AttributeMap, AttributeValue, EXPIRES_AT, ITEM_ID, STATUS, UPDATED_AT, USER_ID,
@@ -435,12 +435,8 @@ impl RewriteItem {
     fn resume(&mut self, response: &Response) -> Step<Item> {
         let Some(pending) = self.pending.take() else {
             // The answer to the read.
-            if !is_success(response) {
-                let error = ServiceError::parse(response);
-                return Step::Done(Err(error.to_store_error("GetItem", self.target.table())));
-            }
-            return match parse::<ItemOut>(response, "GetItem") {
-                Ok(out) => self.decide(out.item),
+            return match read_answer(response, &self.target) {
+                Ok(item) => self.decide(item),
                 Err(e) => Step::Done(Err(e)),
             };
         };
