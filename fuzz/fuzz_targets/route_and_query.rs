@@ -10,9 +10,9 @@
 #![no_main]
 
 use api::conditional::{self, Condition};
-use api::query::{encode_component, list_query, next_link};
+use api::query::{encode_component, list_query, next_link, query_string};
 use api::router::{Method, Route, RouteError, route};
-use item_model::{Query, validate};
+use item_model::validate;
 use libfuzzer_sys::fuzz_target;
 
 /// The method as the component's HTTP edge names it.
@@ -57,25 +57,13 @@ fn check_route(method: &Method, path: &str) {
     }
 }
 
-/// The query string that asks for `query` (without its cursor), written
-/// field by field as the `next` link writes it.
-fn canonical(query: &Query) -> String {
-    let key: String = query
-        .key
-        .fields()
-        .into_iter()
-        .map(|(name, value)| format!("{name}={}&", encode_component(value)))
-        .collect();
-    format!("{key}order={}&limit={}", query.order.as_str(), query.limit)
-}
-
 fn check_query(text: &str) {
     let Ok(query) = list_query(text) else {
         return;
     };
     assert!(validate::query(&query).is_ok(), "accepted an invalid query");
     assert!((1..=api::query::MAX_LIMIT).contains(&query.limit));
-    let mut again = canonical(&query);
+    let mut again = query_string(&query);
     if let Some(cursor) = &query.cursor {
         again.push_str(&format!("&cursor={}", encode_component(cursor)));
     }

@@ -134,18 +134,23 @@ pub fn list_query_without_cursor_check(query: &str) -> Result<Query, Problem> {
     Ok(query)
 }
 
-/// The URL of the page after `query`, for the `Link` header.
-pub fn next_link(query: &Query, next_cursor: &str) -> String {
+/// The query string that asks for `query`, without its cursor: the key's
+/// fields, `order` and `limit`, each percent-encoded.
+pub fn query_string(query: &Query) -> String {
     let key: String = query
         .key
         .fields()
         .into_iter()
         .map(|(name, value)| format!("{name}={}&", encode_component(value)))
         .collect();
+    format!("{key}order={}&limit={}", query.order.as_str(), query.limit)
+}
+
+/// The URL of the page after `query`, for the `Link` header.
+pub fn next_link(query: &Query, next_cursor: &str) -> String {
     format!(
-        "</items?{key}order={}&limit={}&cursor={}>; rel=\"next\"",
-        query.order.as_str(),
-        query.limit,
+        "</items?{}&cursor={}>; rel=\"next\"",
+        query_string(query),
         encode_component(next_cursor)
     )
 }
