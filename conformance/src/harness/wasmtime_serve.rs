@@ -15,7 +15,7 @@ use super::server::{Launch, serve_options_as_env};
 
 /// The wasmtime-cli release `cargo xtask test` installs (pinned in
 /// xtask/src/tools.rs with the toolchain: the newest that builds on Rust 1.95).
-pub(super) const VERSION: &str = "48.0.8";
+pub(super) const VERSION: &str = "48.0.2";
 
 /// `--max-concurrent-requests`, as docs/deploy.md gives it.
 const MAX_CONCURRENT_REQUESTS: &str = "100";
