@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::harness::{Backend, Server, unique};
+use crate::harness::{Backend, Runtime, SPIN_ROUTE_ARG, Server, unique};
 
 fn is_timestamp(v: &Value) -> bool {
     // 2026-02-08T10:00:00.000000Z: fixed width, UTC, microseconds.
@@ -650,6 +650,74 @@ pub async fn batch_puts_and_deletes(backend: Backend) {
     s.get("/items/bad").await.assert_problem(404);
 }
 
+/// Spin can mount the app under any route; the api then routes on what
+/// follows the prefix (`spin-path-info`) and writes its URLs (`Location`,
+/// `Link`) with the prefix, so clients can follow them. The other runtimes
+/// serve it at `/`, where a client's own `spin-path-info` that disagrees
+/// with the path changes nothing.
+pub async fn mounted_under_a_route_prefix(backend: Backend) {
+    let user = unique("mounted");
+    if backend.runtime != Runtime::SpinUp {
+        let s = Server::start(backend);
+        let forged = [("spin-path-info", "/healthz")];
+        let r = s.send(Method::GET, "/items/none", None, &forged).await;
+        r.assert_problem(404);
+        let body = json!({"name": "a", "userId": user});
+        let r = s.send(Method::POST, "/items", Some(&body), &forged).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.json["id"].as_str().expect("id");
+        assert_eq!(r.header("location"), Some(format!("/items/{id}").as_str()));
+        return;
+    }
+    let s = Server::start_with(backend, &[SPIN_ROUTE_ARG, "/api/..."]);
+    let health = s.get("/api/healthz").await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.text);
+    assert_eq!(s.get("/healthz").await.status, StatusCode::NOT_FOUND);
+
+    let mut created = Vec::new();
+    for name in ["a", "b", "c"] {
+        let r = s
+            .post("/api/items", &json!({"name": name, "userId": user}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.json["id"].as_str().expect("id").to_string();
+        let location = r.header("location").expect("location").to_string();
+        assert_eq!(location, format!("/api/items/{id}"));
+        let got = s.get(&location).await;
+        assert_eq!(got.status, StatusCode::OK, "GET {location}: {}", got.text);
+        assert_eq!(got.json["name"], name);
+        created.push(id);
+    }
+    let put = s.put("/api/items/put-mounted", &json!({"name": "p"})).await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
+    assert_eq!(put.header("location"), Some("/api/items/put-mounted"));
+
+    // Follow the Link headers through the user's list, one item a page.
+    let mut next = Some(format!("/api/items?userId={user}&order=asc&limit=1"));
+    let mut seen = Vec::new();
+    while let Some(url) = next.take() {
+        assert!(
+            seen.len() <= created.len(),
+            "the pages do not end: {seen:?}"
+        );
+        let page = s.get(&url).await;
+        assert_eq!(page.status, StatusCode::OK, "GET {url}: {}", page.text);
+        for item in page.json["items"].as_array().expect("items") {
+            seen.push(item["id"].as_str().expect("id").to_string());
+        }
+        next = page.header("link").map(|link| {
+            let url = link
+                .strip_prefix('<')
+                .and_then(|l| l.split_once(">; rel=\"next\""))
+                .map(|(url, _)| url.to_string())
+                .unwrap_or_else(|| panic!("not a next link: {link}"));
+            assert!(url.starts_with("/api/items?"), "{link}");
+            url
+        });
+    }
+    assert_eq!(seen, created);
+}
+
 pub async fn openapi_and_health(backend: Backend) {
     let s = Server::start(backend);
     let r = s.get("/healthz").await;
@@ -1072,6 +1140,7 @@ macro_rules! conformance_suite {
             bad_list_requests_are_400,
             batch_puts_and_deletes,
             openapi_and_health,
+            mounted_under_a_route_prefix,
             protocol_errors,
             ids_and_numbers_round_trip,
             expired_items_are_hidden,

@@ -28,3 +28,4 @@ pub use interop::{
 };
 pub use moto::{moto_keys, moto_service_user_without};
 pub use server::Server;
+pub use spin::ROUTE_ARG as SPIN_ROUTE_ARG;

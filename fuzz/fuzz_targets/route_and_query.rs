@@ -69,7 +69,7 @@ fn check_query(text: &str) {
     }
     assert_eq!(list_query(&again).ok(), Some(query.clone()), "{again}");
     if let Some(cursor) = &query.cursor {
-        let link = next_link(&query, cursor);
+        let link = next_link("", &query, cursor);
         let url = link
             .strip_prefix("</items?")
             .and_then(|l| l.strip_suffix(">; rel=\"next\""))

@@ -69,9 +69,10 @@ fn dispatch(route: Route, request: &Request) -> Result<Response> {
     }
 }
 
-/// `/items/{id}`, with the id percent-encoded.
-fn location(id: &str) -> String {
-    format!("/items/{}", encode_component(id))
+/// `{base}/items/{id}`, with the id percent-encoded: the item's URL under
+/// the prefix the app is mounted at.
+fn location(base: &str, id: &str) -> String {
+    format!("{base}/items/{}", encode_component(id))
 }
 
 /// An item with its ETag.
@@ -140,7 +141,7 @@ fn create_item(request: &Request, caller: &Caller) -> Result<Response> {
     claim_ownership(caller, &mut new)?;
     let id = new.id.clone();
     let item = store::create(new).map_err(|e| Problem::from_store(e, Some(&id)))?;
-    Ok(item_response(201, &item).with_header("location", location(&item.id)))
+    Ok(item_response(201, &item).with_header("location", location(&request.base, &item.id)))
 }
 
 fn get_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
@@ -175,7 +176,9 @@ fn put_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
         )?,
     };
     Ok(match outcome {
-        PutOutcome::Created => item_response(201, &item).with_header("location", location(id)),
+        PutOutcome::Created => {
+            item_response(201, &item).with_header("location", location(&request.base, id))
+        }
         PutOutcome::Replaced => item_response(200, &item),
     })
 }
@@ -253,7 +256,7 @@ fn list_items(request: &Request, caller: &Caller) -> Result<Response> {
     let items: Vec<Json> = page.items.iter().map(item_to_json).collect();
     let response = Response::json(200, &json!({"items": items, "next": page.next_cursor}));
     Ok(match &page.next_cursor {
-        Some(cursor) => response.with_header("link", next_link(&query, cursor)),
+        Some(cursor) => response.with_header("link", next_link(&request.base, &query, cursor)),
         None => response,
     })
 }
@@ -506,7 +509,8 @@ mod tests {
 
     #[test]
     fn locations_are_encoded() {
-        assert_eq!(location("a b/ü"), "/items/a%20b%2F%C3%BC");
-        assert_eq!(location("item-1"), "/items/item-1");
+        assert_eq!(location("", "a b/ü"), "/items/a%20b%2F%C3%BC");
+        assert_eq!(location("", "item-1"), "/items/item-1");
+        assert_eq!(location("/api", "item-1"), "/api/items/item-1");
     }
 }

@@ -10,6 +10,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::StreamError;
 
+use crate::mount::{self, Mounted};
 use crate::problem::{Kind, Problem};
 use crate::response::Response;
 use crate::router::Method;
@@ -44,8 +45,12 @@ pub fn parse_limit(text: &str) -> Option<u64> {
 pub struct Request {
     /// The method, as the router distinguishes them.
     pub method: Method,
-    /// The path, without the query string.
+    /// The path the api routes on, without the query string and without
+    /// the prefix the app is mounted at ([`crate::mount`]).
     pub path: String,
+    /// The prefix the app is mounted at: empty, or `/a` under a Spin route
+    /// `/a/...`; URLs the api writes start with it.
+    pub base: String,
     /// The query string, without `?` (empty when absent).
     pub query: String,
     headers: Fields,
@@ -73,9 +78,15 @@ impl Request {
             None => (target, String::new()),
         };
         let headers = incoming.headers();
+        let path_info = headers
+            .get(mount::PATH_INFO_HEADER)
+            .first()
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let Mounted { base, path } = mount::mount(&path, path_info.as_deref());
         Self {
             method,
             path,
+            base,
             query,
             headers,
             incoming,

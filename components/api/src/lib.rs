@@ -6,6 +6,7 @@
 //! store. Configuration: `ITEMS_MAX_BODY_BYTES` from the environment.
 //!
 //! Where things are:
+//! - `mount`: the prefix the app is mounted at under Spin (pure)
 //! - `router`: method + path -> route (pure)
 //! - `handlers`: one function per route
 //! - `body`, `query`, `conditional`: request parsing and validation (pure)
@@ -21,6 +22,7 @@ pub mod body;
 pub mod conditional;
 pub mod handlers;
 pub mod http;
+pub mod mount;
 pub mod problem;
 pub mod query;
 pub mod response;

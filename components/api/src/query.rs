@@ -146,10 +146,11 @@ pub fn query_string(query: &Query) -> String {
     format!("{key}order={}&limit={}", query.order.as_str(), query.limit)
 }
 
-/// The URL of the page after `query`, for the `Link` header.
-pub fn next_link(query: &Query, next_cursor: &str) -> String {
+/// The URL of the page after `query`, for the `Link` header, under the
+/// prefix `base` the app is mounted at ([`crate::mount`]).
+pub fn next_link(base: &str, query: &Query, next_cursor: &str) -> String {
     format!(
-        "</items?{}&cursor={}>; rel=\"next\"",
+        "<{base}/items?{}&cursor={}>; rel=\"next\"",
         query_string(query),
         encode_component(next_cursor)
     )
@@ -230,7 +231,8 @@ mod tests {
     fn next_link_round_trips_for(q: &str) {
         let q = list_query(q).unwrap();
         let cursor = Cursor::after(&q, "2026-02-08T10:00:00.000000Z", "x").encode();
-        let link = next_link(&q, &cursor);
+        assert!(next_link("/api", &q, &cursor).starts_with("</api/items?"));
+        let link = next_link("", &q, &cursor);
         let url = link
             .strip_prefix("</items?")
             .and_then(|l| l.strip_suffix(">; rel=\"next\""))

@@ -83,17 +83,46 @@ fn check_same_api_component() {
     });
 }
 
+/// The argument that mounts the app at another route than the manifest's
+/// `/...`, e.g. `--spin-route /api/...` (only `spin up` takes it).
+pub const ROUTE_ARG: &str = "--spin-route";
+
+/// The repository's `manifest` with its trigger's route replaced, written
+/// into `dir` (with the paths of the built components made absolute, since
+/// Spin reads them relative to the manifest).
+fn rerouted_manifest(manifest: &str, route: &str, dir: &Path) -> PathBuf {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join(manifest)).expect("read the Spin manifest");
+    let default_route = "route = \"/...\"";
+    assert!(
+        text.contains(default_route),
+        "{manifest} no longer has `{default_route}`"
+    );
+    let text = text
+        .replace(default_route, &format!("route = {route:?}"))
+        .replace("\"target/", &format!("\"{}/target/", root.display()));
+    let path = dir.join(format!("rerouted-{manifest}"));
+    std::fs::write(&path, text).expect("write the rerouted manifest");
+    path
+}
+
 /// `spin up` on a free port, with its state (the SQLite database, the
 /// component logs) in `dir/spin`, and one log line per request (Spin's
 /// `spin_trigger_http` log at info level).
 pub(super) fn launch(backend: Backend, site: &Site, dir: &Path, extra_args: &[String]) -> Launch {
     check_same_api_component();
     let (manifest, variables) = manifest(backend, site);
+    let (manifest, extra_args) = match extra_args {
+        [flag, route, rest @ ..] if flag == ROUTE_ARG => {
+            (rerouted_manifest(manifest, route, dir), rest)
+        }
+        _ => (workspace_root().join(manifest), extra_args),
+    };
     let mut command = Command::new(binary());
     command
         .arg("up")
         .arg("--from")
-        .arg(workspace_root().join(manifest))
+        .arg(manifest)
         .args(["--listen", "127.0.0.1:0"])
         .arg("--state-dir")
         .arg(dir.join("spin"));
