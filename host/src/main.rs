@@ -316,7 +316,11 @@ fn check_exposure(
 }
 
 async fn provision_dynamodb(args: ProvisionDynamoDbArgs) -> anyhow::Result<()> {
-    let config = args.store.config().context("cannot configure DynamoDB")?;
+    let config = args
+        .store
+        .config()
+        .await
+        .context("cannot configure DynamoDB")?;
     let table = config.table().to_string();
     let store = DynamoDbStore::new(config).context("cannot configure DynamoDB")?;
     let provisioned = store

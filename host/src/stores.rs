@@ -98,9 +98,10 @@ pub struct DynamoDbArgs {
 }
 
 impl DynamoDbArgs {
-    /// The environment's configuration with these flags on top.
-    pub fn config(&self) -> Result<DynamoDbConfig, OpenStoreError> {
-        let mut config = DynamoDbConfig::from_env().map_err(other)?;
+    /// The environment's configuration, with credentials found as the AWS
+    /// SDKs find them, and these flags on top.
+    pub async fn config(&self) -> Result<DynamoDbConfig, OpenStoreError> {
+        let mut config = DynamoDbConfig::from_default_chain().await.map_err(other)?;
         if let Some(endpoint) = &self.endpoint {
             config = config.with_endpoint(endpoint).map_err(other)?;
         }
@@ -159,7 +160,7 @@ impl StoreArgs {
                 Arc::new(store)
             }
             StoreKind::DynamoDb => {
-                let config = self.dynamodb.config()?;
+                let config = self.dynamodb.config().await?;
                 tracing::info!(
                     table = config.table(),
                     endpoint = config.endpoint(),

@@ -184,14 +184,41 @@ impl Config {
     /// component); blank values count as unset, so that `NAME=` in a
     /// runtime's settings does not become an empty key.
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
+        let credentials = Self::credentials_from_env_with(&lookup)?
+            .ok_or(EnvError::Missing("AWS_ACCESS_KEY_ID"))?;
+        Self::from_env_with_credentials(lookup, credentials)
+    }
+
+    /// The static keys of the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`), `None` when
+    /// `AWS_ACCESS_KEY_ID` is unset, so that the native host can then
+    /// look further along the SDKs' chain (profiles, web identity,
+    /// container and instance credentials).
+    pub fn credentials_from_env_with(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Credentials>, EnvError> {
+        let get = |name: &str| blank_is_unset(lookup(name));
+        let Some(access_key) = get("AWS_ACCESS_KEY_ID") else {
+            return Ok(None);
         };
-        let access_key = get("AWS_ACCESS_KEY_ID").ok_or(EnvError::Missing("AWS_ACCESS_KEY_ID"))?;
         let secret =
             get("AWS_SECRET_ACCESS_KEY").ok_or(EnvError::Missing("AWS_SECRET_ACCESS_KEY"))?;
+        Credentials::new(access_key, secret, get("AWS_SESSION_TOKEN"))
+            .map(Some)
+            .map_err(|reason| EnvError::Invalid {
+                variable: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                reason,
+            })
+    }
+
+    /// As [`Config::from_env_with`], with credentials that came from
+    /// elsewhere: the region, endpoint and table still come from the
+    /// environment.
+    pub fn from_env_with_credentials(
+        lookup: impl Fn(&str) -> Option<String>,
+        credentials: Credentials,
+    ) -> Result<Self, EnvError> {
+        let get = |name: &str| blank_is_unset(lookup(name));
         let (region_variable, region) = match get("AWS_REGION") {
             Some(region) => ("AWS_REGION", region),
             None => (
@@ -199,13 +226,6 @@ impl Config {
                 get("AWS_DEFAULT_REGION").ok_or(EnvError::Missing("AWS_REGION"))?,
             ),
         };
-        let credentials =
-            Credentials::new(access_key, secret, get("AWS_SESSION_TOKEN")).map_err(|reason| {
-                EnvError::Invalid {
-                    variable: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-                    reason,
-                }
-            })?;
         let mut config = Self::new(&region, credentials).map_err(|reason| EnvError::Invalid {
             variable: region_variable,
             reason,
@@ -247,6 +267,21 @@ impl Config {
     pub(crate) fn credentials(&self) -> &Credentials {
         &self.credentials
     }
+
+    /// The same table and endpoint, signed with other credentials (the
+    /// native host's, refreshed before they expire).
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+}
+
+/// A variable's value trimmed, with blank counted as unset, so that `NAME=`
+/// in a runtime's settings does not become an empty key.
+fn blank_is_unset(value: Option<String>) -> Option<String> {
+    value
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 #[cfg(test)]
@@ -316,6 +351,18 @@ mod tests {
         let missing = Config::from_env_with(lookup(&[("AWS_ACCESS_KEY_ID", "a")])).unwrap_err();
         assert_eq!(missing, EnvError::Missing("AWS_SECRET_ACCESS_KEY"));
         assert!(missing.is_credentials());
+        let none = Config::from_env_with(lookup(&[("AWS_REGION", "us-east-1")])).unwrap_err();
+        assert_eq!(none, EnvError::Missing("AWS_ACCESS_KEY_ID"));
+        assert_eq!(
+            Config::credentials_from_env_with(lookup(&[("AWS_ACCESS_KEY_ID", " ")])),
+            Ok(None)
+        );
+        let given = Config::from_env_with_credentials(
+            lookup(&[("AWS_REGION", "us-east-1")]),
+            credentials(),
+        )
+        .unwrap();
+        assert_eq!(given.credentials(), &credentials());
         let no_region = Config::from_env_with(lookup(&[
             ("AWS_ACCESS_KEY_ID", "a"),
             ("AWS_SECRET_ACCESS_KEY", "s"),

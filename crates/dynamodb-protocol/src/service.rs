@@ -8,7 +8,7 @@ use item_model::StoreError;
 use sansio::{Outgoing, Protocol, Request, Response, Retry, RetryPolicy, TransportError};
 use serde_json::Value as Json;
 
-use crate::config::Config;
+use crate::config::{Config, Credentials};
 use crate::error::retry_class;
 use crate::sign::sign_headers;
 
@@ -73,6 +73,11 @@ impl DynamoDb {
     /// Where requests go and how they are signed.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The same protocol signing with `credentials`.
+    pub fn with_credentials(&self, credentials: Credentials) -> Self {
+        Self::new(self.config.clone().with_credentials(credentials))
     }
 
     pub(crate) fn target(&self) -> Target {
@@ -147,7 +152,6 @@ impl Protocol for DynamoDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Credentials;
 
     fn db() -> DynamoDb {
         let credentials =

@@ -35,6 +35,10 @@ use item_store::{
 use sansio::{Operation, RetryPolicy};
 use sansio_reqwest::ReqwestTransport;
 
+use crate::credentials::{CachedChain, CredentialSource};
+
+mod credentials;
+
 pub use dynamodb_protocol::{Backfilled, DEFAULT_TABLE, EnvError, Provisioned, TABLE_VARIABLE};
 
 /// Why the store could not be configured.
@@ -49,12 +53,21 @@ pub enum DynamoDbConfigError {
     /// reqwest could not build its client (TLS setup).
     #[error("cannot build the HTTP client for DynamoDB")]
     Client,
+    /// The default chain found no credentials (why is in the log).
+    #[error("{0}")]
+    NoCredentials(String),
+    /// No region in the environment, the profile or the instance metadata.
+    #[error(
+        "no AWS region: set AWS_REGION (or a `region` in the AWS profile in use) to use the DynamoDB store"
+    )]
+    NoRegion,
 }
 
 /// How to reach DynamoDB. `Debug` shows no credential.
 #[derive(Debug, Clone)]
 pub struct DynamoDbConfig {
     protocol: Config,
+    credentials: CredentialSource,
     connect_timeout: Duration,
     request_timeout: Duration,
     retry: RetryPolicy,
@@ -69,6 +82,7 @@ impl DynamoDbConfig {
     fn with_protocol(protocol: Config) -> Self {
         Self {
             protocol,
+            credentials: CredentialSource::Fixed,
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             retry: RETRY_POLICY,
@@ -85,6 +99,48 @@ impl DynamoDbConfig {
     pub fn from_env() -> Result<Self, DynamoDbConfigError> {
         let protocol = Config::from_env_with(|name| std::env::var(name).ok())?;
         Ok(Self::with_protocol(protocol))
+    }
+
+    /// As the AWS SDKs find credentials: the static keys of
+    /// [`DynamoDbConfig::from_env`] when `AWS_ACCESS_KEY_ID` is set, else
+    /// the SDKs' default chain (profiles, web identity, container and
+    /// instance credentials; see the `credentials` module), asked once
+    /// now, so that a service without credentials fails at start, and then
+    /// renewed before they expire. The region comes from `AWS_REGION` or
+    /// `AWS_DEFAULT_REGION`, else the profile or the instance metadata.
+    pub async fn from_default_chain() -> Result<Self, DynamoDbConfigError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        if Config::credentials_from_env_with(lookup)?.is_some() {
+            return Self::from_env();
+        }
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let region = match from_env("AWS_REGION").or_else(|| from_env("AWS_DEFAULT_REGION")) {
+            Some(region) => region,
+            None => credentials::default_region()
+                .await
+                .ok_or(DynamoDbConfigError::NoRegion)?,
+        };
+        let chain = CachedChain::new(region.trim()).await;
+        let first = chain
+            .current(std::time::SystemTime::now())
+            .await
+            .map_err(|e| match e {
+                item_store::StoreError::Unauthorized(message) => {
+                    DynamoDbConfigError::NoCredentials(message)
+                }
+                other => DynamoDbConfigError::NoCredentials(other.to_string()),
+            })?;
+        let protocol = Config::from_env_with_credentials(
+            |name| match name {
+                "AWS_REGION" => Some(region.clone()),
+                _ => lookup(name),
+            },
+            first,
+        )?;
+        Ok(Self {
+            credentials: CredentialSource::Chain(Arc::new(chain)),
+            ..Self::with_protocol(protocol)
+        })
     }
 
     /// Another endpoint, such as DynamoDB Local (`http://127.0.0.1:8000`).
@@ -132,6 +188,7 @@ pub struct DynamoDbStore {
 
 struct Inner {
     protocol: DynamoDb,
+    credentials: CredentialSource,
     transport: ReqwestTransport,
     retry: RetryPolicy,
     /// Write times from this process strictly increase: `createdAt` orders
@@ -163,6 +220,7 @@ impl DynamoDbStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 protocol: DynamoDb::new(config.protocol),
+                credentials: config.credentials,
                 transport: ReqwestTransport::new(http, config.request_timeout),
                 retry: config.retry,
                 clock: WriteClock::new(),
@@ -192,9 +250,18 @@ impl DynamoDbStore {
     }
 
     /// Drives an operation to its end (see the crate docs for retries).
+    /// Signs with the current credentials (renewed ones, from the chain).
     async fn run<O: Operation + Send>(&self, operation: O) -> StoreResult<O::Output> {
         let inner = &self.inner;
-        sansio::drive_async(&inner.protocol, inner.retry, &inner.transport, operation).await
+        match inner.credentials.current().await? {
+            None => {
+                sansio::drive_async(&inner.protocol, inner.retry, &inner.transport, operation).await
+            }
+            Some(credentials) => {
+                let protocol = inner.protocol.with_credentials(credentials);
+                sansio::drive_async(&protocol, inner.retry, &inner.transport, operation).await
+            }
+        }
     }
 }
 

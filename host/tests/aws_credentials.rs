@@ -1,0 +1,526 @@
+//! The host finds AWS credentials as the AWS SDKs do, when no static keys
+//! are set: from a profile, from web identity (moto's STS), from container
+//! credentials (ECS, EKS Pod Identity) and from the EC2 instance metadata
+//! service (IMDSv2); and it renews them before they expire.
+//!
+//! Real parts: the real `edge-items` binary, each run with its own
+//! environment, against DynamoDB Local (`EDGE_ITEMS_DYNAMODB_ENDPOINT`, as
+//! `cargo xtask test` starts it) and moto. The instance metadata and
+//! container credential endpoints are small fakes here (neither exists
+//! outside AWS), speaking the documented protocols.
+//!
+//! Which key signed is checked through DynamoDB Local, which keeps one
+//! database per access key and region: `provision` reports a table
+//! `created` under a new key and `already existed` under the key that
+//! created it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+const REGION: &str = "us-east-1";
+
+fn dynamodb_local() -> String {
+    std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").expect(
+        "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, \
+         which starts DynamoDB Local",
+    )
+}
+
+/// A name no other run uses: letters and digits only, as DynamoDB Local
+/// wants of access key ids.
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// A request a fake endpoint received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+}
+
+/// A small HTTP server answering with `answer` (and `headers` on every
+/// response), recording every request.
+struct Fake {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fake {
+    async fn start(
+        headers: &'static [(&'static str, &'static str)],
+        answer: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static,
+    ) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(answer);
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (answer, log) = (answer.clone(), log.clone());
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let seen = Seen {
+                        method: request.method().to_string(),
+                        path: request.uri().path().to_string(),
+                        headers: request
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                            })
+                            .collect(),
+                    };
+                    let (status, body) = answer(&seen);
+                    log.lock().unwrap().push(seen);
+                    async move {
+                        let mut response = Response::builder().status(status);
+                        for (name, value) in headers {
+                            response = response.header(*name, *value);
+                        }
+                        Ok::<_, std::convert::Infallible>(
+                            response.body(Full::new(Bytes::from(body))).unwrap(),
+                        )
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Fake { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Credentials as the metadata and container endpoints give them,
+/// expiring `lifetime` from now.
+fn credentials_json(access_key: &str, lifetime: Duration) -> String {
+    let expiry = SystemTime::now() + lifetime;
+    let seconds = expiry
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    serde_json::json!({
+        "Code": "Success",
+        "Type": "AWS-HMAC",
+        "AccessKeyId": access_key,
+        "SecretAccessKey": "fake-secret",
+        "Token": "fake-session-token",
+        "Expiration": rfc3339(seconds),
+        "LastUpdated": rfc3339(seconds.saturating_sub(lifetime.as_secs())),
+    })
+    .to_string()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (civil-from-days, no crate).
+fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `edge-items` with nothing of the caller's AWS setup: no AWS_* or
+/// EDGE_ITEMS_* variables, a fresh HOME (no ~/.aws), no instance metadata
+/// unless `env` turns it on; then `env`.
+fn edge_items(home: &Path, env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-items"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("AWS_") || name.starts_with("EDGE_ITEMS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// `edge-items provision dynamodb` for `table`: what it printed, checked
+/// to have succeeded.
+fn provision(home: &Path, table: &str, env: &[(&str, String)]) -> String {
+    let output: Output = edge_items(home, env)
+        .args(["provision", "dynamodb", "--dynamodb-endpoint"])
+        .arg(dynamodb_local())
+        .args(["--dynamodb-table", table])
+        .output()
+        .expect("run edge-items provision");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "provision failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// Whether `table` exists in the database of this static key (DynamoDB
+/// Local keeps one per access key and region).
+fn exists_for_key(home: &Path, table: &str, access_key: &str) -> bool {
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", access_key.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "any".to_string()),
+        ("AWS_REGION", REGION.to_string()),
+    ];
+    provision(home, table, &keys).contains("already existed")
+}
+
+/// A running `edge-items serve` on DynamoDB Local, killed when dropped.
+struct Serving {
+    base: String,
+    child: Child,
+}
+
+impl Serving {
+    fn start(home: &Path, table: &str, env: &[(&str, String)]) -> Serving {
+        let mut child = edge_items(home, env)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", "dynamodb"])
+            .args([
+                "--dynamodb-endpoint",
+                &dynamodb_local(),
+                "--dynamodb-table",
+                table,
+            ])
+            .arg("--component")
+            .arg(api_wasm())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start edge-items serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("edge-items serve did not start")
+            });
+        Serving { base, child }
+    }
+
+    /// Creates an item and reads it back, both through DynamoDB.
+    async fn round_trip(&self, id: &str) {
+        let client = reqwest::Client::new();
+        let created = client
+            .post(format!("{}/items", self.base))
+            .json(&serde_json::json!({"id": id, "name": "signed"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(created.status(), 201, "{:?}", created.text().await);
+        let got = client
+            .get(format!("{}/items/{id}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(got.status(), 200, "{:?}", got.text().await);
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn api_wasm() -> PathBuf {
+    std::env::var_os("EDGE_ITEMS_API_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/wasm32-wasip2/release/api.wasm")
+        })
+}
+
+#[test]
+fn a_profile_gives_the_keys_and_the_region() {
+    let home = tempfile::tempdir().unwrap();
+    let key = unique("AKIDPROFILE");
+    std::fs::write(
+        home.path().join("config"),
+        "[default]\nregion = eu-west-3\n\n[profile edge]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("credentials"),
+        format!("[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[edge]\naws_access_key_id = {key}\naws_secret_access_key = profile-secret\n"),
+    )
+    .unwrap();
+    let table = unique("profile");
+    let env = [
+        (
+            "AWS_CONFIG_FILE",
+            home.path().join("config").display().to_string(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials").display().to_string(),
+        ),
+        ("AWS_PROFILE", "edge".to_string()),
+    ];
+    let out = provision(home.path(), &table, &env);
+    assert!(out.contains("(created"), "{out}");
+    // The profile's key and region (us-east-1, not the default's eu-west-3)
+    // signed: the table is in that key's database, not in another's.
+    assert!(exists_for_key(home.path(), &table, &key));
+    assert!(!exists_for_key(home.path(), &table, &unique("AKIDOTHER")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_metadata_credentials_are_used_and_renewed() {
+    let key = unique("ASIAIMDS");
+    let token = "imds-session-token";
+    let answered_key = key.clone();
+    // IMDSv2 states the token's lifetime in a header of its answer.
+    let ttl = &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")];
+    let imds = Fake::start(ttl, move |seen| {
+        match (seen.method.as_str(), seen.path.as_str()) {
+            ("PUT", "/latest/api/token")
+                if seen
+                    .headers
+                    .contains_key("x-aws-ec2-metadata-token-ttl-seconds") =>
+            {
+                (200, token.to_string())
+            }
+            (_, path)
+                if seen
+                    .headers
+                    .get("x-aws-ec2-metadata-token")
+                    .map(String::as_str)
+                    != Some(token) =>
+            {
+                (401, format!("no IMDSv2 token for {path}"))
+            }
+            ("GET", "/latest/meta-data/iam/security-credentials/") => (200, "edge-role".into()),
+            ("GET", "/latest/meta-data/iam/security-credentials/edge-role") => {
+                // Short-lived, so that renewal happens within the test.
+                (200, credentials_json(&answered_key, Duration::from_secs(8)))
+            }
+            ("GET", "/latest/meta-data/placement/region") => (200, REGION.into()),
+            _ => (404, String::new()),
+        }
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let table = unique("imds");
+    let env = [
+        ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url()),
+        ("AWS_REGION", REGION.to_string()),
+    ];
+    assert!(provision(home.path(), &table, &env).contains("(created"));
+    assert!(exists_for_key(home.path(), &table, &key));
+
+    let fetches = |fake: &Fake| {
+        fake.seen()
+            .iter()
+            .filter(|s| s.path == "/latest/meta-data/iam/security-credentials/edge-role")
+            .count()
+    };
+    let serving = Serving::start(home.path(), &table, &env);
+    serving.round_trip("first").await;
+    let before = fetches(&imds);
+    // Valid for 8 s, renewed at half their life: the next request after
+    // 5 s must fetch new ones.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    serving.round_trip("second").await;
+    assert!(
+        fetches(&imds) > before,
+        "credentials were not renewed: {:?}",
+        imds.seen()
+    );
+    assert!(
+        imds.seen()
+            .iter()
+            .any(|s| s.method == "PUT" && s.path == "/latest/api/token"),
+        "IMDSv2 needs a session token first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_credentials_are_used_with_their_authorization_token() {
+    let key = unique("ASIACONTAINER");
+    let authorization = "pod-identity-token";
+    let answered_key = key.clone();
+    let endpoint = Fake::start(&[], move |seen| {
+        match (seen.path.as_str(), seen.headers.get("authorization")) {
+            ("/v1/credentials", Some(token)) if token == authorization => (
+                200,
+                credentials_json(&answered_key, Duration::from_secs(3600)),
+            ),
+            _ => (403, "{\"message\":\"bad token\"}".into()),
+        }
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let token_file = home.path().join("eks-pod-identity-token");
+    std::fs::write(&token_file, authorization).unwrap();
+    let table = unique("container");
+    let env = [
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("{}/v1/credentials", endpoint.url()),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("AWS_REGION", REGION.to_string()),
+    ];
+    assert!(provision(home.path(), &table, &env).contains("(created"));
+    assert!(exists_for_key(home.path(), &table, &key));
+    let serving = Serving::start(home.path(), &table, &env);
+    serving.round_trip("from-container").await;
+    assert!(!endpoint.seen().is_empty());
+}
+
+#[test]
+fn web_identity_tokens_are_exchanged_at_sts() {
+    let moto = Moto::start();
+    let home = tempfile::tempdir().unwrap();
+    let token_file = home.path().join("token");
+    std::fs::write(&token_file, "a-web-identity-token").unwrap();
+    let table = unique("webidentity");
+    let env = [
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/edge-items".to_string(),
+        ),
+        ("AWS_ROLE_SESSION_NAME", "edge-items-test".to_string()),
+        ("AWS_ENDPOINT_URL_STS", moto.endpoint.clone()),
+        ("AWS_REGION", REGION.to_string()),
+    ];
+    // Nothing else is configured (no keys, files or metadata), so the only
+    // way to a signed request is through moto's AssumeRoleWithWebIdentity.
+    let out = provision(home.path(), &table, &env);
+    assert!(out.contains("(created"), "{out}");
+    let log = std::fs::read_to_string(&moto.log).unwrap_or_default();
+    assert!(
+        log.contains("POST / HTTP"),
+        "moto's STS was not called:\n{log}"
+    );
+}
+
+#[test]
+fn no_credentials_anywhere_fails_at_start_with_a_clear_message() {
+    let home = tempfile::tempdir().unwrap();
+    let output = edge_items(home.path(), &[("AWS_REGION", REGION.to_string())])
+        .args(["provision", "dynamodb", "--dynamodb-endpoint"])
+        .arg(dynamodb_local())
+        .output()
+        .expect("run edge-items");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+}
+
+/// moto for STS, stopped on drop; its log records the requests.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    log: PathBuf,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let log = std::env::temp_dir().join(format!("edge-items-sts-moto-{port}.log"));
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("moto log"))
+            .spawn()
+            .expect("start moto_server (`cargo xtask test` installs it)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+#[test]
+fn timestamps_are_rfc_3339() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+}
