@@ -43,6 +43,26 @@ pub enum AuthError {
     /// Signing failed, or the token made no valid header value.
     #[error("could not sign a token with the service-account key")]
     Signing,
+    /// A credentials file of a kind not supported here (e.g.
+    /// `external_account`, workload identity federation).
+    #[error(
+        "the credentials file is neither a service_account key nor an authorized_user file (from `gcloud auth application-default login`)"
+    )]
+    UnsupportedFile,
+    /// A token request could not be built (a malformed `token_uri` or
+    /// metadata host).
+    #[error("the token endpoint or metadata server address is not a valid URL")]
+    TokenEndpoint,
+    /// The token endpoint or metadata server refused (its HTTP status).
+    #[error("the Google token endpoint or metadata server refused the request (HTTP {0})")]
+    TokenRefused(u16),
+    /// The answer was not a token.
+    #[error("the Google token endpoint or metadata server gave no access token")]
+    TokenAnswer,
+    /// A fetched access token expired before a new one came (the native
+    /// store renews them well before).
+    #[error("the Google access token expired")]
+    Expired,
 }
 
 #[derive(Deserialize)]
@@ -136,22 +156,38 @@ struct Cached {
     expires_at: i64,
 }
 
+/// Where the bearer token comes from.
+#[derive(Clone)]
+enum Source {
+    /// The emulator.
+    Emulator,
+    /// Signed here with a service-account key.
+    ServiceAccount(Box<ServiceAccountKey>),
+    /// Fetched by the caller (a refresh token's exchange, the metadata
+    /// server) and handed over with its expiry.
+    Fetched,
+}
+
 /// Where the bearer token comes from, with the current token.
 #[derive(Clone)]
 pub struct Credentials {
-    /// `None`: the emulator.
-    key: Option<Box<ServiceAccountKey>>,
+    source: Source,
     cached: Option<Cached>,
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            None => f.write_str("Credentials::Emulator"),
-            Some(key) => f
+        let token = self.cached.as_ref().map(|_| "<redacted>");
+        match &self.source {
+            Source::Emulator => f.write_str("Credentials::Emulator"),
+            Source::ServiceAccount(key) => f
                 .debug_struct("Credentials::ServiceAccount")
                 .field("key", key)
-                .field("token", &self.cached.as_ref().map(|_| "<redacted>"))
+                .field("token", &token)
+                .finish(),
+            Source::Fetched => f
+                .debug_struct("Credentials::AccessToken")
+                .field("token", &token)
                 .finish(),
         }
     }
@@ -161,7 +197,7 @@ impl Credentials {
     /// The emulator's: `Bearer owner`, which also passes its security rules.
     pub fn emulator() -> Self {
         Self {
-            key: None,
+            source: Source::Emulator,
             cached: None,
         }
     }
@@ -170,16 +206,40 @@ impl Credentials {
     /// when first needed and renewed before they expire.
     pub fn service_account(key: ServiceAccountKey) -> Self {
         Self {
-            key: Some(Box::new(key)),
+            source: Source::ServiceAccount(Box::new(key)),
             cached: None,
         }
     }
 
+    /// An access token fetched elsewhere ([`crate::adc`]), valid until
+    /// `expires_at` (Unix seconds); whoever fetched it replaces it before.
+    pub fn access_token(token: &crate::adc::AccessToken) -> Result<Self, AuthError> {
+        let mut header = HeaderValue::try_from(format!("Bearer {}", token.token))
+            .map_err(|_| AuthError::TokenAnswer)?;
+        header.set_sensitive(true);
+        Ok(Self {
+            source: Source::Fetched,
+            cached: Some(Cached {
+                header,
+                expires_at: token.expires_at,
+            }),
+        })
+    }
+
     /// The `authorization` header value at `now` (Unix seconds): the cached
-    /// token until [`REFRESH_MARGIN_SECS`] before it expires, then a new one.
+    /// token until [`REFRESH_MARGIN_SECS`] before it expires, then a new one
+    /// (a fetched token is used until it expires: renewing it is its
+    /// fetcher's job).
     pub fn authorization(&mut self, now: i64) -> Result<HeaderValue, AuthError> {
-        let Some(key) = &self.key else {
-            return Ok(HeaderValue::from_static("Bearer owner"));
+        let key = match &self.source {
+            Source::Emulator => return Ok(HeaderValue::from_static("Bearer owner")),
+            Source::Fetched => {
+                return match &self.cached {
+                    Some(cached) if now < cached.expires_at => Ok(cached.header.clone()),
+                    _ => Err(AuthError::Expired),
+                };
+            }
+            Source::ServiceAccount(key) => key,
         };
         if let Some(cached) = &self.cached
             && now < cached.expires_at - REFRESH_MARGIN_SECS

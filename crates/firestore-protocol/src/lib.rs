@@ -37,6 +37,7 @@
 //!
 //! [`StoreError`]: item_model::StoreError
 
+pub mod adc;
 pub mod auth;
 pub mod document;
 pub mod error;

@@ -43,6 +43,14 @@ impl Session {
     pub fn firestore(&self) -> &Firestore {
         &self.firestore
     }
+
+    /// Replaces the credentials, e.g. with a renewed access token.
+    pub fn replace_credentials(&self, credentials: Credentials) {
+        match self.credentials.lock() {
+            Ok(mut current) => *current = credentials,
+            Err(poisoned) => *poisoned.into_inner() = credentials,
+        }
+    }
 }
 
 impl Protocol for Session {
