@@ -10,7 +10,8 @@
 //!                              (e.g. `-p conformance --test embedded`)
 //! cargo xtask lint             cargo fmt --check, clippy -D warnings (native and wasm),
 //!                              Spectral on the OpenAPI document, cfn-lint on the
-//!                              CloudFormation template (each installed into target/tools)
+//!                              CloudFormation template (each installed into target/tools),
+//!                              the Spin manifests and SpinApp against their schemas
 //! cargo xtask fuzz [SECONDS]   run every cargo-fuzz target of fuzz/ for SECONDS each
 //!                              (default 60; `cargo xtask fuzz 600` for a long run)
 //! cargo xtask tools            install the test tools into target/tools (`test` does it
@@ -247,9 +248,13 @@ fn lint(root: &Path) -> Result<ExitCode> {
             check(&mut phases, "cfn-lint", &mut || {
                 run_ok(Command::new(&tools.cfn_lint).args(CFN_TEMPLATES))
             });
+            // The Spin manifests and deploy/spinapp.yaml against their schemas.
+            check(&mut phases, "manifest schemas", &mut || {
+                run_ok(Command::new(&tools.python).arg(root.join("xtask/validate_manifests.py")))
+            });
         }
         Err(e) => {
-            eprintln!("xtask: Spectral and cfn-lint did not run: {e:#}");
+            eprintln!("xtask: Spectral, cfn-lint and the manifest schemas did not run: {e:#}");
             failed.push("lint tool installs");
         }
     }

