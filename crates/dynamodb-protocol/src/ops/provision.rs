@@ -557,3 +557,140 @@ mod tests {
         );
     }
 }
+
+/// deploy/aws/items-table.yaml, the CloudFormation template for users who
+/// create the table themselves, must make the table this code provisions
+/// and grant what crates/store-dynamodb/iam-policy.json (the policy the
+/// moto tests enforce, shown in docs/aws.md) grants at run time.
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+    use crate::ops::test_support::*;
+
+    const TEMPLATE: &str = "../../deploy/aws/items-table.yaml";
+    const POLICY: &str = "../store-dynamodb/iam-policy.json";
+    const DOCS: &str = "../../docs/aws.md";
+
+    fn read(relative: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The template's resources as JSON (CloudFormation's `!Ref`-style
+    /// tags become one-key maps such as `{"!GetAtt": "ItemsTable.Arn"}`).
+    fn resources() -> Json {
+        let yaml: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&read(TEMPLATE)).expect("the template is YAML");
+        serde_json::to_value(&yaml["Resources"]).expect("YAML as JSON")
+    }
+
+    /// The CreateTable request and the UpdateTimeToLive specification
+    /// provisioning sends for a missing table.
+    fn provisioned() -> (Json, Json) {
+        let mut p = db().provision();
+        p.start();
+        let create = body(&p.resume(&error(
+            "ResourceNotFoundException",
+            "Requested resource not found",
+        )));
+        p.resume(&ok(json!({"TableDescription": {}})));
+        let index = |name: &str, key: &str| {
+            json!({"IndexName": name, "IndexStatus": "ACTIVE",
+                   "KeySchema": [{"AttributeName": key, "KeyType": "HASH"},
+                                 {"AttributeName": "createdAt", "KeyType": "RANGE"}]})
+        };
+        p.resume(&ok(json!({"Table": {"TableStatus": "ACTIVE",
+            "KeySchema": [{"AttributeName": "itemId", "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [index("byUser", "userId"), index("byStatus", "status"),
+                                       index("byUserStatus", "__userStatus__")]}})));
+        let ttl = body(&p.resume(&ok(
+            json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}),
+        )));
+        (create, ttl["TimeToLiveSpecification"].clone())
+    }
+
+    fn sorted(list: &Json) -> Vec<String> {
+        let mut all: Vec<String> = list
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(Json::to_string)
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn the_template_makes_the_table_provisioning_makes() {
+        let resources = resources();
+        let table = &resources["ItemsTable"];
+        assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+        let properties = &table["Properties"];
+        let (create, ttl) = provisioned();
+        for same in ["KeySchema", "GlobalSecondaryIndexes", "BillingMode"] {
+            assert_eq!(properties[same], create[same], "{same}");
+        }
+        assert_eq!(
+            sorted(&properties["AttributeDefinitions"]),
+            sorted(&create["AttributeDefinitions"])
+        );
+        assert_eq!(properties["TimeToLiveSpecification"], ttl);
+        // What provisioning leaves to the operator, and the template sets.
+        assert_eq!(table["DeletionPolicy"], "Retain");
+        assert_eq!(table["UpdateReplacePolicy"], "Retain");
+        assert_eq!(properties["DeletionProtectionEnabled"], true);
+        assert_eq!(
+            properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true
+        );
+    }
+
+    #[test]
+    fn the_template_policy_is_the_run_time_statement_of_iam_policy_json() {
+        let policy: Json = serde_json::from_str(&read(POLICY)).expect("iam-policy.json");
+        let run_time = policy["Statement"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["Sid"] == "ItemStore"))
+            .expect("an ItemStore statement");
+        let resources = resources();
+        let managed = &resources["ItemStorePolicy"];
+        assert_eq!(managed["Type"], "AWS::IAM::ManagedPolicy");
+        let statements = &managed["Properties"]["PolicyDocument"]["Statement"];
+        assert_eq!(
+            statements.as_array().map(Vec::len),
+            Some(1),
+            "one statement"
+        );
+        let statement = &statements[0];
+        assert_eq!(statement["Sid"], "ItemStore");
+        assert_eq!(statement["Effect"], "Allow");
+        assert_eq!(sorted(&statement["Action"]), sorted(&run_time["Action"]));
+        // iam-policy.json's table/Items and table/Items/index/*, for the
+        // stack's table.
+        assert_eq!(
+            statement["Resource"],
+            json!([{"!GetAtt": "ItemsTable.Arn"}, {"!Sub": "${ItemsTable.Arn}/index/*"}])
+        );
+        assert_eq!(
+            run_time["Resource"],
+            json!([
+                "arn:aws:dynamodb:*:*:table/Items",
+                "arn:aws:dynamodb:*:*:table/Items/index/*"
+            ])
+        );
+    }
+
+    #[test]
+    fn docs_aws_md_shows_iam_policy_json_verbatim() {
+        let docs = read(DOCS);
+        let start = docs
+            .find("`crates/store-dynamodb/iam-policy.json`, verbatim:")
+            .expect("docs/aws.md introduces the policy");
+        let block = &docs[start..];
+        let open = block.find("```json\n").expect("a json block") + "```json\n".len();
+        let close = open + block[open..].find("```").expect("the block's end");
+        let shown: Json = serde_json::from_str(&block[open..close]).expect("the block is JSON");
+        let policy: Json = serde_json::from_str(&read(POLICY)).expect("iam-policy.json");
+        assert_eq!(shown, policy);
+    }
+}
