@@ -178,7 +178,7 @@ impl StoreArgs {
                 }
                 let config = builder.build().map_err(other)?;
                 tracing::info!("using Firestore");
-                Arc::new(FirestoreStore::new(config).map_err(other)?)
+                Arc::new(FirestoreStore::connect(config).await.map_err(other)?)
             }
             StoreKind::None => {
                 tracing::info!("no native store: the component brings its own");

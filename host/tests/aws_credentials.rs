@@ -14,19 +14,12 @@
 //! `created` under a new key and `already existed` under the key that
 //! created it.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use fake_endpoint::FakeEndpoint;
 
 const REGION: &str = "us-east-1";
 
@@ -45,80 +38,6 @@ fn unique(prefix: &str) -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("{prefix}{}x{nanos}", std::process::id())
-}
-
-/// A request a fake endpoint received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-}
-
-/// A small HTTP server answering with `answer` (and `headers` on every
-/// response), recording every request.
-struct Fake {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Fake {
-    async fn start(
-        headers: &'static [(&'static str, &'static str)],
-        answer: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static,
-    ) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let answer = Arc::new(answer);
-        let log = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (answer, log) = (answer.clone(), log.clone());
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let seen = Seen {
-                        method: request.method().to_string(),
-                        path: request.uri().path().to_string(),
-                        headers: request
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
-                            })
-                            .collect(),
-                    };
-                    let (status, body) = answer(&seen);
-                    log.lock().unwrap().push(seen);
-                    async move {
-                        let mut response = Response::builder().status(status);
-                        for (name, value) in headers {
-                            response = response.header(*name, *value);
-                        }
-                        Ok::<_, std::convert::Infallible>(
-                            response.body(Full::new(Bytes::from(body))).unwrap(),
-                        )
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Fake { addr, seen }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
 }
 
 /// Credentials as the metadata and container endpoints give them,
@@ -332,7 +251,7 @@ async fn instance_metadata_credentials_are_used_and_renewed() {
     let answered_key = key.clone();
     // IMDSv2 states the token's lifetime in a header of its answer.
     let ttl = &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")];
-    let imds = Fake::start(ttl, move |seen| {
+    let imds = FakeEndpoint::start(ttl, move |seen| {
         match (seen.method.as_str(), seen.path.as_str()) {
             ("PUT", "/latest/api/token")
                 if seen
@@ -370,12 +289,8 @@ async fn instance_metadata_credentials_are_used_and_renewed() {
     assert!(provision(home.path(), &table, &env).contains("(created"));
     assert!(exists_for_key(home.path(), &table, &key));
 
-    let fetches = |fake: &Fake| {
-        fake.seen()
-            .iter()
-            .filter(|s| s.path == "/latest/meta-data/iam/security-credentials/edge-role")
-            .count()
-    };
+    let fetches =
+        |fake: &FakeEndpoint| fake.count("/latest/meta-data/iam/security-credentials/edge-role");
     let serving = Serving::start(home.path(), &table, &env);
     serving.round_trip("first").await;
     let before = fetches(&imds);
@@ -401,7 +316,7 @@ async fn container_credentials_are_used_with_their_authorization_token() {
     let key = unique("ASIACONTAINER");
     let authorization = "pod-identity-token";
     let answered_key = key.clone();
-    let endpoint = Fake::start(&[], move |seen| {
+    let endpoint = FakeEndpoint::start(&[], move |seen| {
         match (seen.path.as_str(), seen.headers.get("authorization")) {
             ("/v1/credentials", Some(token)) if token == authorization => (
                 200,

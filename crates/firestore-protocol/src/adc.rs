@@ -40,7 +40,7 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug)]
 pub enum AdcFile {
     /// A service-account key: signs its own tokens.
-    ServiceAccount(ServiceAccountKey),
+    ServiceAccount(Box<ServiceAccountKey>),
     /// A user's refresh token: exchanged for access tokens.
     AuthorizedUser(AuthorizedUser),
 }
@@ -57,7 +57,7 @@ impl AdcFile {
         match kind.kind.as_deref() {
             Some("authorized_user") => AuthorizedUser::from_json(text).map(Self::AuthorizedUser),
             Some("service_account") | None => {
-                ServiceAccountKey::from_json(text).map(Self::ServiceAccount)
+                ServiceAccountKey::from_json(text).map(|key| Self::ServiceAccount(Box::new(key)))
             }
             Some(_) => Err(AuthError::UnsupportedFile),
         }

@@ -18,6 +18,7 @@
 //!   repeated after such a failure.
 
 mod config;
+mod tokens;
 
 use std::time::Duration;
 
@@ -32,10 +33,15 @@ use sansio_reqwest::ReqwestTransport;
 
 pub use config::*;
 
+use crate::tokens::{Fetch, TokenFetcher};
+
 /// The Firestore store. Cheap to share behind an `Arc`; one instance keeps
 /// one connection pool and one cached token.
 pub struct FirestoreStore {
     session: Session,
+    /// For credentials whose tokens are fetched (a user's, the metadata
+    /// server's); service-account keys sign their own in the session.
+    tokens: Option<TokenFetcher>,
     transport: ReqwestTransport,
     retry: RetryPolicy,
     /// Write times from this process strictly increase: `createdAt` orders
@@ -55,11 +61,19 @@ impl FirestoreStore {
     /// Sets up the HTTP client; connects to nothing yet, so a wrong
     /// endpoint shows on the first call.
     pub fn new(config: FirestoreConfig) -> Result<Self, ConfigError> {
-        let (base_url, credentials) = match config.endpoint {
-            Endpoint::Emulator { base_url } => (base_url, Credentials::emulator()),
+        let (base_url, credentials, fetch) = match config.endpoint {
+            Endpoint::Emulator { base_url } => (base_url, Credentials::emulator(), None),
             Endpoint::ServiceAccount { base_url, key } => {
-                (base_url, Credentials::service_account(*key))
+                (base_url, Credentials::service_account(*key), None)
             }
+            Endpoint::AuthorizedUser { base_url, user } => {
+                (base_url, tokens::no_token_yet(), Some(Fetch::User(user)))
+            }
+            Endpoint::MetadataServer { base_url, host } => (
+                base_url,
+                tokens::no_token_yet(),
+                Some(Fetch::Metadata(host)),
+            ),
         };
         let firestore = Firestore::new(
             &base_url,
@@ -80,8 +94,13 @@ impl FirestoreStore {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
+        let token_http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .map_err(|e| ConfigError::Http(e.to_string()))?;
         Ok(Self {
             session: Session::new(firestore, credentials),
+            tokens: fetch.map(|fetch| TokenFetcher::new(fetch, token_http)),
             transport: ReqwestTransport::new(http, config.request_timeout),
             retry: config.retry,
             clock: WriteClock::new(),
@@ -93,6 +112,31 @@ impl FirestoreStore {
         Self::new(FirestoreConfig::from_env()?)
     }
 
+    /// As [`FirestoreStore::new`], then gets the first token now, so that
+    /// a service without usable credentials fails at start; on the
+    /// metadata server, also reads the project when none was given.
+    pub async fn connect(mut config: FirestoreConfig) -> Result<Self, ConfigError> {
+        if config.project_id.is_empty()
+            && let Endpoint::MetadataServer { host, .. } = &config.endpoint
+        {
+            let http = reqwest::Client::new();
+            let probe = TokenFetcher::new(Fetch::Metadata(host.clone()), http);
+            config.project_id = probe
+                .project_id()
+                .await
+                .map_err(|e| ConfigError::Token(e.to_string()))?
+                .ok_or(ConfigError::NoProject)?;
+        }
+        let store = Self::new(config)?;
+        if let Some(tokens) = &store.tokens {
+            tokens
+                .ensure_fresh(&store.session)
+                .await
+                .map_err(|e| ConfigError::Token(e.to_string()))?;
+        }
+        Ok(store)
+    }
+
     /// The collection this store reads and writes.
     pub fn firestore(&self) -> &Firestore {
         self.session.firestore()
@@ -100,6 +144,9 @@ impl FirestoreStore {
 
     /// Drives an operation to its result (see the crate docs for retries).
     async fn run<O: Operation + Send>(&self, op: O) -> StoreResult<O::Output> {
+        if let Some(tokens) = &self.tokens {
+            tokens.ensure_fresh(&self.session).await?;
+        }
         sansio::drive_async(&self.session, self.retry, &self.transport, op).await
     }
 

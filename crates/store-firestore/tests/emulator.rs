@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake_endpoint::FakeEndpoint;
 use firestore_protocol::ServiceAccountKey;
 use item_store::{
     Attribute, BatchPut, BatchWrite, IndexKey, Item, ItemPatch, ItemStore, NewItem, Order,
@@ -1046,4 +1047,139 @@ async fn service_account_tokens_and_permission_errors() {
             "{result:?}"
         );
     }
+}
+
+/// A bearer token the emulator reads as coming from `email` (it decodes
+/// tokens without checking them), so that its rules can tell whose token
+/// reached it.
+fn token_for(email: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    service_account(email)
+        .self_signed_jwt(firestore_protocol::auth::FIRESTORE_AUDIENCE, now)
+        .unwrap()
+}
+
+const METADATA_TOKEN: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+
+/// On Google Cloud: the metadata server's token (it insists on
+/// `Metadata-Flavor: Google`) and project, renewed at half a short life.
+/// The metadata server is a fake (it exists only on Google Cloud); the
+/// emulator's rules admit only requests carrying its token.
+#[tokio::test]
+async fn metadata_server_tokens_and_project_are_fetched_and_renewed() {
+    let env = env();
+    let account = "vm@test-project.iam.gserviceaccount.com";
+    env.rules(&format!("request.auth.uid == '{account}'")).await;
+    let token = token_for(account);
+    let project = env.project.clone();
+    let metadata = FakeEndpoint::start(&[("metadata-flavor", "Google")], move |seen| {
+        if seen.headers.get("metadata-flavor").map(String::as_str) != Some("Google") {
+            return (403, "Missing Metadata-Flavor:Google header".into());
+        }
+        match seen.path.as_str() {
+            METADATA_TOKEN => (
+                200,
+                json!({"access_token": token, "expires_in": 8, "token_type": "Bearer"}).to_string(),
+            ),
+            "/computeMetadata/v1/project/project-id" => (200, project.clone()),
+            _ => (404, String::new()),
+        }
+    })
+    .await;
+    let config = FirestoreConfig::builder()
+        .metadata_server(metadata.host())
+        .base_url(base_url())
+        .build()
+        .unwrap();
+    let store = FirestoreStore::connect(config).await.unwrap();
+    let created = store.create(item("on-gce", vec![])).await.unwrap();
+    assert_eq!(store.get("on-gce").await.unwrap(), created);
+    // The project came from the metadata server: the item is in it.
+    assert_eq!(env.store.get("on-gce").await.unwrap(), created);
+
+    let before = metadata.count(METADATA_TOKEN);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    store.get("on-gce").await.unwrap();
+    assert!(
+        metadata.count(METADATA_TOKEN) > before,
+        "the token was not renewed: {:?}",
+        metadata.seen()
+    );
+}
+
+/// Off Google Cloud without credentials: the store fails at start, saying
+/// what to set.
+#[tokio::test]
+async fn no_metadata_server_fails_at_connect_with_advice() {
+    let metadata = FakeEndpoint::start(&[], |_| (404, "not here".into())).await;
+    let config = FirestoreConfig::builder()
+        .metadata_server(metadata.host())
+        .project_id("p")
+        .base_url(base_url())
+        .build()
+        .unwrap();
+    let error = FirestoreStore::connect(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no Google credentials") && error.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{error}"
+    );
+}
+
+/// gcloud's application default credentials (`authorized_user`): the
+/// refresh token is exchanged at the file's token endpoint (a fake; the
+/// emulator has none) and the access token reaches Firestore.
+#[tokio::test]
+async fn user_credentials_are_exchanged_for_access_tokens() {
+    let env = env();
+    let user = "dev@example.com";
+    env.rules(&format!("request.auth.uid == '{user}'")).await;
+    let token = token_for(user);
+    let endpoint = FakeEndpoint::start(&[], move |seen| {
+        let form = &seen.body;
+        let grant = seen.method == "POST"
+            && form.contains("grant_type=refresh_token")
+            && form.contains("client_id=the-client")
+            && form.contains("client_secret=the-secret")
+            && form.contains("refresh_token=1%2F%2Fthe-refresh-token");
+        if grant {
+            (
+                200,
+                json!({"access_token": token, "expires_in": 3599}).to_string(),
+            )
+        } else {
+            (400, json!({"error": "invalid_grant"}).to_string())
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("application_default_credentials.json");
+    std::fs::write(
+        &file,
+        json!({
+            "type": "authorized_user",
+            "client_id": "the-client",
+            "client_secret": "the-secret",
+            "refresh_token": "1//the-refresh-token",
+            "token_uri": format!("{}/token", endpoint.url()),
+            "quota_project_id": env.project,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = FirestoreConfig::builder()
+        .service_account_key_file(&file)
+        .base_url(base_url())
+        .build()
+        .unwrap();
+    assert_eq!(config.project_id, env.project);
+    let store = FirestoreStore::connect(config).await.unwrap();
+    let created = store.create(item("from-gcloud", vec![])).await.unwrap();
+    assert_eq!(env.store.get("from-gcloud").await.unwrap(), created);
+    assert_eq!(endpoint.count("/token"), 1, "one token for both requests");
 }
