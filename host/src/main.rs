@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use host::limits::{Limits, parse_duration, parse_size, parse_timeout};
 use host::runtime::{Runtime, RuntimeConfig};
 use host::server::{Server, shutdown_signal};
-use host::stores::{DynamoDbArgs, StoreArgs};
+use host::stores::{DynamoDbArgs, FirestoreArgs, StoreArgs};
 use store_dynamodb::DynamoDbStore;
+use store_firestore::FirestoreStore;
 use tracing_subscriber::EnvFilter;
 
 /// Serves the edge-items HTTP API from its WebAssembly component.
@@ -41,6 +42,18 @@ enum ProvisionCommand {
     /// table and one write per such item).
     #[command(name = "dynamodb")]
     DynamoDb(ProvisionDynamoDbArgs),
+    /// The Firestore composite indexes of firestore.indexes.json (created
+    /// where missing, then awaited until READY) and the TTL policy on
+    /// expiresAt, through the Firestore Admin API, with the same
+    /// credentials as serving. Not for the emulator, which needs neither.
+    #[command(name = "firestore")]
+    Firestore(ProvisionFirestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProvisionFirestoreArgs {
+    #[command(flatten)]
+    store: FirestoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +264,9 @@ fn main() -> anyhow::Result<()> {
         Command::Provision(ProvisionCommand::DynamoDb(args)) => {
             runtime.block_on(provision_dynamodb(args))
         }
+        Command::Provision(ProvisionCommand::Firestore(args)) => {
+            runtime.block_on(provision_firestore(args))
+        }
     }
 }
 
@@ -312,6 +328,36 @@ fn check_exposure(
              --allow-anonymous if another layer authenticates callers"
         );
     }
+    Ok(())
+}
+
+async fn provision_firestore(args: ProvisionFirestoreArgs) -> anyhow::Result<()> {
+    let config = args.store.config().context("cannot configure Firestore")?;
+    if matches!(config.endpoint, store_firestore::Endpoint::Emulator { .. }) {
+        anyhow::bail!(
+            "FIRESTORE_EMULATOR_HOST is set: the emulator needs no indexes or TTL policy, and does not implement the Admin API"
+        );
+    }
+    let store = FirestoreStore::connect(config)
+        .await
+        .context("cannot configure Firestore")?;
+    let collection = store.firestore().collection().to_string();
+    let done = store
+        .provision()
+        .await
+        .with_context(|| format!("cannot provision collection group {collection}"))?;
+    let ttl = if done.ttl_requested {
+        format!(
+            "TTL on expiresAt requested ({}; it becomes ACTIVE in the background)",
+            done.ttl_state
+        )
+    } else {
+        format!("TTL on expiresAt {}", done.ttl_state)
+    };
+    println!(
+        "collection group {collection} is ready ({} indexes created, {} already there, all READY; {ttl})",
+        done.created_indexes, done.existing_indexes
+    );
     Ok(())
 }
 

@@ -126,6 +126,21 @@ pub struct FirestoreArgs {
     pub collection: Option<String>,
 }
 
+impl FirestoreArgs {
+    /// The environment's configuration (Application Default Credentials)
+    /// with these flags on top.
+    pub fn config(&self) -> Result<FirestoreConfig, OpenStoreError> {
+        let mut builder = FirestoreConfig::builder_from_env();
+        if let Some(project) = &self.project {
+            builder = builder.project_id(project);
+        }
+        if let Some(collection) = &self.collection {
+            builder = builder.collection(collection);
+        }
+        builder.build().map_err(other)
+    }
+}
+
 /// Why the chosen store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenStoreError {
@@ -169,14 +184,7 @@ impl StoreArgs {
                 Arc::new(DynamoDbStore::new(config).map_err(other)?)
             }
             StoreKind::Firestore => {
-                let mut builder = FirestoreConfig::builder_from_env();
-                if let Some(project) = &self.firestore.project {
-                    builder = builder.project_id(project);
-                }
-                if let Some(collection) = &self.firestore.collection {
-                    builder = builder.collection(collection);
-                }
-                let config = builder.build().map_err(other)?;
+                let config = self.firestore.config()?;
                 tracing::info!("using Firestore");
                 Arc::new(FirestoreStore::connect(config).await.map_err(other)?)
             }

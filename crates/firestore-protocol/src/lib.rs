@@ -44,6 +44,7 @@ pub mod error;
 mod instant;
 mod names;
 mod ops;
+pub mod provision;
 mod query;
 mod session;
 pub mod value;

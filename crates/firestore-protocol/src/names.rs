@@ -158,6 +158,20 @@ impl Firestore {
         )
     }
 
+    /// The Admin API's URL of the collection group (its `indexes` and
+    /// `fields`), for provisioning.
+    pub(crate) fn admin_url(&self) -> String {
+        let database = self
+            .inner
+            .documents_url
+            .strip_suffix("/documents")
+            .unwrap_or(&self.inner.documents_url);
+        format!(
+            "{database}/collectionGroups/{}",
+            encode(&self.inner.collection)
+        )
+    }
+
     /// The URL of a method on the documents root (`commit`, `runQuery`).
     pub(crate) fn method_url(&self, method: &str) -> String {
         format!("{}:{method}", self.inner.documents_url)

@@ -137,6 +137,14 @@ impl FirestoreStore {
         Ok(store)
     }
 
+    /// Creates the missing composite indexes, waits until all are READY,
+    /// and makes sure `expiresAt` has a TTL policy (see
+    /// `firestore_protocol::provision`). Safe to repeat.
+    pub async fn provision(&self) -> StoreResult<firestore_protocol::provision::Provisioned> {
+        let operation = self.firestore().provision()?;
+        self.run(operation).await
+    }
+
     /// The collection this store reads and writes.
     pub fn firestore(&self) -> &Firestore {
         self.session.firestore()
