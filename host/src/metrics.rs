@@ -128,6 +128,14 @@ impl Metrics {
             "Compiled-component cache lookups at start-up, by result (hit or miss)",
             cache.clone(),
         );
+        // Every reason and result from zero, so a rate() never misses a
+        // series that has not happened yet.
+        for reason in ["instances", "memory", "connections"] {
+            rejected.get_or_create(&RejectLabels { reason });
+        }
+        for result in ["hit", "miss"] {
+            cache.get_or_create(&CacheLabels { result });
+        }
         Self {
             registry,
             requests,
@@ -331,6 +339,8 @@ mod tests {
             r#"edge_items_admission_rejected_total{reason="memory"} 1"#,
             r#"edge_items_component_cache_total{result="hit"} 1"#,
             "edge_items_instances_in_use 1",
+            r#"edge_items_admission_rejected_total{reason="connections"} 0"#,
+            r#"edge_items_component_cache_total{result="miss"} 0"#,
             "# EOF",
         ] {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");
