@@ -131,10 +131,10 @@ impl Metrics {
         // Every reason and result from zero, so a rate() never misses a
         // series that has not happened yet.
         for reason in ["instances", "memory", "connections"] {
-            rejected.get_or_create(&RejectLabels { reason });
+            drop(rejected.get_or_create(&RejectLabels { reason }));
         }
         for result in ["hit", "miss"] {
-            cache.get_or_create(&CacheLabels { result });
+            drop(cache.get_or_create(&CacheLabels { result }));
         }
         Self {
             registry,
