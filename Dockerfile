@@ -31,6 +31,10 @@ ENV EDGE_ITEMS_COMPONENT=/opt/edge-items/api.wasm \
     ITEMS_AUTH=jwt
 USER edge-items
 EXPOSE 8080
+# Ready when /readyz answers 200, i.e. the store answers a read. The image
+# has no curl: `edge-items probe` GETs the URL and exits 0 on 2xx only.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["edge-items", "probe", "--timeout", "3s", "http://127.0.0.1:8080/readyz"]
 # SIGTERM (docker stop) lets requests in flight finish, then exits 0.
 ENTRYPOINT ["edge-items"]
 CMD ["serve", "--listen", "0.0.0.0:8080"]

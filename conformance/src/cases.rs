@@ -736,6 +736,7 @@ pub async fn openapi_and_health(backend: Backend) {
         ("/items/{id}/likes", &["post"][..]),
         ("/items:batch", &["post"][..]),
         ("/healthz", &["get"][..]),
+        ("/readyz", &["get"][..]),
         ("/openapi.json", &["get"][..]),
     ] {
         for method in methods {
@@ -746,6 +747,49 @@ pub async fn openapi_and_health(backend: Backend) {
         }
     }
     assert!(doc["components"]["schemas"]["Item"].is_object());
+}
+
+/// `/readyz` reads the store; every answer carries `X-Request-Id` (the
+/// client's when sane, else a new one), and a problem names it in
+/// `instance`: the api component's rule, so on every runtime.
+pub async fn readiness_and_request_ids(backend: Backend) {
+    let s = Server::start(backend);
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json, json!({"status": "ready"}));
+    assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    let r = s.send(Method::HEAD, "/readyz", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let id = format!("conformance-{}", unique("req"));
+    let r = s
+        .send(
+            Method::GET,
+            "/items/no-such-item",
+            None,
+            &[("x-request-id", &id)],
+        )
+        .await;
+    r.assert_problem(404);
+    assert_eq!(r.header("x-request-id"), Some(id.as_str()));
+    assert_eq!(
+        r.json["instance"],
+        format!("urn:edge-items:request:{id}"),
+        "{}",
+        r.text
+    );
+
+    // Not sane (a space, too long): replaced, and the body agrees.
+    for bad in ["two words".to_string(), "z".repeat(129)] {
+        let r = s
+            .send(Method::GET, "/nowhere", None, &[("x-request-id", &bad)])
+            .await;
+        r.assert_problem(404);
+        let got = r.header("x-request-id").expect("an id").to_string();
+        assert_ne!(got, bad);
+        assert!(!got.is_empty() && got.len() <= 128, "{got}");
+        assert_eq!(r.json["instance"], format!("urn:edge-items:request:{got}"));
+    }
 }
 
 pub async fn protocol_errors(backend: Backend) {
@@ -1141,6 +1185,7 @@ macro_rules! conformance_suite {
             batch_puts_and_deletes,
             openapi_and_health,
             mounted_under_a_route_prefix,
+            readiness_and_request_ids,
             protocol_errors,
             ids_and_numbers_round_trip,
             expired_items_are_hidden,

@@ -11,12 +11,16 @@
 //!   [`admission`] (memory budget, connections per client), [`body`]
 //!   (request bodies read ahead), [`write_deadline`], [`authority`] (Host),
 //!   [`problem`] (the server's own answers).
+//! - [`metrics`]: Prometheus metrics and the admin listener that serves them.
+//! - request ids: checked or made per request (`item_model::request_id`),
+//!   sent to the component, logged in the request's span, and returned.
 
 pub mod admission;
 pub mod authority;
 pub mod body;
 pub mod cache;
 pub mod limits;
+pub mod metrics;
 pub mod problem;
 pub mod runtime;
 pub mod server;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use host::limits::{Limits, parse_duration, parse_size, parse_timeout};
+use host::metrics::Metrics;
 use host::runtime::{Runtime, RuntimeConfig};
 use host::server::{Server, shutdown_signal};
 use host::stores::{DynamoDbArgs, FirestoreArgs, StoreArgs};
@@ -19,8 +20,29 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "edge-items", version)]
 struct Cli {
+    /// How log lines on stderr are written: `text` for people, `json` (one
+    /// object per line, with the request's span and its `request_id`) for
+    /// log pipelines. RUST_LOG picks what is logged.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGE_ITEMS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// The formats of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// tracing's human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +53,24 @@ enum Command {
     /// until it is ready. Safe to run again.
     #[command(subcommand)]
     Provision(ProvisionCommand),
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a health check
+    /// for images without curl (the Dockerfile's HEALTHCHECK).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    /// The URL to GET (`http://` only), e.g. http://127.0.0.1:8080/readyz.
+    url: String,
+
+    /// How long connecting and the answer may take together.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "3s",
+        value_parser = parse_timeout
+    )]
+    timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +122,12 @@ struct ServeArgs {
 
     #[command(flatten)]
     store: StoreArgs,
+
+    /// Where to serve Prometheus metrics (`GET /metrics`), apart from the
+    /// API; off unless given. Keep it private: it tells how the service is
+    /// used.
+    #[arg(long, env = "EDGE_ITEMS_ADMIN_LISTEN", value_name = "ADDR")]
+    admin_listen: Option<String>,
 
     /// Largest request body the API accepts, in bytes (larger ones get 413).
     #[arg(
@@ -247,14 +293,8 @@ impl ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -267,7 +307,83 @@ fn main() -> anyhow::Result<()> {
         Command::Provision(ProvisionCommand::Firestore(args)) => {
             runtime.block_on(provision_firestore(args))
         }
+        Command::Probe(args) => runtime.block_on(probe(&args.url, args.timeout)),
     }
+}
+
+/// What is logged without RUST_LOG: our own info lines; only warnings
+/// from aws-config, whose info lines describe each credential provider
+/// (key ids included) at every renewal.
+const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_runtime=warn,aws_smithy_runtime=warn";
+
+/// Logs to stderr in `format`, filtered by RUST_LOG (default
+/// [`DEFAULT_LOG_FILTER`]).
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// `edge-items probe`: one GET over plain HTTP/1.1, Ok on 2xx.
+async fn probe(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("`{url}` is not a URL"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "`{url}`: only http:// URLs can be probed"
+    );
+    let authority = uri
+        .authority()
+        .with_context(|| format!("`{url}` names no host"))?
+        .clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((authority.host(), port))
+            .await
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nhost: {authority}\r\nuser-agent: edge-items-probe\r\nconnection: close\r\n\r\n"
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        // The status line is all we need.
+        while !head.contains(&b'\n') && head.len() < 4096 {
+            let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        anyhow::Ok(head)
+    };
+    let head = tokio::time::timeout(timeout, exchange)
+        .await
+        .with_context(|| format!("{url}: no answer within {timeout:?}"))??;
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    let status = probe_status(line).with_context(|| format!("{url}: not an HTTP answer"))?;
+    anyhow::ensure!((200..300).contains(&status), "{url}: {line}");
+    Ok(())
+}
+
+/// The status code of an HTTP/1.x status line.
+fn probe_status(line: &str) -> Option<u16> {
+    let mut parts = line.split_ascii_whitespace();
+    parts.next().filter(|v| v.starts_with("HTTP/1."))?;
+    parts.next()?.parse().ok()
 }
 
 /// The api component's authentication settings (jwt-auth), passed on from
@@ -409,8 +525,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .open()
         .await
         .context("cannot open the item store")?;
+    let admin = match &args.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
     let env = guest_env(&args.env, |name| std::env::var(name).ok())?;
     check_exposure(server.local_addr()?, &env, args.allow_anonymous)?;
+    let metrics = Arc::new(Metrics::new());
     let config = RuntimeConfig {
         component: args.component.clone(),
         cache_dir: Some(args.cache_dir()),
@@ -418,6 +543,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         env,
         max_instances: args.limits.max_instances,
         queue_timeout: args.limits.queue_timeout,
+        instances_in_use: metrics.instances_in_use(),
     };
     let limits = args.limits();
     tracing::info!(
@@ -434,13 +560,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(&config, store))
         .await
         .context("the start-up task failed")??;
+    metrics.component_cache(runtime.origin());
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     let addr = server.local_addr()?;
     let mut stdout = std::io::stdout().lock();
+    if let Some(admin) = admin {
+        let admin_addr = admin.local_addr()?;
+        // Ends with the process; it holds no request state.
+        tokio::spawn(host::metrics::serve_admin(
+            admin,
+            metrics.clone(),
+            std::future::pending(),
+        ));
+        writeln!(stdout, "admin listening on http://{admin_addr}")?;
+    }
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
     drop(stdout);
     let grace = Duration::from_secs(args.shutdown_grace);
+    let server = server.with_metrics(metrics);
     if !server.run(Arc::new(runtime), limits, shutdown, grace).await {
         tracing::warn!("exiting with requests unfinished");
     }
@@ -502,6 +640,26 @@ mod tests {
         assert_eq!(args.max_body_bytes, 10);
         assert_eq!(args.component, PathBuf::from("api.wasm"));
         assert_eq!(args.cache_dir(), PathBuf::from("c"));
+    }
+
+    #[test]
+    fn log_format_and_probe_arguments() {
+        if std::env::var_os("EDGE_ITEMS_LOG_FORMAT").is_none() {
+            let cli = Cli::try_parse_from(["edge-items", "serve"]).unwrap();
+            assert_eq!(cli.log_format, LogFormat::Text);
+        }
+        let cli = Cli::try_parse_from(["edge-items", "serve", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["edge-items", "serve", "--log-format", "xml"]).is_err());
+        let cli =
+            Cli::try_parse_from(["edge-items", "probe", "http://127.0.0.1:1/readyz"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Probe(ProbeArgs { timeout, .. }) if timeout == Duration::from_secs(3))
+        );
+        assert_eq!(probe_status("HTTP/1.1 204 No Content"), Some(204));
+        assert_eq!(probe_status("HTTP/1.0 503"), Some(503));
+        assert_eq!(probe_status("SSH-2.0-OpenSSH"), None);
+        assert_eq!(probe_status(""), None);
     }
 
     #[test]

@@ -136,14 +136,16 @@ impl Problem {
         }
     }
 
-    /// The `application/problem+json` response, with `Retry-After` and
-    /// `Connection: close` as asked.
-    pub fn into_response(self) -> Response<ResponseBody> {
+    /// The `application/problem+json` response to request `request_id`
+    /// (its `instance`, as the component writes it), with `Retry-After`
+    /// and `Connection: close` as asked.
+    pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
         let body = json!({
             "type": format!("{TYPE_PREFIX}{}", self.slug),
             "title": self.title,
             "status": self.status.as_u16(),
             "detail": self.detail,
+            "instance": item_model::request_id::instance(request_id),
         });
         let mut response = Response::new(full_body(body.to_string()));
         *response.status_mut() = self.status;
@@ -166,9 +168,15 @@ impl Problem {
 }
 
 /// The 500 answer when the component fails; its cause goes to the log only.
-pub fn internal_error() -> Response<ResponseBody> {
-    let body = r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"the request could not be handled; see the server log"}"#;
-    let mut response = Response::new(full_body(body));
+pub fn internal_error(request_id: &str) -> Response<ResponseBody> {
+    let body = json!({
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "the request could not be handled; see the server log",
+        "instance": item_model::request_id::instance(request_id),
+    });
+    let mut response = Response::new(full_body(body.to_string()));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -192,7 +200,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn parts(problem: Problem) -> (StatusCode, http::HeaderMap, serde_json::Value) {
-        let response = problem.into_response();
+        let response = problem.into_response("test-id");
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -222,6 +230,7 @@ mod tests {
         assert_eq!(headers["connection"], "close");
 
         let (status, _, body) = parts(Problem::missing_host()).await;
+        assert_eq!(body["instance"], "urn:edge-items:request:test-id");
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["type"], "urn:edge-items:problem:missing-host");
 

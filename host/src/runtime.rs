@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use item_store::ItemStore;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -51,7 +53,7 @@ pub struct RuntimeConfig {
     pub component: PathBuf,
     /// Where compiled components are cached; `None` compiles every start.
     pub cache_dir: Option<PathBuf>,
-    /// The request body limit the guest enforces (`ITEMS_MAX_BODY_BYTES`).
+    /// The request body limit the guest enforces (`EDGE_ITEMS_MAX_BODY_BYTES`).
     pub max_body_bytes: u64,
     /// More environment for the guest (`--env`), e.g. an adapter's settings.
     pub env: Vec<(String, String)>,
@@ -59,6 +61,8 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// How long a request may wait for a free instance.
     pub queue_timeout: Duration,
+    /// Moved as instances start and end (a metric).
+    pub instances_in_use: Gauge,
 }
 
 /// Why the runtime could not start.
@@ -131,6 +135,8 @@ pub struct Runtime {
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
     pooling: bool,
+    origin: Origin,
+    instances_in_use: Gauge,
 }
 
 /// The engine configuration, without the allocation strategy.
@@ -219,7 +225,7 @@ impl Runtime {
             pre,
             store,
             env: [(
-                "ITEMS_MAX_BODY_BYTES".to_string(),
+                "EDGE_ITEMS_MAX_BODY_BYTES".to_string(),
                 config.max_body_bytes.to_string(),
             )]
             .into_iter()
@@ -228,7 +234,14 @@ impl Runtime {
             slots: Arc::new(Semaphore::new(max_instances as usize)),
             queue_timeout: config.queue_timeout,
             pooling,
+            origin,
+            instances_in_use: config.instances_in_use.clone(),
         })
+    }
+
+    /// Whether the compiled component came from the cache.
+    pub fn origin(&self) -> Origin {
+        self.origin
     }
 
     /// Whether instances come from the pooling allocator.
@@ -308,24 +321,29 @@ impl Runtime {
             .new_response_outparam(sender)
             .map_err(HandleError::Failed)?;
         let pre = self.pre.clone();
-        let task = tokio::task::spawn(async move {
-            let _slot = slot;
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, out)
-                    .await
-            };
-            let outcome = tokio::time::timeout_at(deadlines.finish_by, run).await;
-            if outcome.is_err() {
-                tracing::warn!(
-                    "a request's instance was still running at its deadline; stopped it"
-                );
+        let in_use = InUse::new(&self.instances_in_use);
+        let task = tokio::task::spawn(
+            async move {
+                let _slot = slot;
+                let _in_use = in_use;
+                let run = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, request, out)
+                        .await
+                };
+                let outcome = tokio::time::timeout_at(deadlines.finish_by, run).await;
+                if outcome.is_err() {
+                    tracing::warn!(
+                        "a request's instance was still running at its deadline; stopped it"
+                    );
+                }
+                // Dropping the store (here) frees the instance and its slot.
+                outcome.unwrap_or_else(|_| Err(wasmtime::format_err!("stopped at the deadline")))
             }
-            // Dropping the store (here) frees the instance and its slot.
-            outcome.unwrap_or_else(|_| Err(wasmtime::format_err!("stopped at the deadline")))
-        });
+            .instrument(tracing::Span::current()),
+        );
         // Until the response head, the task belongs to this future.
         let mut task = StopOnDrop::new(task);
         match receiver.await {
@@ -349,6 +367,22 @@ impl Runtime {
                 ))
             }
         }
+    }
+}
+
+/// One instance counted in the gauge while this lives.
+struct InUse(Gauge);
+
+impl InUse {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

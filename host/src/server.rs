@@ -2,7 +2,8 @@
 //! keeps them alive, reads each request's body ahead under its deadline
 //! and within the memory budget, hands the request to a [`Handler`] under
 //! the request deadline, writes the response under the write deadline,
-//! logs one line per request, and shuts down gracefully (stop accepting,
+//! logs one line per request (every line of a request in a span that
+//! carries its request id), counts it in the metrics, and shuts down gracefully (stop accepting,
 //! let requests in flight finish within a grace period).
 //!
 //! It knows nothing of wasm: it serves any [`Handler`], which keeps it
@@ -23,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admission::{
@@ -32,6 +34,7 @@ use crate::admission::{
 use crate::authority::{self, HostError, RequestAuthority};
 use crate::body::{ReadAhead, RequestBody, body_size, read_ahead};
 use crate::limits::Limits;
+use crate::metrics::{Metrics, Rejection};
 use crate::problem::{Problem, internal_error};
 use crate::write_deadline::{DeadlineIo, TimedBody, WriteDeadline};
 
@@ -96,6 +99,7 @@ pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
 /// A bound listener, ready to serve.
 pub struct Server {
     listener: TcpListener,
+    metrics: Arc<Metrics>,
 }
 
 /// What every connection's requests share.
@@ -103,6 +107,7 @@ struct Shared<H> {
     handler: Arc<H>,
     limits: Limits,
     memory: MemoryBudget,
+    metrics: Arc<Metrics>,
 }
 
 /// What one connection's requests share.
@@ -118,7 +123,15 @@ impl Server {
     pub async fn bind(addr: &str) -> std::io::Result<Self> {
         Ok(Self {
             listener: TcpListener::bind(addr).await?,
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts requests in `metrics` (by default in a registry of its own
+    /// that nothing serves).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The address actually bound.
@@ -150,6 +163,7 @@ impl Server {
             handler,
             memory: MemoryBudget::new(limits.memory_budget),
             limits,
+            metrics: self.metrics.clone(),
         });
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
@@ -170,7 +184,10 @@ impl Server {
             let _ = stream.set_nodelay(true);
             match clients.try_open(peer.ip()) {
                 Ok(client) => serve_connection(&http, &graceful, &shared, stream, peer, client),
-                Err(refused) => refuse_connection(&refusing, stream, peer, refused),
+                Err(refused) => {
+                    shared.metrics.rejected(Rejection::Connections);
+                    refuse_connection(&refusing, stream, peer, refused);
+                }
             }
         }
         drop(self.listener);
@@ -240,8 +257,11 @@ fn refuse_connection(
         tracing::debug!(%peer, "connection refused: its client is at its connection limit");
     }
     let max = refused.max;
-    let service = hyper::service::service_fn(move |_request| async move {
-        Ok::<_, Infallible>(Problem::too_many_connections(max).into_response())
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| async move {
+        let request_id = request_id(&request);
+        let mut response = Problem::too_many_connections(max).into_response(&request_id);
+        set_request_id(response.headers_mut(), &request_id);
+        Ok::<_, Infallible>(response)
     });
     let connection = http.serve_connection(TokioIo::new(stream), service);
     tokio::spawn(async move {
@@ -249,24 +269,67 @@ fn refuse_connection(
     });
 }
 
+/// The request's id: its `X-Request-Id` when sane, else a new one
+/// (`item_model::request_id`, the rule the component applies too).
+fn request_id<B>(request: &Request<B>) -> String {
+    item_model::request_id::accept_or_new(
+        request
+            .headers()
+            .get(item_model::request_id::HEADER)
+            .map(http::HeaderValue::as_bytes),
+        rand::random,
+    )
+}
+
+/// Puts the request id in `X-Request-Id`, replacing any other value.
+fn set_request_id(headers: &mut http::HeaderMap, request_id: &str) {
+    // A valid id is visible ASCII, so always a valid header value.
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
+        headers.insert(item_model::request_id::HEADER, value);
+    }
+}
+
 /// Handles one request and writes its log line (never bodies, never the
-/// query string, which may carry cursors).
+/// query string, which may carry cursors). The request id is checked or
+/// made here and given to the component in `X-Request-Id`, so that its
+/// answer, the response header and every log line of the request (the
+/// `request` span's `request_id`) agree.
 async fn respond<H: Handler>(
     shared: &Shared<H>,
     connection: &Connection,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
+    let request_id = request_id(&request);
+    set_request_id(request.headers_mut(), &request_id);
+    let span = tracing::info_span!("request", request_id = %request_id);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let (response, charge) = answer(shared, connection, request, started, &method, &path).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let (mut response, charge) = answer(
+        shared,
+        connection,
+        request,
+        started,
+        &method,
+        &path,
+        &request_id,
+    )
+    .instrument(span.clone())
+    .await;
+    set_request_id(response.headers_mut(), &request_id);
+    let latency = started.elapsed();
+    shared
+        .metrics
+        .request(&method, &path, response.status(), latency);
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
     let deadline = connection.write_deadline.clone();
     deadline.arm(Instant::now() + shared.limits.write_timeout);
     response.map(|body| TimedBody::new(body, deadline, charge).boxed_unsync())
@@ -281,6 +344,7 @@ async fn answer<H: Handler>(
     started: Instant,
     method: &Method,
     path: &str,
+    request_id: &str,
 ) -> (Response<ResponseBody>, Option<MemoryCharge>) {
     let limits = &shared.limits;
     let (mut parts, body) = request.into_parts();
@@ -291,7 +355,7 @@ async fn answer<H: Handler>(
                 Some(uri) => parts.uri = uri,
                 None => {
                     let problem = Problem::invalid_host("this request target needs a Host header");
-                    return (problem.into_response(), None);
+                    return (problem.into_response(request_id), None);
                 }
             }
         }
@@ -301,7 +365,7 @@ async fn answer<H: Handler>(
                 HostError::Missing => Problem::missing_host(),
                 other => Problem::invalid_host(&other.to_string()),
             };
-            return (problem.into_response(), None);
+            return (problem.into_response(request_id), None);
         }
     }
 
@@ -313,8 +377,9 @@ async fn answer<H: Handler>(
         Ok(charge) => charge,
         Err(full) => {
             tracing::debug!(%method, path, wanted = full.wanted, "request refused: memory budget");
+            shared.metrics.rejected(Rejection::Memory);
             return (
-                Problem::no_memory(size != BodySize::Empty).into_response(),
+                Problem::no_memory(size != BodySize::Empty).into_response(request_id),
                 None,
             );
         }
@@ -331,7 +396,10 @@ async fn answer<H: Handler>(
             match tokio::time::timeout_at(started + body_timeout, read).await {
                 Ok(read) => read.into_request_body(),
                 Err(_) => {
-                    return (Problem::body_timeout(body_timeout).into_response(), None);
+                    return (
+                        Problem::body_timeout(body_timeout).into_response(request_id),
+                        None,
+                    );
                 }
             }
         }
@@ -347,16 +415,17 @@ async fn answer<H: Handler>(
     match tokio::time::timeout_at(respond_by, handled).await {
         Ok(Ok(response)) => (response, Some(charge)),
         Ok(Err(HandleError::NoInstance(waited))) => {
-            (Problem::no_instance(waited).into_response(), None)
+            shared.metrics.rejected(Rejection::Instances);
+            (Problem::no_instance(waited).into_response(request_id), None)
         }
         Ok(Err(HandleError::Failed(e))) => {
             tracing::error!(%method, path, error = %format!("{e:#}"), "request failed");
-            (internal_error(), None)
+            (internal_error(request_id), None)
         }
         Err(_) => {
             tracing::warn!(%method, path, "no response within the request timeout; request stopped");
             (
-                Problem::request_timeout(request_timeout).into_response(),
+                Problem::request_timeout(request_timeout).into_response(request_id),
                 None,
             )
         }
@@ -417,6 +486,8 @@ mod tests {
     struct Native {
         hang_dropped: Arc<AtomicBool>,
         endless_dropped: Arc<AtomicBool>,
+        /// The `X-Request-Id` of the last request handled.
+        last_id: std::sync::Mutex<Option<String>>,
     }
 
     impl Handler for Native {
@@ -425,6 +496,11 @@ mod tests {
             request: Request<RequestBody>,
             _deadlines: Deadlines,
         ) -> Result<Response<ResponseBody>, HandleError> {
+            *self.last_id.lock().unwrap() = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let text = |text: String| Ok(Response::new(full_body(text)));
             match request.uri().path() {
                 "/slow" => {
@@ -720,6 +796,39 @@ mod tests {
         .await;
         assert_problem(&answer, 503, "server-busy");
         assert!(answer.contains("retry-after: 1\r\n"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn own_answers_carry_the_request_id_kept_or_replaced() {
+        let server = start().await;
+        let answer = raw(
+            server.addr,
+            b"GET /busy HTTP/1.1\r\nhost: t\r\nx-request-id: client-42\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.contains("x-request-id: client-42\r\n"), "{answer}");
+        assert!(
+            answer.contains("\"instance\":\"urn:edge-items:request:client-42\""),
+            "{answer}"
+        );
+        // Too long: replaced by a generated UUID.
+        let long = "x".repeat(129);
+        let answer = raw(
+            server.addr,
+            format!(
+                "GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: {long}\r\nconnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(!answer.contains(&long), "{answer}");
+        let id = answer
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .expect("an id");
+        assert_eq!(id.len(), 36, "{id}");
+        // The handler saw the same id the client got.
+        assert_eq!(server.native.last_id.lock().unwrap().as_deref(), Some(id));
     }
 
     #[tokio::test]

@@ -24,8 +24,34 @@ const CONDITIONAL_ATTEMPTS: usize = 3;
 
 type Result<T> = std::result::Result<T, Problem>;
 
-/// Answers one request.
+/// Answers one request, echoing its request id (the client's `X-Request-Id`
+/// when sane, else a new one) in `X-Request-Id` and in any problem's
+/// `instance`. Our host has already checked or made the id by the same
+/// rule (`item_model::request_id`), so under it the id is the host's.
 pub fn handle(request: &Request) -> Response {
+    let request_id = item_model::request_id::accept_or_new(
+        request
+            .header(item_model::request_id::HEADER)
+            .as_deref()
+            .map(str::as_bytes),
+        random_16,
+    );
+    answer(request, &request_id).with_header(item_model::request_id::HEADER, request_id)
+}
+
+/// 16 bytes from wasi:random.
+fn random_16() -> [u8; 16] {
+    let mut array = [0u8; 16];
+    for (slot, byte) in array
+        .iter_mut()
+        .zip(wasip2::random::random::get_random_bytes(16))
+    {
+        *slot = byte;
+    }
+    array
+}
+
+fn answer(request: &Request, request_id: &str) -> Response {
     let outcome = match router::route(&request.method, &request.path) {
         Ok(route) => dispatch(route, request),
         Err(RouteError::NotFound) => Err(Problem::new(
@@ -38,7 +64,7 @@ pub fn handle(request: &Request) -> Response {
         Err(RouteError::MethodNotAllowed(allow)) => Err(Problem::method_not_allowed(allow)),
         Err(RouteError::BadId(message)) => Err(Problem::new(Kind::InvalidId, message)),
     };
-    outcome.unwrap_or_else(Problem::into_response)
+    outcome.unwrap_or_else(|problem| problem.for_request(request_id).into_response())
 }
 
 fn dispatch(route: Route, request: &Request) -> Result<Response> {
@@ -53,6 +79,7 @@ fn dispatch(route: Route, request: &Request) -> Result<Response> {
             });
         }
         Route::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
+        Route::Ready => return ready(),
         Route::Options(allow) => return Ok(Response::empty(204).with_header("allow", allow)),
         _ => auth::caller(request)?,
     };
@@ -65,7 +92,39 @@ fn dispatch(route: Route, request: &Request) -> Result<Response> {
         Route::PatchItem(id) => patch_item(request, &caller, &id),
         Route::DeleteItem(id) => delete_item(request, &caller, &id),
         Route::LikeItem(id) => like_item(request, &caller, &id),
-        Route::OpenApi | Route::Health | Route::Options(_) => unreachable!("answered above"),
+        Route::OpenApi | Route::Health | Route::Ready | Route::Options(_) => {
+            unreachable!("answered above")
+        }
+    }
+}
+
+/// An id no client is expected to use, read by `/readyz`: whatever the
+/// store answers about it (found or not) shows it is reachable.
+const READINESS_PROBE_ID: &str = "edge-items-readyz-probe";
+
+/// `GET /readyz`: 200 when a cheap read of the store is answered, 503 with
+/// Retry-After when it fails (the cause goes to the log only). Open like
+/// `/healthz`: it says nothing about any item.
+fn ready() -> Result<Response> {
+    match store::get(READINESS_PROBE_ID) {
+        Ok(_) | Err(StoreError::NotFound) => Ok(Response::json(200, &json!({"status": "ready"}))),
+        Err(error) => Err(not_ready(&error)),
+    }
+}
+
+/// The 503 of a failed readiness read.
+fn not_ready(error: &StoreError) -> Problem {
+    eprintln!("api: not ready: the store failed a read: {error}");
+    let retry_after = match error {
+        StoreError::Throttled(millis) => millis.div_ceil(1000).max(1),
+        _ => 1,
+    };
+    Problem {
+        retry_after: Some(retry_after),
+        ..Problem::new(
+            Kind::BackendUnavailable,
+            "the storage backend did not answer a read; not ready for traffic, retry later",
+        )
     }
 }
 
@@ -505,6 +564,20 @@ mod tests {
         let id = uuid_v4([0; 16]);
         assert_eq!(id, "00000000-0000-4000-8000-000000000000");
         assert!(item_model::validate::id(&id).is_ok());
+    }
+
+    #[test]
+    fn not_ready_is_503_with_retry_after() {
+        let response = not_ready(&StoreError::Unavailable("down at 10.0.0.7".into()))
+            .for_request("r1")
+            .into_response();
+        assert_eq!(response.status, 503);
+        assert_eq!(response.header("retry-after"), Some("1"));
+        let body: Json = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["instance"], "urn:edge-items:request:r1");
+        assert!(!body["detail"].as_str().unwrap().contains("10.0.0.7"));
+        let throttled = not_ready(&StoreError::Throttled(2500)).into_response();
+        assert_eq!(throttled.header("retry-after"), Some("3"));
     }
 
     #[test]

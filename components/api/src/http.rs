@@ -15,8 +15,13 @@ use crate::problem::{Kind, Problem};
 use crate::response::Response;
 use crate::router::Method;
 
-/// Default for `ITEMS_MAX_BODY_BYTES`: 1 MiB.
+/// Default for `EDGE_ITEMS_MAX_BODY_BYTES`: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// The body limit's setting, the same name as our host's flag.
+pub const MAX_BODY_BYTES: &str = "EDGE_ITEMS_MAX_BODY_BYTES";
+/// Its former name, still read when the new one is unset.
+pub const DEPRECATED_MAX_BODY_BYTES: &str = "ITEMS_MAX_BODY_BYTES";
 
 /// Most bytes asked of the stream per read.
 const READ_CHUNK: u64 = 64 * 1024;
@@ -25,14 +30,27 @@ const READ_CHUNK: u64 = 64 * 1024;
 /// An unparsable value falls back to the default, with a note on stderr,
 /// rather than failing every request.
 pub fn max_body_bytes() -> u64 {
-    match std::env::var("ITEMS_MAX_BODY_BYTES") {
-        Err(_) => DEFAULT_MAX_BODY_BYTES,
-        Ok(text) => parse_limit(&text).unwrap_or_else(|| {
-            eprintln!(
-                "ITEMS_MAX_BODY_BYTES={text:?} is not a whole number of bytes; using {DEFAULT_MAX_BODY_BYTES}"
-            );
-            DEFAULT_MAX_BODY_BYTES
-        }),
+    let (name, value) = body_limit_setting(|name| std::env::var(name).ok());
+    let Some(text) = value else {
+        return DEFAULT_MAX_BODY_BYTES;
+    };
+    if name == DEPRECATED_MAX_BODY_BYTES {
+        eprintln!("api: {DEPRECATED_MAX_BODY_BYTES} is deprecated; set {MAX_BODY_BYTES} instead");
+    }
+    parse_limit(&text).unwrap_or_else(|| {
+        eprintln!("{name}={text:?} is not a whole number of bytes; using {DEFAULT_MAX_BODY_BYTES}");
+        DEFAULT_MAX_BODY_BYTES
+    })
+}
+
+/// Which setting holds the body limit, and its value: the new name first,
+/// then the deprecated one.
+pub fn body_limit_setting(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> (&'static str, Option<String>) {
+    match lookup(MAX_BODY_BYTES) {
+        Some(value) => (MAX_BODY_BYTES, Some(value)),
+        None => (DEPRECATED_MAX_BODY_BYTES, lookup(DEPRECATED_MAX_BODY_BYTES)),
     }
 }
 
@@ -206,4 +224,28 @@ pub fn send(response: Response, out: ResponseOutparam, head: bool) {
         drop(stream);
     }
     let _ = OutgoingBody::finish(body, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_name_wins_and_the_old_one_still_works() {
+        let both = |name: &str| match name {
+            MAX_BODY_BYTES => Some("10".to_string()),
+            DEPRECATED_MAX_BODY_BYTES => Some("20".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            body_limit_setting(both),
+            (MAX_BODY_BYTES, Some("10".into()))
+        );
+        let old = |name: &str| (name == DEPRECATED_MAX_BODY_BYTES).then(|| "20".to_string());
+        assert_eq!(
+            body_limit_setting(old),
+            (DEPRECATED_MAX_BODY_BYTES, Some("20".into()))
+        );
+        assert_eq!(body_limit_setting(|_| None).1, None);
+    }
 }

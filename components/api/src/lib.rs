@@ -3,7 +3,9 @@
 //! It exports `wasi:http/incoming-handler` and imports only
 //! `edge-items:store/store` (plus plain WASI), so the same `.wasm` runs under
 //! `wasmtime serve`, Spin and our own host; whoever runs it supplies the
-//! store. Configuration: `ITEMS_MAX_BODY_BYTES` from the environment.
+//! store. Configuration: `EDGE_ITEMS_MAX_BODY_BYTES` (formerly
+//! `ITEMS_MAX_BODY_BYTES`) and the `ITEMS_AUTH` / `ITEMS_JWT_*` settings from the
+//! environment (docs/configuration.md).
 //!
 //! Where things are:
 //! - `mount`: the prefix the app is mounted at under Spin (pure)

@@ -169,6 +169,9 @@ pub struct Problem {
     pub retry_after: Option<u32>,
     /// `WWW-Authenticate` for 401 and 403 (RFC 6750 3).
     pub www_authenticate: Option<String>,
+    /// `instance`: the request, as `item_model::request_id::instance`
+    /// writes it, so a client can quote it and an operator find its logs.
+    pub instance: Option<String>,
 }
 
 impl Problem {
@@ -180,7 +183,14 @@ impl Problem {
             allow: None,
             retry_after: None,
             www_authenticate: None,
+            instance: None,
         }
+    }
+
+    /// The same problem naming request `request_id` as its `instance`.
+    pub fn for_request(mut self, request_id: &str) -> Self {
+        self.instance = Some(item_model::request_id::instance(request_id));
+        self
     }
 
     /// The same problem with a `WWW-Authenticate` challenge.
@@ -293,12 +303,15 @@ impl Problem {
     /// The `application/problem+json` response, with its extra headers.
     pub fn into_response(self) -> Response {
         let status = self.kind.status();
-        let body = json!({
+        let mut body = json!({
             "type": self.kind.type_uri(),
             "title": self.kind.title(),
             "status": status,
             "detail": self.detail,
         });
+        if let Some(instance) = self.instance {
+            body["instance"] = instance.into();
+        }
         let mut response = Response::json_as(status, "application/problem+json", &body);
         if let Some(allow) = self.allow {
             response = response.with_header("allow", allow);
@@ -334,6 +347,14 @@ mod tests {
         assert_eq!(json["type"], "urn:edge-items:problem:method-not-allowed");
         assert_eq!(json["status"], 405);
         assert!(json["title"].is_string() && json["detail"].is_string());
+    }
+
+    #[test]
+    fn instance_names_the_request() {
+        let plain = body(&Problem::not_found("a").into_response());
+        assert!(plain.get("instance").is_none());
+        let named = body(&Problem::not_found("a").for_request("r 1").into_response());
+        assert_eq!(named["instance"], "urn:edge-items:request:r%201");
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub enum Route {
     OpenApi,
     /// `GET /healthz`.
     Health,
+    /// `GET /readyz`: one cheap read of the store.
+    Ready,
     /// `OPTIONS` on a known path: its `Allow` value.
     Options(&'static str),
 }
@@ -96,6 +98,10 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         path: "/healthz",
+        methods: &["GET"],
+    },
+    RouteSpec {
+        path: "/readyz",
         methods: &["GET"],
     },
 ];
@@ -148,6 +154,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["healthz"] => (
             "GET, HEAD, OPTIONS",
             matches!(method, Method::Get).then_some(Route::Health),
+        ),
+        ["readyz"] => (
+            "GET, HEAD, OPTIONS",
+            matches!(method, Method::Get).then_some(Route::Ready),
         ),
         _ => return Err(RouteError::NotFound),
     };
@@ -210,6 +220,8 @@ mod tests {
         );
         assert_eq!(route(&Method::Get, "/openapi.json"), Ok(Route::OpenApi));
         assert_eq!(route(&Method::Get, "/healthz"), Ok(Route::Health));
+        assert_eq!(route(&Method::Get, "/readyz"), Ok(Route::Ready));
+        assert_eq!(route(&Method::Head, "/readyz"), Ok(Route::Ready));
     }
 
     #[test]

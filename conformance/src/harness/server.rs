@@ -222,7 +222,7 @@ pub(super) fn serve_options_as_env(runtime: Runtime, extra_args: &[String]) -> V
     let mut args = extra_args.iter();
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
-            ("--max-body-bytes", Some(n)) => env.push(format!("ITEMS_MAX_BODY_BYTES={n}")),
+            ("--max-body-bytes", Some(n)) => env.push(format!("EDGE_ITEMS_MAX_BODY_BYTES={n}")),
             ("--env", Some(setting)) => env.push(setting.clone()),
             _ => panic!("no {runtime:?} equivalent for host arguments {extra_args:?}"),
         }

@@ -14,6 +14,7 @@ mod cursor;
 mod error;
 pub mod json;
 mod page;
+pub mod request_id;
 mod timestamp;
 mod types;
 pub mod validate;
