@@ -520,9 +520,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics = Arc::new(Metrics::new());
     let store = args
         .store
-        .open()
+        .open(&metrics)
         .await
         .context("cannot open the item store")?;
     let admin = match &args.admin_listen {
@@ -535,7 +536,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let env = guest_env(&args.env, |name| std::env::var(name).ok())?;
     check_exposure(server.local_addr()?, &env, args.allow_anonymous)?;
-    let metrics = Arc::new(Metrics::new());
     let config = RuntimeConfig {
         component: args.component.clone(),
         cache_dir: Some(args.cache_dir()),

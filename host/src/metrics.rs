@@ -21,6 +21,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use sansio::{Attempt, Observer, Retry};
+
 use crate::cache::Origin;
 
 /// The content type of [`Metrics::encode`]'s text.
@@ -53,6 +55,13 @@ struct CacheLabels {
     result: &'static str,
 }
 
+/// Labels of a backend attempt: the store, and what came of it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: &'static str,
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Why a request was refused, as the `reason` label writes it.
@@ -74,6 +83,8 @@ pub struct Metrics {
     instances_in_use: Gauge,
     rejected: Family<RejectLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
+    backend_calls: Family<BackendLabels, Counter>,
+    backend_retries: Family<BackendLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,6 +139,18 @@ impl Metrics {
             "Compiled-component cache lookups at start-up, by result (hit or miss)",
             cache.clone(),
         );
+        let backend_calls = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "backend_requests",
+            "Requests the native store sent to DynamoDB or Firestore, by outcome: ok, client_error, server_error, throttled (not applied, retried), or why there was no answer (connect, timeout, broken, too_large, refused)",
+            backend_calls.clone(),
+        );
+        let backend_retries = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "backend_retries",
+            "Requests the native store sent again, by the outcome that made it retry",
+            backend_retries.clone(),
+        );
         // Every reason and result from zero, so a rate() never misses a
         // series that has not happened yet.
         for reason in ["instances", "memory", "connections"] {
@@ -143,7 +166,18 @@ impl Metrics {
             instances_in_use,
             rejected,
             cache,
+            backend_calls,
+            backend_retries,
         }
+    }
+
+    /// An observer of `backend`'s attempts (`dynamodb`, `firestore`) that
+    /// counts them here.
+    pub fn backend_observer(self: &Arc<Self>, backend: &'static str) -> Arc<dyn Observer> {
+        Arc::new(BackendObserver {
+            metrics: self.clone(),
+            backend,
+        })
     }
 
     /// Counts one answered request and its latency.
@@ -192,6 +226,36 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// Counts a store's attempts into [`Metrics`].
+struct BackendObserver {
+    metrics: Arc<Metrics>,
+    backend: &'static str,
+}
+
+/// What came of an attempt, as the `outcome` label writes it.
+fn outcome_label(attempt: &Attempt) -> &'static str {
+    match (attempt.status, attempt.failure) {
+        (_, Some(failure)) => failure,
+        (Some(_), None) if attempt.class == Retry::Always => "throttled",
+        (Some(status), None) if status < 400 => "ok",
+        (Some(status), None) if status < 500 => "client_error",
+        _ => "server_error",
+    }
+}
+
+impl Observer for BackendObserver {
+    fn attempt(&self, attempt: &Attempt) {
+        let labels = BackendLabels {
+            backend: self.backend,
+            outcome: outcome_label(attempt),
+        };
+        self.metrics.backend_calls.get_or_create(&labels).inc();
+        if attempt.retried {
+            self.metrics.backend_retries.get_or_create(&labels).inc();
+        }
     }
 }
 

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use item_store::ItemStore;
+
+use crate::metrics::Metrics;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 use store_embedded::EmbeddedStore;
 use store_firestore::{FirestoreConfig, FirestoreStore};
@@ -157,8 +159,12 @@ fn other(e: impl std::error::Error + Send + Sync + 'static) -> OpenStoreError {
 }
 
 impl StoreArgs {
-    /// Opens the chosen backend; `None` when the component brings its own.
-    pub async fn open(&self) -> Result<Option<Arc<dyn ItemStore>>, OpenStoreError> {
+    /// Opens the chosen backend, counting its backend calls in `metrics`;
+    /// `None` when the component brings its own.
+    pub async fn open(
+        &self,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Option<Arc<dyn ItemStore>>, OpenStoreError> {
         Ok(Some(match self.kind {
             StoreKind::Embedded => {
                 let path = self.data.clone();
@@ -181,12 +187,14 @@ impl StoreArgs {
                     endpoint = config.endpoint(),
                     "using DynamoDB"
                 );
-                Arc::new(DynamoDbStore::new(config).map_err(other)?)
+                let store = DynamoDbStore::new(config).map_err(other)?;
+                Arc::new(store.observed(metrics.backend_observer("dynamodb")))
             }
             StoreKind::Firestore => {
                 let config = self.firestore.config()?;
                 tracing::info!("using Firestore");
-                Arc::new(FirestoreStore::connect(config).await.map_err(other)?)
+                let store = FirestoreStore::connect(config).await.map_err(other)?;
+                Arc::new(store.observed(metrics.backend_observer("firestore")))
             }
             StoreKind::None => {
                 tracing::info!("no native store: the component brings its own");

@@ -138,13 +138,22 @@ fn exists_for_key(home: &Path, table: &str, access_key: &str) -> bool {
 /// A running `edge-items serve` on DynamoDB Local, killed when dropped.
 struct Serving {
     base: String,
+    /// The admin listener's base URL (`/metrics`).
+    admin: String,
     child: Child,
 }
 
 impl Serving {
     fn start(home: &Path, table: &str, env: &[(&str, String)]) -> Serving {
         let mut child = edge_items(home, env)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", "dynamodb"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--store", "dynamodb"])
             .args([
                 "--dynamodb-endpoint",
                 &dynamodb_local(),
@@ -160,19 +169,22 @@ impl Serving {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut admin = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
+                if let Some(addr) = line.trim().strip_prefix("admin listening on ") {
+                    admin = addr.to_string();
+                } else if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                    let _ = tx.send((addr.to_string(), admin.clone()));
                 }
             }
         });
-        let base = rx
+        let (base, admin) = rx
             .recv_timeout(Duration::from_secs(120))
             .unwrap_or_else(|_| {
                 let _ = child.kill();
                 panic!("edge-items serve did not start")
             });
-        Serving { base, child }
+        Serving { base, admin, child }
     }
 
     /// Creates an item and reads it back, both through DynamoDB.
@@ -346,6 +358,24 @@ async fn container_credentials_are_used_with_their_authorization_token() {
     let serving = Serving::start(home.path(), &table, &env);
     serving.round_trip("from-container").await;
     assert!(!endpoint.seen().is_empty());
+
+    // The backend calls are counted on the admin listener.
+    let metrics = reqwest::get(format!("{}/metrics", serving.admin))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let ok_calls = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("edge_items_backend_requests_total{")
+                && l.contains("backend=\"dynamodb\"")
+                && l.contains("outcome=\"ok\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(ok_calls.is_some_and(|n| n >= 2), "{metrics}");
 }
 
 #[test]

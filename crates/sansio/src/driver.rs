@@ -56,6 +56,28 @@ enum State {
     Sending { outgoing: Outgoing, attempts: u32 },
 }
 
+/// What came of one attempt, for an [`Observer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// The answer's HTTP status, or `None` when there was no answer.
+    pub status: Option<u16>,
+    /// Why there was no answer: `connect`, `timeout`, `broken`,
+    /// `too_large` or `refused`.
+    pub failure: Option<&'static str>,
+    /// What the protocol said a retry may do.
+    pub class: Retry,
+    /// Whether the driver is sending it again.
+    pub retried: bool,
+}
+
+/// Told of every attempt a driver makes (the native host counts backend
+/// calls, retries and failures with it). Sans IO like the driver: it only
+/// hears what the driver decided.
+pub trait Observer: Send + Sync {
+    /// One attempt's outcome.
+    fn attempt(&self, attempt: &Attempt);
+}
+
 /// Runs one operation of one protocol under one retry policy, sans IO:
 /// feed it [`Event`]s, do the [`Action`]s it returns.
 pub struct Driver<'p, P: ?Sized, O> {
@@ -63,6 +85,7 @@ pub struct Driver<'p, P: ?Sized, O> {
     policy: RetryPolicy,
     operation: O,
     state: State,
+    observer: Option<&'p dyn Observer>,
 }
 
 impl<'p, P: Protocol + ?Sized, O: Operation> Driver<'p, P, O> {
@@ -74,7 +97,14 @@ impl<'p, P: Protocol + ?Sized, O: Operation> Driver<'p, P, O> {
             policy,
             operation,
             state: State::Idle,
+            observer: None,
         }
+    }
+
+    /// The same driver, telling `observer` of every attempt.
+    pub fn observed(mut self, observer: Option<&'p dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The next action after `event`, at wall-clock time `now` (for
@@ -150,7 +180,16 @@ impl<'p, P: Protocol + ?Sized, O: Operation> Driver<'p, P, O> {
             Ok(response) => self.protocol.classify(response),
             Err(error) => error.retry(),
         };
-        if attempts < self.policy.max_attempts && class.allows(outgoing.idempotent) {
+        let retry = attempts < self.policy.max_attempts && class.allows(outgoing.idempotent);
+        if let Some(observer) = self.observer {
+            observer.attempt(&Attempt {
+                status: outcome.as_ref().ok().map(|r| r.status().as_u16()),
+                failure: outcome.as_ref().err().map(TransportError::kind),
+                class,
+                retried: retry,
+            });
+        }
+        if retry {
             let wait = self.policy.backoff(attempts, random);
             return self.wait_then_send(outgoing, attempts, wait, now);
         }
@@ -233,7 +272,22 @@ where
     P: Protocol + ?Sized,
     O: Operation,
 {
-    let mut driver = Driver::new(protocol, policy, operation);
+    drive_async_observed(protocol, policy, transport, operation, None).await
+}
+
+/// [`drive_async`], telling `observer` of every attempt.
+pub async fn drive_async_observed<P, O>(
+    protocol: &P,
+    policy: RetryPolicy,
+    transport: &impl AsyncTransport,
+    operation: O,
+    observer: Option<&dyn Observer>,
+) -> Result<O::Output, StoreError>
+where
+    P: Protocol + ?Sized,
+    O: Operation,
+{
+    let mut driver = Driver::new(protocol, policy, operation).observed(observer);
     let mut event = Event::Start;
     loop {
         let (now, random) = (transport.now(), transport.random_u64());
@@ -577,5 +631,45 @@ mod tests {
         // Jitter drawn as zero: no sleep is asked for.
         assert!(scripted.slept.is_empty());
         assert_ne!(scripted.sent[1].0, scripted.sent[2].0);
+    }
+
+    /// Records what it is told.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Attempt>>);
+
+    impl Observer for Recorder {
+        fn attempt(&self, attempt: &Attempt) {
+            self.0.lock().unwrap().push(*attempt);
+        }
+    }
+
+    #[test]
+    fn observers_hear_every_attempt_and_whether_it_is_repeated() {
+        let transport = ScriptedAsync(RefCell::new(Scripted::new(vec![
+            Ok(429),
+            Err(TransportError::Connect("x".into())),
+            Ok(503),
+        ])));
+        let recorder = Recorder::default();
+        let result = block_on(drive_async_observed(
+            &TestProtocol,
+            POLICY,
+            &transport,
+            Requests::one(false),
+            Some(&recorder),
+        ));
+        assert_eq!(result, Ok(503));
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            seen.iter()
+                .map(|a| (a.status, a.failure, a.retried))
+                .collect::<Vec<_>>(),
+            [
+                (Some(429), None, true),
+                (None, Some("connect"), true),
+                (Some(503), None, false),
+            ]
+        );
+        assert_eq!(seen[0].class, Retry::Always);
     }
 }

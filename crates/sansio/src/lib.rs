@@ -32,7 +32,8 @@ mod operation;
 mod retry;
 
 pub use driver::{
-    Action, AsyncTransport, BlockingTransport, Driver, Event, drive_async, drive_blocking,
+    Action, AsyncTransport, Attempt, BlockingTransport, Driver, Event, Observer, drive_async,
+    drive_async_observed, drive_blocking,
 };
 pub use item_model::StoreError;
 pub use operation::{Operation, Outgoing, Pause, Protocol, Step};

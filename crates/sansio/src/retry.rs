@@ -52,6 +52,17 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// A short name of the kind, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Timeout(_) => "timeout",
+            Self::Broken(_) => "broken",
+            Self::TooLarge(_) => "too_large",
+            Self::Refused(_) => "refused",
+        }
+    }
+
     /// Whether a repeat may help, and for which requests.
     pub fn retry(&self) -> Retry {
         match self {

@@ -184,6 +184,8 @@ impl DynamoDbConfig {
 #[derive(Clone)]
 pub struct DynamoDbStore {
     inner: Arc<Inner>,
+    /// Told of every backend attempt (the host's metrics).
+    observer: Option<Arc<dyn sansio::Observer>>,
 }
 
 struct Inner {
@@ -225,7 +227,15 @@ impl DynamoDbStore {
                 retry: config.retry,
                 clock: WriteClock::new(),
             }),
+            observer: None,
         })
+    }
+
+    /// The same store, telling `observer` of every attempt at DynamoDB
+    /// (calls, retries and failures, for metrics).
+    pub fn observed(mut self, observer: Arc<dyn sansio::Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Creates the table with its indexes if it is absent, waits until
@@ -253,15 +263,16 @@ impl DynamoDbStore {
     /// Signs with the current credentials (renewed ones, from the chain).
     async fn run<O: Operation + Send>(&self, operation: O) -> StoreResult<O::Output> {
         let inner = &self.inner;
-        match inner.credentials.current().await? {
-            None => {
-                sansio::drive_async(&inner.protocol, inner.retry, &inner.transport, operation).await
-            }
+        let observer = self.observer.as_deref();
+        let renewed = inner.credentials.current().await?;
+        let protocol = match renewed {
+            None => std::borrow::Cow::Borrowed(&inner.protocol),
             Some(credentials) => {
-                let protocol = inner.protocol.with_credentials(credentials);
-                sansio::drive_async(&protocol, inner.retry, &inner.transport, operation).await
+                std::borrow::Cow::Owned(inner.protocol.with_credentials(credentials))
             }
-        }
+        };
+        let (retry, transport) = (inner.retry, &inner.transport);
+        sansio::drive_async_observed(protocol.as_ref(), retry, transport, operation, observer).await
     }
 }
 

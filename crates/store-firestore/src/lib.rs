@@ -42,6 +42,8 @@ pub struct FirestoreStore {
     /// For credentials whose tokens are fetched (a user's, the metadata
     /// server's); service-account keys sign their own in the session.
     tokens: Option<TokenFetcher>,
+    /// Told of every backend attempt (the host's metrics).
+    observer: Option<std::sync::Arc<dyn sansio::Observer>>,
     transport: ReqwestTransport,
     retry: RetryPolicy,
     /// Write times from this process strictly increase: `createdAt` orders
@@ -101,6 +103,7 @@ impl FirestoreStore {
         Ok(Self {
             session: Session::new(firestore, credentials),
             tokens: fetch.map(|fetch| TokenFetcher::new(fetch, token_http)),
+            observer: None,
             transport: ReqwestTransport::new(http, config.request_timeout),
             retry: config.retry,
             clock: WriteClock::new(),
@@ -137,6 +140,13 @@ impl FirestoreStore {
         Ok(store)
     }
 
+    /// The same store, telling `observer` of every attempt at Firestore
+    /// (calls, retries and failures, for metrics).
+    pub fn observed(mut self, observer: std::sync::Arc<dyn sansio::Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Creates the missing composite indexes, waits until all are READY,
     /// and makes sure `expiresAt` has a TTL policy (see
     /// `firestore_protocol::provision`). Safe to repeat.
@@ -155,7 +165,8 @@ impl FirestoreStore {
         if let Some(tokens) = &self.tokens {
             tokens.ensure_fresh(&self.session).await?;
         }
-        sansio::drive_async(&self.session, self.retry, &self.transport, op).await
+        let observer = self.observer.as_deref();
+        sansio::drive_async_observed(&self.session, self.retry, &self.transport, op, observer).await
     }
 
     /// A write time later than any this store handed out before.
