@@ -14,12 +14,14 @@
 //! `created` under a new key and `already existed` under the key that
 //! created it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 use fake_endpoint::FakeEndpoint;
+
+mod common;
+use common::{api_wasm, wait_listening};
 
 const REGION: &str = "us-east-1";
 
@@ -85,10 +87,10 @@ fn rfc3339(unix: u64) -> String {
 /// EDGE_ITEMS_* variables, a fresh HOME (no ~/.aws), no instance metadata
 /// unless `env` turns it on; then `env`.
 fn edge_items(home: &Path, env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-items"));
+    let mut command = common::edge_items();
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
-        if name.starts_with("AWS_") || name.starts_with("EDGE_ITEMS_") {
+        if name.starts_with("AWS_") {
             command.env_remove(name);
         }
     }
@@ -166,24 +168,9 @@ impl Serving {
             .stderr(Stdio::null())
             .spawn()
             .expect("start edge-items serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut admin = String::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.trim().strip_prefix("admin listening on ") {
-                    admin = addr.to_string();
-                } else if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                    let _ = tx.send((addr.to_string(), admin.clone()));
-                }
-            }
-        });
-        let (base, admin) = rx
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("edge-items serve did not start")
-            });
+        let (addr, admin) = wait_listening(&mut child, &home.join("no-log"));
+        let base = format!("http://{addr}");
+        let admin = format!("http://{}", admin.expect("an admin listener"));
         Serving { base, admin, child }
     }
 
@@ -211,15 +198,6 @@ impl Drop for Serving {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn api_wasm() -> PathBuf {
-    std::env::var_os("EDGE_ITEMS_API_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/wasm32-wasip2/release/api.wasm")
-        })
 }
 
 #[test]

@@ -5,39 +5,20 @@
 //! short limits and asserts outcomes (statuses, answers within generous
 //! bounds, instances and budget coming back), not speed.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+mod common;
+use common::{api_wasm, edge_items, wait_listening, workspace_root};
+
 /// How long any single answer may take before a test calls it hung: far
 /// above what any of them needs, even on two busy cores.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
-/// The api component, by the conformance suite's convention.
-fn api_wasm() -> PathBuf {
-    let path = std::env::var_os("EDGE_ITEMS_API_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release/api.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing (EDGE_ITEMS_API_WASM); build it with `cargo xtask build`, or run the tests with `cargo xtask test`",
-        path.display()
-    );
-    path
-}
 
 /// A running `edge-items serve`, killed when dropped.
 struct Host {
@@ -51,7 +32,7 @@ impl Host {
     fn start(args: &[&str]) -> Host {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("host.log")).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_edge-items"));
+        let mut command = edge_items();
         command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--store", "embedded", "--data"])
@@ -65,36 +46,9 @@ impl Host {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        // Only the flags above configure it.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("EDGE_ITEMS_") {
-                command.env_remove(name);
-            }
-        }
         let mut child = command.spawn().expect("start edge-items");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.trim().strip_prefix("listening on http://") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let host = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => addr.parse().expect("address"),
-            Err(_) => {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(dir.path().join("host.log")).unwrap_or_default();
-                panic!("edge-items did not start; its log:\n{log}");
-            }
-        };
-        Host {
-            addr: host,
-            child,
-            dir,
-        }
+        let (addr, _) = wait_listening(&mut child, &dir.path().join("host.log"));
+        Host { addr, child, dir }
     }
 
     fn log(&self) -> String {

@@ -3,44 +3,15 @@
 //! generated, replaced; in the answer, problem bodies and JSON log lines),
 //! `/readyz`, the admin listener's `/metrics`, and `edge-items probe`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
-/// The api component, by the conformance suite's convention.
-fn api_wasm() -> PathBuf {
-    let path = std::env::var_os("EDGE_ITEMS_API_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release/api.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing (EDGE_ITEMS_API_WASM); build it with `cargo xtask build`",
-        path.display()
-    );
-    path
-}
-
-/// `edge-items` with no EDGE_ITEMS_* variable from the test's environment.
-fn edge_items() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-items"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("EDGE_ITEMS_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+mod common;
+use common::{api_wasm, edge_items, wait_listening, workspace_root};
 
 /// A running `edge-items serve`, killed when dropped.
 struct Host {
@@ -69,25 +40,7 @@ impl Host {
             .stdout(Stdio::piped())
             .stderr(log);
         let mut child = command.spawn().expect("start edge-items");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut admin = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let line = line.trim();
-                if let Some(addr) = line.strip_prefix("admin listening on http://") {
-                    admin = addr.parse::<SocketAddr>().ok();
-                } else if let Some(addr) = line.strip_prefix("listening on http://") {
-                    let _ = tx.send((addr.parse::<SocketAddr>().expect("address"), admin));
-                }
-            }
-        });
-        let Ok((addr, admin)) = rx.recv_timeout(Duration::from_secs(120)) else {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(dir.path().join("host.log")).unwrap_or_default();
-            panic!("edge-items did not start; its log:\n{log}");
-        };
+        let (addr, admin) = wait_listening(&mut child, &dir.path().join("host.log"));
         Host {
             addr,
             admin,

@@ -171,28 +171,9 @@ fn optional_json_body(request: &Request) -> Result<Option<Json>> {
     body::parse_json(&bytes).map(Some)
 }
 
-/// A random UUID v4 from wasi:random.
+/// A random UUID v4 from wasi:random, for an item created without an id.
 fn generate_id() -> String {
-    let bytes = wasip2::random::random::get_random_bytes(16);
-    let mut array = [0u8; 16];
-    for (slot, byte) in array.iter_mut().zip(bytes) {
-        *slot = byte;
-    }
-    uuid_v4(array)
-}
-
-/// Formats 16 random bytes as a lowercase hyphenated UUID v4.
-pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut text = String::with_capacity(36);
-    for (index, byte) in bytes.iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            text.push('-');
-        }
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text
+    item_model::uuid_v4(random_16())
 }
 
 fn create_item(request: &Request, caller: &Caller) -> Result<Response> {
@@ -556,15 +537,6 @@ fn conditional_write<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uuid_v4_format() {
-        let id = uuid_v4([0xff; 16]);
-        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
-        let id = uuid_v4([0; 16]);
-        assert_eq!(id, "00000000-0000-4000-8000-000000000000");
-        assert!(item_model::validate::id(&id).is_ok());
-    }
 
     #[test]
     fn not_ready_is_503_with_retry_after() {

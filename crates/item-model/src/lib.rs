@@ -17,6 +17,7 @@ mod page;
 pub mod request_id;
 mod timestamp;
 mod types;
+mod uuid;
 pub mod validate;
 mod wit;
 
@@ -26,6 +27,7 @@ pub use error::StoreError;
 pub use page::{Offer, PAGE_BYTE_BUDGET, PageBuilder, estimated_size};
 pub use timestamp::{Timestamp, TimestampError};
 pub use types::*;
+pub use uuid::uuid_v4;
 
 /// Names that are not free attributes: the item's own fields (in their JSON
 /// spelling) and `itemId`, the DynamoDB partition key.

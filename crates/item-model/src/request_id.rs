@@ -32,18 +32,9 @@ pub fn accept_or_new(client: Option<&[u8]>, random: impl FnOnce() -> [u8; 16]) -
     }
 }
 
-/// A fresh id: 16 random bytes as a lowercase hyphenated UUID v4.
-pub fn new_id(mut bytes: [u8; 16]) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut text = String::with_capacity(36);
-    for (index, byte) in bytes.iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            text.push('-');
-        }
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text
+/// A fresh id: 16 random bytes as a UUID v4.
+pub fn new_id(bytes: [u8; 16]) -> String {
+    crate::uuid_v4(bytes)
 }
 
 /// The problem `instance` (RFC 9457 3.1.5) of request `id`: the id after

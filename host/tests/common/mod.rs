@@ -1,0 +1,74 @@
+//! What the host's end-to-end tests share: where the api component is, the
+//! `edge-items` binary with a clean environment, and waiting for a started
+//! server's `listening on` lines.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// How long a host may take to compile the component and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub(crate) fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The api component, by the conformance suite's convention.
+pub(crate) fn api_wasm() -> PathBuf {
+    let path = std::env::var_os("EDGE_ITEMS_API_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release/api.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing (EDGE_ITEMS_API_WASM); build it with `cargo xtask build`, or run the tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
+/// `edge-items` with no EDGE_ITEMS_* variable from the test's environment:
+/// only the test's flags configure it.
+pub(crate) fn edge_items() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-items"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("EDGE_ITEMS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Waits for a `serve` started with its stdout piped to say where it
+/// listens: the API's address, and the admin listener's if it has one.
+/// Kills it and shows `log` when it does not start.
+pub(crate) fn wait_listening(child: &mut Child, log: &Path) -> (SocketAddr, Option<SocketAddr>) {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut admin = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let line = line.trim();
+            if let Some(addr) = line.strip_prefix("admin listening on http://") {
+                admin = addr.parse::<SocketAddr>().ok();
+            } else if let Some(addr) = line.strip_prefix("listening on http://") {
+                let _ = tx.send((addr.parse::<SocketAddr>().expect("address"), admin));
+            }
+        }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(addresses) => addresses,
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("edge-items did not start; its log:\n{log}");
+        }
+    }
+}
