@@ -5,8 +5,6 @@
 //! short limits and asserts outcomes (statuses, answers within generous
 //! bounds, instances and budget coming back), not speed.
 
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,47 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 mod common;
-use common::{api_wasm, edge_items, wait_listening, workspace_root};
+use common::Host;
 
 /// How long any single answer may take before a test calls it hung: far
 /// above what any of them needs, even on two busy cores.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A running `edge-items serve`, killed when dropped.
-struct Host {
-    addr: SocketAddr,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
 impl Host {
-    /// Starts the host on a fresh embedded store with `args` added.
-    fn start(args: &[&str]) -> Host {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = std::fs::File::create(dir.path().join("host.log")).expect("log file");
-        let mut command = edge_items();
-        command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--store", "embedded", "--data"])
-            .arg(dir.path().join("items.db"))
-            .arg("--component")
-            .arg(api_wasm())
-            .arg("--cache-dir")
-            .arg(workspace_root().join("target/edge-items-cache"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let mut child = command.spawn().expect("start edge-items");
-        let (addr, _) = wait_listening(&mut child, &dir.path().join("host.log"));
-        Host { addr, child, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
-    }
-
     /// Resident memory of the host process, in bytes.
     fn rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -82,13 +46,6 @@ impl Host {
             format!("GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").as_bytes(),
         )
         .await
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,61 +5,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{api_wasm, edge_items, wait_listening, workspace_root};
-
-/// A running `edge-items serve`, killed when dropped.
-struct Host {
-    addr: SocketAddr,
-    admin: Option<SocketAddr>,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn start(args: &[&str]) -> Host {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = std::fs::File::create(dir.path().join("host.log")).expect("log file");
-        let mut command = edge_items();
-        command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--store", "embedded", "--data"])
-            .arg(dir.path().join("items.db"))
-            .arg("--component")
-            .arg(api_wasm())
-            .arg("--cache-dir")
-            .arg(workspace_root().join("target/edge-items-cache"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let mut child = command.spawn().expect("start edge-items");
-        let (addr, admin) = wait_listening(&mut child, &dir.path().join("host.log"));
-        Host {
-            addr,
-            admin,
-            child,
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Host, edge_items};
 
 /// A response read off the wire.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// How long a host may take to compile the component and listen.
@@ -70,5 +70,57 @@ pub(crate) fn wait_listening(child: &mut Child, log: &Path) -> (SocketAddr, Opti
             let log = std::fs::read_to_string(log).unwrap_or_default();
             panic!("edge-items did not start; its log:\n{log}");
         }
+    }
+}
+
+/// A running `edge-items serve` on a fresh embedded store, killed when
+/// dropped; its log is `host.log` in its own folder.
+pub(crate) struct Host {
+    pub(crate) addr: SocketAddr,
+    /// The admin listener, when `--admin-listen` was given.
+    pub(crate) admin: Option<SocketAddr>,
+    pub(crate) child: Child,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// Starts the host with `args` added to its defaults.
+    pub(crate) fn start(args: &[&str]) -> Host {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("host.log")).expect("log file");
+        let mut command = edge_items();
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--store", "embedded", "--data"])
+            .arg(dir.path().join("items.db"))
+            .arg("--component")
+            .arg(api_wasm())
+            .arg("--cache-dir")
+            .arg(workspace_root().join("target/edge-items-cache"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = command.spawn().expect("start edge-items");
+        let (addr, admin) = wait_listening(&mut child, &dir.path().join("host.log"));
+        Host {
+            addr,
+            admin,
+            child,
+            dir,
+        }
+    }
+
+    /// Its log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
