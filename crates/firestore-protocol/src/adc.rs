@@ -166,6 +166,16 @@ impl fmt::Debug for AccessToken {
     }
 }
 
+impl AccessToken {
+    /// When a token received at `now` is renewed:
+    /// [`crate::auth::REFRESH_MARGIN_SECS`] before it expires, or halfway
+    /// for a short-lived one.
+    pub fn renew_at(&self, now: i64) -> i64 {
+        let lifetime = self.expires_at.saturating_sub(now);
+        self.expires_at - crate::auth::REFRESH_MARGIN_SECS.min(lifetime / 2)
+    }
+}
+
 /// Reads a token endpoint's or the metadata server's answer
 /// (`{"access_token": ..., "expires_in": seconds, "token_type": "Bearer"}`)
 /// received at `now`. Never quotes the answer.
@@ -269,6 +279,9 @@ mod tests {
         let token = parse_token(200, body, 1_000).unwrap();
         assert_eq!(token.token, "ya29.x");
         assert_eq!(token.expires_at, 4_599);
+        assert_eq!(token.renew_at(1_000), 4_299);
+        let short = parse_token(200, br#"{"access_token": "t", "expires_in": 8}"#, 1_000).unwrap();
+        assert_eq!(short.renew_at(1_000), 1_004);
         assert!(!format!("{token:?}").contains("ya29"));
         assert_eq!(
             parse_token(400, br#"{"error": "invalid_grant"}"#, 0).unwrap_err(),

@@ -29,6 +29,14 @@ pub const TOKEN_LIFETIME_SECS: i64 = 3600;
 /// never expires on its way to the server.
 pub const REFRESH_MARGIN_SECS: i64 = 300;
 
+/// `now` as Unix seconds, the clock of tokens and their expiry (0 before
+/// 1970, saturating far in the future).
+pub fn unix_seconds(now: std::time::SystemTime) -> i64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Why credentials could not be used. Messages never quote the key file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

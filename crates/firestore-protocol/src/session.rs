@@ -2,7 +2,7 @@
 //! [`sansio::Protocol`] of the Firestore operations.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use item_model::StoreError;
 use sansio::{Protocol, Request, Response, Retry, RetryPolicy, TransportError};
@@ -56,10 +56,7 @@ impl Session {
 impl Protocol for Session {
     /// Sets `authorization: Bearer …`, renewing the token when it is due.
     fn authorize(&self, request: &mut Request, now: SystemTime) -> Result<(), StoreError> {
-        let unix = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let unix = crate::auth::unix_seconds(now);
         let mut credentials = self.credentials.lock().map_err(|_| {
             StoreError::Backend("the Firestore credentials lock is poisoned".into())
         })?;

@@ -7,16 +7,13 @@
 //!
 //! Tokens never reach a log or a message.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use firestore_protocol::adc::{self, AccessToken, AuthorizedUser};
 use firestore_protocol::{AuthError, Credentials, Session};
 use item_store::StoreError;
 use tokio::sync::Mutex;
 
-/// Tokens are renewed this long before they expire (at most half their
-/// life), as Google's libraries do.
-const REFRESH_MARGIN_SECS: i64 = 300;
 /// Limit for one token request: the metadata server answers at once, and
 /// a token endpoint that takes longer is not going to help.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,13 +35,6 @@ pub(crate) struct TokenFetcher {
     /// When the current token is due for renewal (Unix seconds); `None`
     /// before the first.
     renew_at: Mutex<Option<i64>>,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Credentials that refuse to be used: the session's until the first token
@@ -69,7 +59,7 @@ impl TokenFetcher {
     /// Gives `session` a token valid for a while yet, fetching one when
     /// the current one is due.
     pub(crate) async fn ensure_fresh(&self, session: &Session) -> Result<(), StoreError> {
-        let now = unix_now();
+        let now = firestore_protocol::auth::unix_seconds(SystemTime::now());
         let mut renew_at = self.renew_at.lock().await;
         if renew_at.is_some_and(|at| now < at) {
             return Ok(());
@@ -86,11 +76,10 @@ impl TokenFetcher {
         })?;
         let credentials = Credentials::access_token(&token).map_err(unauthorized)?;
         session.replace_credentials(credentials);
-        let lifetime = token.expires_at.saturating_sub(now);
-        *renew_at = Some(token.expires_at - REFRESH_MARGIN_SECS.min(lifetime / 2));
+        *renew_at = Some(token.renew_at(now));
         tracing::info!(
             source = self.source(),
-            expires_in_s = lifetime,
+            expires_in_s = token.expires_at.saturating_sub(now),
             "Google access token"
         );
         Ok(())
