@@ -321,16 +321,19 @@ impl Runtime {
             .new_response_outparam(sender)
             .map_err(HandleError::Failed)?;
         let pre = self.pre.clone();
-        let in_use = InUse::new(&self.instances_in_use);
+        let mut held = Held {
+            store,
+            _in_use: InUse::new(&self.instances_in_use),
+            _slot: slot,
+        };
         let task = tokio::task::spawn(
             async move {
-                let _slot = slot;
-                let _in_use = in_use;
                 let run = async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
+                    let store = &mut held.store;
+                    let proxy = pre.instantiate_async(&mut *store).await?;
                     proxy
                         .wasi_http_incoming_handler()
-                        .call_handle(&mut store, request, out)
+                        .call_handle(&mut *store, request, out)
                         .await
                 };
                 let outcome = tokio::time::timeout_at(deadlines.finish_by, run).await;
@@ -339,7 +342,7 @@ impl Runtime {
                         "a request's instance was still running at its deadline; stopped it"
                     );
                 }
-                // Dropping the store (here) frees the instance and its slot.
+                drop(held);
                 outcome.unwrap_or_else(|_| Err(wasmtime::format_err!("stopped at the deadline")))
             }
             .instrument(tracing::Span::current()),
@@ -368,6 +371,16 @@ impl Runtime {
             }
         }
     }
+}
+
+/// What a request's instance holds while it runs. The fields drop in this
+/// order, whether the request ends or is stopped: the instance goes back
+/// to the pool before its slot is given up. The other way round, the next
+/// request could take the slot while the pool is still full, and fail.
+struct Held {
+    store: Store<RequestState>,
+    _in_use: InUse,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// One instance counted in the gauge while this lives.

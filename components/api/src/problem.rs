@@ -52,11 +52,18 @@ pub enum Kind {
     Forbidden,
     /// 500: the authentication settings are invalid.
     AuthMisconfigured,
+    /// 400: the `Idempotency-Key` header is malformed.
+    InvalidIdempotencyKey,
+    /// 422: the `Idempotency-Key` was used for another request.
+    IdempotencyKeyReused,
+    /// 409 with `Retry-After`: a request with this `Idempotency-Key` is
+    /// being applied right now.
+    IdempotencyKeyInUse,
 }
 
 impl Kind {
     /// Every kind, for the documentation test.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 22] = [
         Kind::MalformedJson,
         Kind::InvalidId,
         Kind::InvalidQuery,
@@ -76,6 +83,9 @@ impl Kind {
         Kind::Unauthenticated,
         Kind::Forbidden,
         Kind::AuthMisconfigured,
+        Kind::InvalidIdempotencyKey,
+        Kind::IdempotencyKeyReused,
+        Kind::IdempotencyKeyInUse,
     ];
 
     /// The last part of the `type` URI.
@@ -100,6 +110,9 @@ impl Kind {
             Kind::Unauthenticated => "unauthenticated",
             Kind::Forbidden => "forbidden",
             Kind::AuthMisconfigured => "auth-misconfigured",
+            Kind::InvalidIdempotencyKey => "invalid-idempotency-key",
+            Kind::IdempotencyKeyReused => "idempotency-key-reused",
+            Kind::IdempotencyKeyInUse => "idempotency-key-in-use",
         }
     }
 
@@ -111,18 +124,20 @@ impl Kind {
     /// The HTTP status every problem of this kind has.
     pub fn status(self) -> u16 {
         match self {
-            Kind::MalformedJson | Kind::InvalidId | Kind::InvalidQuery | Kind::UnreadableBody => {
-                400
-            }
+            Kind::MalformedJson
+            | Kind::InvalidId
+            | Kind::InvalidQuery
+            | Kind::UnreadableBody
+            | Kind::InvalidIdempotencyKey => 400,
             Kind::Unauthenticated => 401,
             Kind::Forbidden => 403,
             Kind::NoRoute | Kind::NotFound => 404,
             Kind::MethodNotAllowed => 405,
-            Kind::AlreadyExists => 409,
+            Kind::AlreadyExists | Kind::IdempotencyKeyInUse => 409,
             Kind::PreconditionFailed => 412,
             Kind::BodyTooLarge => 413,
             Kind::UnsupportedMediaType => 415,
-            Kind::InvalidBody => 422,
+            Kind::InvalidBody | Kind::IdempotencyKeyReused => 422,
             Kind::AuthMisconfigured => 500,
             Kind::BackendUnauthorized | Kind::BackendError => 502,
             Kind::BackendUnavailable | Kind::Throttled => 503,
@@ -151,6 +166,9 @@ impl Kind {
             Kind::Unauthenticated => "Authentication required",
             Kind::Forbidden => "Not allowed for this caller",
             Kind::AuthMisconfigured => "Authentication is misconfigured",
+            Kind::InvalidIdempotencyKey => "Invalid Idempotency-Key",
+            Kind::IdempotencyKeyReused => "Idempotency-Key reused for another request",
+            Kind::IdempotencyKeyInUse => "Idempotency-Key in use",
         }
     }
 }
@@ -245,6 +263,17 @@ impl Problem {
             error @ (StoreError::Unavailable(_)
             | StoreError::Unauthorized(_)
             | StoreError::Backend(_)) => Self::backend_failure(&error, id),
+            StoreError::KeyReused => Self::new(
+                Kind::IdempotencyKeyReused,
+                "this Idempotency-Key was used for a different request (another method, path, If-Match or body); use a new key for a new request",
+            ),
+            StoreError::KeyInUse => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    Kind::IdempotencyKeyInUse,
+                    "a request with this Idempotency-Key is being applied right now; retry after the number of seconds in Retry-After to get its result",
+                )
+            },
         }
     }
 

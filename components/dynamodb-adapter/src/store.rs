@@ -108,6 +108,17 @@ impl BlockingStore for DynamoDbAdapter {
         run(db, db.batch(writes, self.clock.now()))
     }
 
+    fn apply_once(
+        &self,
+        _write: item_model::Write,
+        _once: item_model::Once,
+    ) -> StoreResult<item_model::Applied> {
+        // In progress (issue 12): replaced by the protocol's operation.
+        Err(StoreError::invalid(
+            "Idempotency-Key is not available on DynamoDB yet",
+        ))
+    }
+
     fn query(&self, query: Query) -> StoreResult<Page> {
         let db = &self.protocol;
         run(db, db.query(query, self.clock.now()))

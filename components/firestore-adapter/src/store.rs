@@ -98,6 +98,17 @@ impl BlockingStore for FirestoreAdapter {
         self.run(|fs| fs.batch(writes, now))
     }
 
+    fn apply_once(
+        &self,
+        _write: item_model::Write,
+        _once: item_model::Once,
+    ) -> StoreResult<item_model::Applied> {
+        // In progress (issue 12): replaced by the protocol's operation.
+        Err(item_model::StoreError::invalid(
+            "Idempotency-Key is not available on Firestore yet",
+        ))
+    }
+
     fn query(&self, query: Query) -> StoreResult<Page> {
         let now = self.clock.now();
         self.run(|fs| fs.query(query, now))

@@ -13,14 +13,21 @@
 //! to: the local file, or a remote database (Turso/libSQL, Fermyon Cloud)
 //! where a transaction cannot span two calls. This crate adds the
 //! connection (`database`) and when to purge expired rows.
+//!
+//! The one exception is `apply-once`: a write and its idempotency record
+//! are two statements, held together by `BEGIN IMMEDIATE` .. `COMMIT` on
+//! the instance's connection. That holds on Spin's local SQLite file (the
+//! default); a remote database that runs each statement on its own would
+//! keep the two apart, so docs/RELIABILITY.md gives no exactly-once
+//! promise there.
 
 mod database;
 
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, Timestamp,
-    WriteClock,
+    Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
+    Timestamp, Write, WriteClock,
 };
-use sqlite_core::Items;
+use sqlite_core::{Executor, Items};
 use store_guest::{BlockingStore, StoreResult};
 
 pub use database::SpinDatabase;
@@ -103,6 +110,20 @@ impl BlockingStore for SpinSqliteAdapter {
     fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
         self.purge_now_and_then();
         self.items().batch(writes)
+    }
+
+    fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        self.purge_now_and_then();
+        // The write and its record in one transaction on this instance's
+        // connection (see the crate's notes for remote databases).
+        self.database.execute("BEGIN IMMEDIATE", &[])?;
+        let result = self.items().apply_once(write, &once);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        if let Err(e) = self.database.execute(end, &[]) {
+            let _ = self.database.execute("ROLLBACK", &[]);
+            return Err(e.into());
+        }
+        result
     }
 
     fn query(&self, query: Query) -> StoreResult<Page> {

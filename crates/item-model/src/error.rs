@@ -26,6 +26,12 @@ pub enum StoreError {
     /// Any other backend failure; not worth retrying.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// `apply-once`: the key was used for another request.
+    #[error("this idempotency key was used for another request")]
+    KeyReused,
+    /// `apply-once`: a write with this key is being applied right now.
+    #[error("a write with this idempotency key is being applied right now")]
+    KeyInUse,
 }
 
 impl StoreError {

@@ -250,6 +250,68 @@ pub fn batch(writes: &[BatchWrite]) -> Result {
     Ok(())
 }
 
+/// A write for `apply-once`: what its own function would check.
+pub fn write(write: &crate::Write) -> Result {
+    use crate::Write;
+    match write {
+        Write::Create(item) | Write::Put { item, .. } => new_item(item),
+        Write::Update {
+            id: item_id,
+            patch: p,
+            ..
+        } => {
+            id(item_id)?;
+            patch(p)
+        }
+        Write::Delete { id: item_id, .. } => id(item_id),
+        Write::Increment {
+            id: item_id,
+            attribute,
+            ..
+        } => {
+            id(item_id)?;
+            increment(attribute)
+        }
+        Write::Batch(writes) => batch(writes),
+    }
+}
+
+/// How many attributes a write carries: what its validation costs.
+pub fn write_weight(write: &crate::Write) -> usize {
+    use crate::Write;
+    match write {
+        Write::Create(item) | Write::Put { item, .. } => item.attributes.len(),
+        Write::Update { patch, .. } => patch.set.len() + patch.remove.len(),
+        Write::Delete { .. } | Write::Increment { .. } => 1,
+        Write::Batch(writes) => writes
+            .iter()
+            .map(|w| match w {
+                BatchWrite::Put(put) => put.item.attributes.len() + 1,
+                BatchWrite::Delete(_) => 1,
+            })
+            .sum(),
+    }
+}
+
+/// The key and fingerprint of `apply-once`: `[0-9A-Za-z_-]{1,128}` each
+/// (safe in every backend's key and document name), and an expiry time.
+pub fn once(once: &crate::Once) -> Result {
+    for (field, token) in [("key", &once.key), ("fingerprint", &once.fingerprint)] {
+        let well_formed = !token.is_empty()
+            && token.len() <= crate::once::MAX_TOKEN_LEN
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(invalid(format!(
+                "the idempotency {field} must be 1 to {} characters from [0-9A-Za-z_-]",
+                crate::once::MAX_TOKEN_LEN
+            )));
+        }
+    }
+    expires_at(once.expires_at)
+}
+
 /// A query (its cursor is checked by [`crate::Cursor::decode_for`]).
 pub fn query(query: &Query) -> Result {
     for (field, value) in query.key.fields() {

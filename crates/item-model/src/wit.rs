@@ -264,6 +264,8 @@ macro_rules! wit_conversions {
                         $wit::StoreError::Unavailable(s) => m::StoreError::Unavailable(s),
                         $wit::StoreError::Unauthorized(s) => m::StoreError::Unauthorized(s),
                         $wit::StoreError::Backend(s) => m::StoreError::Backend(s),
+                        $wit::StoreError::KeyReused => m::StoreError::KeyReused,
+                        $wit::StoreError::KeyInUse => m::StoreError::KeyInUse,
                     }
                 }
             }
@@ -279,6 +281,144 @@ macro_rules! wit_conversions {
                         m::StoreError::Unavailable(s) => $wit::StoreError::Unavailable(s),
                         m::StoreError::Unauthorized(s) => $wit::StoreError::Unauthorized(s),
                         m::StoreError::Backend(s) => $wit::StoreError::Backend(s),
+                        m::StoreError::KeyReused => $wit::StoreError::KeyReused,
+                        m::StoreError::KeyInUse => $wit::StoreError::KeyInUse,
+                    }
+                }
+            }
+
+            impl From<$wit::Write> for m::Write {
+                fn from(write: $wit::Write) -> Self {
+                    match write {
+                        $wit::Write::Create(item) => m::Write::Create(item.into()),
+                        $wit::Write::Put(w) => m::Write::Put {
+                            item: w.item.into(),
+                            expected_version: w.expected_version,
+                        },
+                        $wit::Write::Update(w) => m::Write::Update {
+                            id: w.id,
+                            patch: w.patch.into(),
+                            expected_version: w.expected_version,
+                        },
+                        $wit::Write::Delete(w) => m::Write::Delete {
+                            id: w.id,
+                            expected_version: w.expected_version,
+                        },
+                        $wit::Write::Increment(w) => m::Write::Increment {
+                            id: w.id,
+                            attribute: w.attribute,
+                            delta: w.delta,
+                        },
+                        $wit::Write::Batch(writes) => {
+                            m::Write::Batch(writes.into_iter().map(Into::into).collect())
+                        }
+                    }
+                }
+            }
+
+            impl From<m::Write> for $wit::Write {
+                fn from(write: m::Write) -> Self {
+                    match write {
+                        m::Write::Create(item) => $wit::Write::Create(item.into()),
+                        m::Write::Put {
+                            item,
+                            expected_version,
+                        } => $wit::Write::Put($wit::PutWrite {
+                            item: item.into(),
+                            expected_version,
+                        }),
+                        m::Write::Update {
+                            id,
+                            patch,
+                            expected_version,
+                        } => $wit::Write::Update($wit::UpdateWrite {
+                            id,
+                            patch: patch.into(),
+                            expected_version,
+                        }),
+                        m::Write::Delete {
+                            id,
+                            expected_version,
+                        } => $wit::Write::Delete($wit::DeleteWrite {
+                            id,
+                            expected_version,
+                        }),
+                        m::Write::Increment {
+                            id,
+                            attribute,
+                            delta,
+                        } => $wit::Write::Increment($wit::IncrementWrite {
+                            id,
+                            attribute,
+                            delta,
+                        }),
+                        m::Write::Batch(writes) => {
+                            $wit::Write::Batch(writes.into_iter().map(Into::into).collect())
+                        }
+                    }
+                }
+            }
+
+            impl From<$wit::Written> for m::Written {
+                fn from(written: $wit::Written) -> Self {
+                    match written {
+                        $wit::Written::Item(item) => m::Written::Item(item.into()),
+                        $wit::Written::Put((item, outcome)) => {
+                            m::Written::Put(item.into(), outcome.into())
+                        }
+                        $wit::Written::Deleted => m::Written::Deleted,
+                        $wit::Written::Batch(result) => m::Written::Batch(result.into()),
+                    }
+                }
+            }
+
+            impl From<m::Written> for $wit::Written {
+                fn from(written: m::Written) -> Self {
+                    match written {
+                        m::Written::Item(item) => $wit::Written::Item(item.into()),
+                        m::Written::Put(item, outcome) => {
+                            $wit::Written::Put((item.into(), outcome.into()))
+                        }
+                        m::Written::Deleted => $wit::Written::Deleted,
+                        m::Written::Batch(result) => $wit::Written::Batch(result.into()),
+                    }
+                }
+            }
+
+            impl From<$wit::Once> for m::Once {
+                fn from(once: $wit::Once) -> Self {
+                    m::Once {
+                        key: once.key,
+                        fingerprint: once.fingerprint,
+                        expires_at: once.expires_at,
+                    }
+                }
+            }
+
+            impl From<m::Once> for $wit::Once {
+                fn from(once: m::Once) -> Self {
+                    $wit::Once {
+                        key: once.key,
+                        fingerprint: once.fingerprint,
+                        expires_at: once.expires_at,
+                    }
+                }
+            }
+
+            impl From<$wit::Applied> for m::Applied {
+                fn from(applied: $wit::Applied) -> Self {
+                    m::Applied {
+                        written: applied.written.into(),
+                        replayed: applied.replayed,
+                    }
+                }
+            }
+
+            impl From<m::Applied> for $wit::Applied {
+                fn from(applied: m::Applied) -> Self {
+                    $wit::Applied {
+                        written: applied.written.into(),
+                        replayed: applied.replayed,
                     }
                 }
             }
@@ -390,6 +530,57 @@ mod tests {
             Unavailable(String),
             Unauthorized(String),
             Backend(String),
+            KeyReused,
+            KeyInUse,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct PutWrite {
+            pub item: NewItem,
+            pub expected_version: Option<String>,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct UpdateWrite {
+            pub id: String,
+            pub patch: ItemPatch,
+            pub expected_version: Option<String>,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct DeleteWrite {
+            pub id: String,
+            pub expected_version: Option<String>,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct IncrementWrite {
+            pub id: String,
+            pub attribute: String,
+            pub delta: i64,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Write {
+            Create(NewItem),
+            Put(PutWrite),
+            Update(UpdateWrite),
+            Delete(DeleteWrite),
+            Increment(IncrementWrite),
+            Batch(Vec<BatchWrite>),
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Written {
+            Item(Item),
+            Put((Item, PutOutcome)),
+            Deleted,
+            Batch(BatchResult),
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Once {
+            pub key: String,
+            pub fingerprint: String,
+            pub expires_at: i64,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Applied {
+            pub written: Written,
+            pub replayed: bool,
         }
     }
 
@@ -496,8 +687,61 @@ mod tests {
             m::StoreError::Unavailable("u".into()),
             m::StoreError::Unauthorized("a".into()),
             m::StoreError::Backend("b".into()),
+            m::StoreError::KeyReused,
+            m::StoreError::KeyInUse,
         ] {
             assert_eq!(round_trip::<_, fake::StoreError>(error.clone()), error);
         }
+    }
+
+    #[test]
+    fn writes_results_and_keys_convert() {
+        let item = m::NewItem {
+            id: "a".into(),
+            ..Default::default()
+        };
+        let stored = item.clone().into_item("c".into(), "u".into(), "1".into());
+        for write in [
+            m::Write::Create(item.clone()),
+            m::Write::Put {
+                item,
+                expected_version: Some("2".into()),
+            },
+            m::Write::Update {
+                id: "a".into(),
+                patch: m::ItemPatch::default(),
+                expected_version: None,
+            },
+            m::Write::Delete {
+                id: "a".into(),
+                expected_version: Some("3".into()),
+            },
+            m::Write::Increment {
+                id: "a".into(),
+                attribute: "likes".into(),
+                delta: -2,
+            },
+            m::Write::Batch(vec![m::BatchWrite::Delete("b".into())]),
+        ] {
+            assert_eq!(round_trip::<_, fake::Write>(write.clone()), write);
+        }
+        for written in [
+            m::Written::Item(stored.clone()),
+            m::Written::Put(stored, m::PutOutcome::Replaced),
+            m::Written::Deleted,
+            m::Written::Batch(m::BatchResult::default()),
+        ] {
+            let applied = m::Applied {
+                written,
+                replayed: true,
+            };
+            assert_eq!(round_trip::<_, fake::Applied>(applied.clone()), applied);
+        }
+        let once = m::Once {
+            key: "k".into(),
+            fingerprint: "f".into(),
+            expires_at: 9,
+        };
+        assert_eq!(round_trip::<_, fake::Once>(once.clone()), once);
     }
 }

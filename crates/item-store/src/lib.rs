@@ -62,6 +62,8 @@ pub trait ItemStore: Send + Sync + 'static {
     async fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item>;
     /// Applies up to 100 unconditional writes.
     async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult>;
+    /// Applies a write at most once per key, atomically with its record.
+    async fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied>;
     /// Lists items by user or status in creation order.
     async fn query(&self, query: Query) -> StoreResult<Page>;
 }

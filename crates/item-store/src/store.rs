@@ -144,6 +144,20 @@ impl StoreHost for ItemStoreHost {
         Ok(result.into())
     }
 
+    async fn apply_once(&mut self, write: wit::Write, once: wit::Once) -> WitResult<wit::Applied> {
+        let write: item_model::Write = write.into();
+        let once: item_model::Once = once.into();
+        checked(validate::once(&once))?;
+        let weight = validate::write_weight(&write);
+        let write = validated(write, weight, validate::write).await?;
+        let applied = self
+            .store
+            .apply_once(write, once)
+            .await
+            .map_err(|e| failed("apply-once", e))?;
+        Ok(applied.into())
+    }
+
     async fn query(&mut self, query: wit::Query) -> WitResult<wit::Page> {
         let query = query.into();
         checked(validate::query(&query))?;

@@ -8,9 +8,11 @@
 //! item); it writes only if the version is still the one it read, and
 //! reads again when it lost that race.
 
+use item_model::once::Record;
 use item_model::{
-    BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Offer, Order, Page,
-    PageBuilder, PutOutcome, Query, StoreError, Timestamp, WriteClock, counter,
+    Applied, BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Offer, Once,
+    Order, Page, PageBuilder, PutOutcome, Query, StoreError, Timestamp, Write, WriteClock, Written,
+    counter,
 };
 
 use crate::executor::{Executor, Row, SqlError, SqlValue};
@@ -371,12 +373,76 @@ impl<'a, D: Executor + ?Sized> Items<'a, D> {
         }
     }
 
-    /// Deletes the rows expired at `now` and counts them. Reads hide them
-    /// anyway; this only keeps the file from growing, so a store calls it
-    /// now and then.
+    /// Applies a write at most once per key (WIT `apply-once`): finds the
+    /// key's live record, or applies the write as its own function does
+    /// and records what it did. The caller runs this in one transaction,
+    /// so that the write and its record are kept or lost together and no
+    /// other writer sees the one without the other.
+    pub fn apply_once(&self, write: Write, once: &Once) -> Result<Applied> {
+        let now = Timestamp::now();
+        let rows = self.rows(
+            "SELECT fingerprint, expires_at, written FROM idempotency \
+             WHERE key = ?1 AND expires_at > ?2",
+            &[text(&once.key), integer(now.unix_seconds())],
+        )?;
+        if let Some(row) = rows.into_iter().next() {
+            return row::record(row)?.answer(once);
+        }
+        let written = match write {
+            Write::Create(item) => Written::Item(self.create(item)?),
+            Write::Put {
+                item,
+                expected_version,
+            } => {
+                let (item, outcome) = self.put(item, expected_version.as_deref())?;
+                Written::Put(item, outcome)
+            }
+            Write::Update {
+                id,
+                patch,
+                expected_version,
+            } => Written::Item(self.update(&id, &patch, expected_version.as_deref())?),
+            Write::Delete {
+                id,
+                expected_version,
+            } => {
+                self.delete(&id, expected_version.as_deref())?;
+                Written::Deleted
+            }
+            Write::Increment {
+                id,
+                attribute,
+                delta,
+            } => Written::Item(self.increment(&id, &attribute, delta)?),
+            Write::Batch(writes) => Written::Batch(self.batch(writes)?),
+        };
+        let record = Record::new(once, &written);
+        // An expired record of the same key is replaced.
+        self.rows(
+            "INSERT INTO idempotency (key, fingerprint, expires_at, written) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET \
+             fingerprint = excluded.fingerprint, expires_at = excluded.expires_at, \
+             written = excluded.written",
+            &[
+                text(&once.key),
+                text(&record.fingerprint),
+                integer(record.expires_at),
+                text(&record.written),
+            ],
+        )?;
+        Ok(Applied::now(written))
+    }
+
+    /// Deletes the rows and idempotency records expired at `now` and
+    /// counts the rows. Reads hide them anyway; this only keeps the file
+    /// from growing, so a store calls it now and then.
     pub fn purge_expired(&self, now: Timestamp) -> Result<usize> {
         let rows = self.rows(
             "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1 RETURNING 1",
+            &[integer(now.unix_seconds())],
+        )?;
+        self.rows(
+            "DELETE FROM idempotency WHERE expires_at <= ?1",
             &[integer(now.unix_seconds())],
         )?;
         Ok(rows.len())

@@ -117,6 +117,24 @@ pub(crate) fn stored(row: Row) -> Result<Stored, RowError> {
     })
 }
 
+/// The idempotency record of a row selected as `fingerprint, expires_at,
+/// written`.
+pub(crate) fn record(row: Row) -> Result<item_model::once::Record, RowError> {
+    let mut values = row.into_iter();
+    match (values.next(), values.next(), values.next()) {
+        (
+            Some(SqlValue::Text(fingerprint)),
+            Some(SqlValue::Integer(expires_at)),
+            Some(SqlValue::Text(written)),
+        ) => Ok(item_model::once::Record {
+            fingerprint,
+            expires_at,
+            written,
+        }),
+        _ => Err(RowError::Damaged("idempotency")),
+    }
+}
+
 /// The integer in the first column of the first row, if any.
 pub(crate) fn first_integer(rows: &[Row]) -> Option<i64> {
     match rows.first()?.first()? {

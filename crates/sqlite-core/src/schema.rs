@@ -13,7 +13,7 @@
 use crate::executor::{Executor, SqlError, SqlValue};
 
 /// Step `n` brings a database from version `n` to `n + 1`.
-const MIGRATIONS: &[&[&str]] = &[V1, V2];
+const MIGRATIONS: &[&[&str]] = &[V1, V2, V3];
 
 /// The schema version this code writes and reads.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -45,9 +45,23 @@ pub(crate) const V1: &[&str] = &[
 /// index of its own, so that one user's items in one status are read
 /// without scanning either the user's other items or the status's other
 /// users.
-const V2: &[&str] = &[
+pub(crate) const V2: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS items_by_user_status ON items (user_id, status, created_at, id) \
      WHERE user_id IS NOT NULL AND status IS NOT NULL",
+];
+
+/// The records of writes applied at most once (`apply-once`): per key, the
+/// request's fingerprint, when the record expires, and what the write did
+/// (`item_model::once::Written::encode`). Written in the transaction of the
+/// write itself.
+const V3: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS idempotency (
+        key         TEXT PRIMARY KEY NOT NULL,
+        fingerprint TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        written     TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency (expires_at)",
 ];
 
 /// Why the schema could not be brought to [`VERSION`].

@@ -866,3 +866,165 @@ fn every_value_passes_through_the_rusqlite_executor() {
     let rows = Executor::execute(&conn, "SELECT ?1, ?2, ?3, ?4, ?5", &values).unwrap();
     assert_eq!(rows, vec![values]);
 }
+
+// --- apply-once -------------------------------------------------------------
+
+fn once(key: &str, fingerprint: &str) -> item_model::Once {
+    item_model::Once {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        expires_at: now_seconds() + 3600,
+    }
+}
+
+fn likes(item: &item_model::Item) -> Option<&Value> {
+    item.attribute("likes")
+}
+
+#[test]
+fn a_keyed_write_applies_once_and_replays_its_result() {
+    use item_model::{Write, Written};
+    let conn = database();
+    let clock = WriteClock::new();
+    let items = Items::new(&conn, &clock);
+    items.create(new_item("a")).unwrap();
+    let like = Write::Increment {
+        id: "a".into(),
+        attribute: "likes".into(),
+        delta: 1,
+    };
+    let first = items.apply_once(like.clone(), &once("k1", "f1")).unwrap();
+    assert!(!first.replayed);
+    let again = items.apply_once(like.clone(), &once("k1", "f1")).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.written, first.written);
+    let Written::Item(liked) = &first.written else {
+        panic!("{first:?}")
+    };
+    assert_eq!(likes(liked), Some(&Value::Number("6".into())));
+    // Applied once: the stored count is 6, not 7.
+    assert_eq!(
+        likes(&items.get("a").unwrap()),
+        Some(&Value::Number("6".into()))
+    );
+    // The same key for another request is refused and changes nothing.
+    assert_eq!(
+        items.apply_once(like.clone(), &once("k1", "f2")),
+        Err(StoreError::KeyReused)
+    );
+    // Another key applies again.
+    items.apply_once(like, &once("k2", "f1")).unwrap();
+    assert_eq!(
+        likes(&items.get("a").unwrap()),
+        Some(&Value::Number("7".into()))
+    );
+}
+
+#[test]
+fn every_kind_of_write_replays_exactly() {
+    use item_model::Write;
+    let conn = database();
+    let clock = WriteClock::new();
+    let items = Items::new(&conn, &clock);
+    let writes = [
+        Write::Create(new_item("c")),
+        Write::Put {
+            item: new_item("c"),
+            expected_version: Some("1".into()),
+        },
+        Write::Update {
+            id: "c".into(),
+            patch: ItemPatch {
+                status: Some(None),
+                ..ItemPatch::default()
+            },
+            expected_version: None,
+        },
+        Write::Batch(vec![
+            BatchWrite::Put(BatchPut {
+                item: new_item("d"),
+                created_at: None,
+            }),
+            BatchWrite::Delete("c".into()),
+        ]),
+        Write::Delete {
+            id: "d".into(),
+            expected_version: None,
+        },
+    ];
+    for (n, write) in writes.into_iter().enumerate() {
+        let key = format!("key{n}");
+        let first = items.apply_once(write.clone(), &once(&key, "f")).unwrap();
+        let again = items.apply_once(write.clone(), &once(&key, "f")).unwrap();
+        assert!(!first.replayed && again.replayed, "{write:?}");
+        assert_eq!(first.written, again.written, "{write:?}");
+    }
+    assert_eq!(items.get("c"), Err(StoreError::NotFound));
+    assert_eq!(items.get("d"), Err(StoreError::NotFound));
+}
+
+#[test]
+fn a_failed_keyed_write_records_nothing() {
+    use item_model::Write;
+    let conn = database();
+    let clock = WriteClock::new();
+    let items = Items::new(&conn, &clock);
+    let delete = Write::Delete {
+        id: "late".into(),
+        expected_version: None,
+    };
+    assert_eq!(
+        items.apply_once(delete.clone(), &once("k", "f")),
+        Err(StoreError::NotFound)
+    );
+    items.create(new_item("late")).unwrap();
+    let applied = items.apply_once(delete, &once("k", "f")).unwrap();
+    assert!(!applied.replayed);
+    assert_eq!(items.get("late"), Err(StoreError::NotFound));
+}
+
+#[test]
+fn an_expired_record_frees_its_key_and_is_purged() {
+    use item_model::Write;
+    let conn = database();
+    let clock = WriteClock::new();
+    let items = Items::new(&conn, &clock);
+    items.create(new_item("a")).unwrap();
+    let like = Write::Increment {
+        id: "a".into(),
+        attribute: "likes".into(),
+        delta: 1,
+    };
+    let past = item_model::Once {
+        expires_at: now_seconds() - 1,
+        ..once("k", "f")
+    };
+    items.apply_once(like.clone(), &past).unwrap();
+    // Recorded already expired: the same key applies again.
+    assert!(!items.apply_once(like.clone(), &past).unwrap().replayed);
+    assert_eq!(
+        likes(&items.get("a").unwrap()),
+        Some(&Value::Number("7".into()))
+    );
+    items.purge_expired(Timestamp::now()).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM idempotency", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn a_version_2_file_gains_the_idempotency_table_on_first_keyed_write() {
+    let conn = Connection::open_in_memory().unwrap();
+    for statement in schema::V1.iter().chain(schema::V2) {
+        conn.execute_batch(statement).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    let clock = WriteClock::new();
+    let items = Items::new(&conn, &clock);
+    let applied = items
+        .apply_once(item_model::Write::Create(new_item("a")), &once("k", "f"))
+        .unwrap();
+    assert!(!applied.replayed);
+    assert_eq!(user_version(&conn), VERSION);
+}

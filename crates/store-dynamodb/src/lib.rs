@@ -331,6 +331,17 @@ impl ItemStore for DynamoDbStore {
             .await
     }
 
+    async fn apply_once(
+        &self,
+        _write: item_store::Write,
+        _once: item_store::Once,
+    ) -> StoreResult<item_store::Applied> {
+        // In progress (issue 12): replaced by the protocol's operation.
+        Err(item_store::StoreError::invalid(
+            "Idempotency-Key is not available on DynamoDB yet",
+        ))
+    }
+
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.run(self.inner.protocol.query(query, self.now())).await
     }

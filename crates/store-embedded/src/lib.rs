@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use item_store::{
-    BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Page, PutOutcome, Query,
-    StoreError, StoreResult, Timestamp, WriteClock,
+    Applied, BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Once, Page, PutOutcome,
+    Query, StoreError, StoreResult, Timestamp, Write, WriteClock,
 };
 use rusqlite::{Connection, TransactionBehavior};
 use sqlite_core::{Items, MigrateError, SqlError};
@@ -349,6 +349,15 @@ impl ItemStore for EmbeddedStore {
         // promise atomicity.
         self.write(Scope::Transaction, move |items| items.batch(writes))
             .await
+    }
+
+    async fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        // The record is written in the write's own transaction: both are
+        // kept, or neither.
+        self.write(Scope::Transaction, move |items| {
+            items.apply_once(write, &once)
+        })
+        .await
     }
 
     async fn query(&self, query: Query) -> StoreResult<Page> {

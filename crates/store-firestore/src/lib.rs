@@ -224,6 +224,17 @@ impl ItemStore for FirestoreStore {
         self.run(self.firestore().batch(writes, self.now())).await
     }
 
+    async fn apply_once(
+        &self,
+        _write: item_store::Write,
+        _once: item_store::Once,
+    ) -> StoreResult<item_store::Applied> {
+        // In progress (issue 12): replaced by the protocol's operation.
+        Err(item_store::StoreError::invalid(
+            "Idempotency-Key is not available on Firestore yet",
+        ))
+    }
+
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.run(self.firestore().query(query, self.now())).await
     }

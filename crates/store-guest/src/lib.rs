@@ -21,8 +21,8 @@
 use std::marker::PhantomData;
 
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, StoreError,
-    validate,
+    Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
+    StoreError, Write, validate,
 };
 
 /// The code wit-bindgen generates for the `store-provider` world. Its export
@@ -82,6 +82,8 @@ pub trait BlockingStore: Send + Sync + Sized + 'static {
     fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item>;
     /// Applies up to 100 unconditional writes.
     fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult>;
+    /// Applies a write at most once per key, atomically with its record.
+    fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied>;
     /// Lists items by user or status in creation order.
     fn query(&self, query: Query) -> StoreResult<Page>;
 }
@@ -168,6 +170,13 @@ impl<S: BlockingStore> Guest for Export<S> {
     fn batch(writes: Vec<wit::BatchWrite>) -> WitResult<wit::BatchResult> {
         let writes: Vec<BatchWrite> = writes.into_iter().map(Into::into).collect();
         Self::serve("batch", validate::batch(&writes), |s| s.batch(writes))
+    }
+
+    fn apply_once(write: wit::Write, once: wit::Once) -> WitResult<wit::Applied> {
+        let write = Write::from(write);
+        let once = Once::from(once);
+        let valid = validate::write(&write).and_then(|()| validate::once(&once));
+        Self::serve("apply-once", valid, |s| s.apply_once(write, once))
     }
 
     fn query(query: wit::Query) -> WitResult<wit::Page> {

@@ -92,6 +92,13 @@ impl BlockingStore for Recorder {
             deleted: vec!["b".into()],
         })
     }
+    fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        record(format!("apply-once {} {}", write.operation(), once.key));
+        Ok(Applied {
+            written: item_model::Written::Deleted,
+            replayed: true,
+        })
+    }
     fn query(&self, query: Query) -> StoreResult<Page> {
         record(format!(
             "query {:?} {:?} {}",
@@ -205,5 +212,38 @@ fn invalid_input_never_reaches_the_store() {
         Exported::delete(String::new(), None),
         Err(wit::StoreError::InvalidInput(_))
     ));
+    let once = |key: &str| wit::Once {
+        key: key.into(),
+        fingerprint: "f".into(),
+        expires_at: 1_900_000_000,
+    };
+    assert!(matches!(
+        Exported::apply_once(wit::Write::Create(new_item("a/b")), once("k")),
+        Err(wit::StoreError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        Exported::apply_once(wit::Write::Create(new_item("a")), once("k/1")),
+        Err(wit::StoreError::InvalidInput(_))
+    ));
     assert!(calls().is_empty());
+}
+
+#[test]
+fn apply_once_reaches_the_store_with_its_key() {
+    let once = wit::Once {
+        key: "k-1_A".into(),
+        fingerprint: "f".into(),
+        expires_at: 1_900_000_000,
+    };
+    let applied = Exported::apply_once(
+        wit::Write::Delete(wit::DeleteWrite {
+            id: "a".into(),
+            expected_version: None,
+        }),
+        once,
+    )
+    .unwrap();
+    assert!(applied.replayed);
+    assert!(matches!(applied.written, wit::Written::Deleted));
+    assert_eq!(calls(), ["apply-once delete k-1_A"]);
 }
