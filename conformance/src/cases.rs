@@ -1216,6 +1216,23 @@ macro_rules! conformance_suite {
             attribute_counts_are_bounded_and_patches_linear,
             head_and_options,
         );
+        $crate::conformance_suite!(@once $crate::Backend::new(
+            $crate::Runtime::$runtime,
+            $crate::Store::$store,
+            $crate::Fixture::$fixture,
+        );
+            idempotency_key_applies_each_write_once,
+            concurrent_repeats_of_a_keyed_like_apply_once,
+            idempotency_keys_are_scoped_to_the_caller,
+        );
+    };
+    (@once $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::idempotency_cases::$case($backend).await;
+            }
+        )*
     };
     (@hostile $backend:expr; $($case:ident),* $(,)?) => {
         $(

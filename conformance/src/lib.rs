@@ -13,6 +13,7 @@ pub mod auth_cases;
 pub mod cases;
 pub mod harness;
 pub mod hostile_cases;
+pub mod idempotency_cases;
 pub mod tokens;
 
 pub use harness::{Backend, Fixture, Runtime, Server, Store};

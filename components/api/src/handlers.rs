@@ -13,7 +13,8 @@ use crate::problem::{Kind, Problem};
 use crate::query::{check_cursor, encode_component, list_query_without_cursor_check, next_link};
 use crate::response::Response;
 use crate::router::{self, Route, RouteError};
-use crate::{body, store};
+use crate::store::{Writer, as_deleted, as_item, as_put, expect_recorded};
+use crate::{body, idempotency, store};
 
 /// The OpenAPI 3.1 description of this API, served at `GET /openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -83,19 +84,53 @@ fn dispatch(route: Route, request: &Request) -> Result<Response> {
         Route::Options(allow) => return Ok(Response::empty(204).with_header("allow", allow)),
         _ => auth::caller(request)?,
     };
-    match route {
-        Route::CreateItem => create_item(request, &caller),
+    let writes = matches!(
+        route,
+        Route::CreateItem
+            | Route::Batch
+            | Route::PutItem(_)
+            | Route::PatchItem(_)
+            | Route::DeleteItem(_)
+            | Route::LikeItem(_)
+    );
+    let writer = if writes {
+        writer(request, &caller)?
+    } else {
+        Writer::direct()
+    };
+    let response = match route {
+        Route::CreateItem => create_item(request, &caller, &writer),
         Route::ListItems => list_items(request, &caller),
-        Route::Batch => batch(request, &caller),
+        Route::Batch => batch(request, &caller, &writer),
         Route::GetItem(id) => get_item(request, &caller, &id),
-        Route::PutItem(id) => put_item(request, &caller, &id),
-        Route::PatchItem(id) => patch_item(request, &caller, &id),
-        Route::DeleteItem(id) => delete_item(request, &caller, &id),
-        Route::LikeItem(id) => like_item(request, &caller, &id),
+        Route::PutItem(id) => put_item(request, &caller, &writer, &id),
+        Route::PatchItem(id) => patch_item(request, &caller, &writer, &id),
+        Route::DeleteItem(id) => delete_item(request, &caller, &writer, &id),
+        Route::LikeItem(id) => like_item(request, &caller, &writer, &id),
         Route::OpenApi | Route::Health | Route::Ready | Route::Options(_) => {
             unreachable!("answered above")
         }
-    }
+    }?;
+    Ok(if writer.replayed() {
+        response.with_header(idempotency::REPLAYED_HEADER, "true")
+    } else {
+        response
+    })
+}
+
+/// The writer of a write request: under its `Idempotency-Key`, scoped to
+/// the caller, when it has one (400 when the header is malformed).
+fn writer<'r>(request: &'r Request, caller: &Caller) -> Result<Writer<'r>> {
+    let Some(value) = request.header(idempotency::HEADER) else {
+        return Ok(Writer::direct());
+    };
+    let key = idempotency::parse_key(&value)?;
+    let ttl = idempotency::ttl_seconds(std::env::var(idempotency::TTL_SETTING).ok().as_deref());
+    Ok(Writer::keyed(
+        request,
+        idempotency::store_key(caller.subject(), &key),
+        ttl,
+    ))
 }
 
 /// An id no client is expected to use, read by `/readyz`: whatever the
@@ -176,11 +211,13 @@ fn generate_id() -> String {
     item_model::uuid_v4(random_16())
 }
 
-fn create_item(request: &Request, caller: &Caller) -> Result<Response> {
+fn create_item(request: &Request, caller: &Caller, writer: &Writer) -> Result<Response> {
     let mut new = body::new_item(json_body(request, false)?, None, generate_id)?;
     claim_ownership(caller, &mut new)?;
     let id = new.id.clone();
-    let item = store::create(new).map_err(|e| Problem::from_store(e, Some(&id)))?;
+    let item = writer
+        .create(new)
+        .map_err(|e| Problem::from_store(e, Some(&id)))?;
     Ok(item_response(201, &item).with_header("location", location(&request.base, &item.id)))
 }
 
@@ -198,21 +235,29 @@ fn get_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
     Ok(item_response(200, &item))
 }
 
-fn put_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
+fn put_item(request: &Request, caller: &Caller, writer: &Writer, id: &str) -> Result<Response> {
     let mut new = body::new_item(json_body(request, false)?, Some(id), String::new)?;
     claim_ownership(caller, &mut new)?;
     let condition = conditional::if_match(request.header("if-match").as_deref());
-    let (item, outcome) = match caller.owner() {
+    let recorded = recorded_before_reading(writer, caller, &condition, id, as_put)?;
+    let (item, outcome) = match (recorded, caller.owner()) {
+        (Some(recorded), _) => recorded,
         // `put` alone cannot say "must exist", so `If-Match: *` reads first.
-        None => conditional_write(id, &condition, true, |version| {
-            store::put(new.clone(), version)
+        (None, None) => conditional_write(id, &condition, true, |version| {
+            writer.put(new.clone(), version)
         })?,
-        Some(owner) => owned_write(
+        (None, Some(owner)) => owned_write(
             owner,
             id,
             &condition,
-            || Some(store::create(new.clone()).map(|item| (item, PutOutcome::Created))),
-            |version| store::put(new.clone(), Some(version)),
+            || {
+                Some(
+                    writer
+                        .create(new.clone())
+                        .map(|item| (item, PutOutcome::Created)),
+                )
+            },
+            |version| writer.put(new.clone(), Some(version)),
         )?,
     };
     Ok(match outcome {
@@ -223,12 +268,15 @@ fn put_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
     })
 }
 
-fn patch_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
+fn patch_item(request: &Request, caller: &Caller, writer: &Writer, id: &str) -> Result<Response> {
     let patch = body::patch(json_body(request, true)?, id)?;
     let condition = conditional::if_match(request.header("if-match").as_deref());
+    if let Some(item) = recorded_before_reading(writer, caller, &condition, id, as_item)? {
+        return Ok(item_response(200, &item));
+    }
     let item = match caller.owner() {
         None => conditional_write(id, &condition, false, |version| {
-            store::update(id, patch.clone(), version)
+            writer.update(id, patch.clone(), version)
         })?,
         Some(owner) => {
             if let Some(change) = &patch.user_id
@@ -244,30 +292,62 @@ fn patch_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> 
                 id,
                 &condition,
                 || None,
-                |version| store::update(id, patch.clone(), Some(version)),
+                |version| writer.update(id, patch.clone(), Some(version)),
             )?
         }
     };
     Ok(item_response(200, &item))
 }
 
-fn delete_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
+fn delete_item(request: &Request, caller: &Caller, writer: &Writer, id: &str) -> Result<Response> {
     let condition = conditional::if_match(request.header("if-match").as_deref());
+    if recorded_before_reading(writer, caller, &condition, id, as_deleted)?.is_some() {
+        return Ok(Response::empty(204));
+    }
     match caller.owner() {
-        None => conditional_write(id, &condition, false, |version| store::delete(id, version))?,
+        None => conditional_write(id, &condition, false, |version| writer.delete(id, version))?,
         Some(owner) => owned_write(
             owner,
             id,
             &condition,
             || None,
-            |version| store::delete(id, Some(version)),
+            |version| writer.delete(id, Some(version)),
         )?,
     }
     Ok(Response::empty(204))
 }
 
-fn like_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
+/// For a request with an `Idempotency-Key` whose handler checks the item
+/// as it is now before writing (a caller limited to its own items, or an
+/// `If-Match` that needs a read): the result recorded when this request's
+/// write went through before. Those checks would refuse the repeat (the
+/// version moved on, the item is gone), where the client must get the
+/// first answer again. Other paths go straight to `apply-once`, which
+/// replays by itself.
+fn recorded_before_reading<T>(
+    writer: &Writer,
+    caller: &Caller,
+    condition: &IfMatch,
+    id: &str,
+    from: impl FnOnce(item_model::Written) -> std::result::Result<T, item_model::Written>,
+) -> Result<Option<T>> {
+    let reads_first =
+        caller.owner().is_some() || matches!(condition, IfMatch::Exists | IfMatch::AnyOf(_));
+    if !reads_first {
+        return Ok(None);
+    }
+    let fail = |e| Problem::from_store(e, Some(id));
+    match writer.recorded(id).map_err(fail)? {
+        Some(written) => expect_recorded(written, from).map(Some).map_err(fail),
+        None => Ok(None),
+    }
+}
+
+fn like_item(request: &Request, caller: &Caller, writer: &Writer, id: &str) -> Result<Response> {
     let by = body::likes_delta(optional_json_body(request)?)?;
+    if let Some(item) = recorded_before_reading(writer, caller, &IfMatch::Absent, id, as_item)? {
+        return Ok(item_response(200, &item));
+    }
     if caller.owner().is_some() {
         // An increment has no version to hold the owner still; the read
         // hides other users' items, and only an administrator can move an
@@ -277,7 +357,9 @@ fn like_item(request: &Request, caller: &Caller, id: &str) -> Result<Response> {
             return Err(Problem::not_found(id));
         }
     }
-    let item = store::increment(id, "likes", by).map_err(|e| Problem::from_store(e, Some(id)))?;
+    let item = writer
+        .increment(id, "likes", by)
+        .map_err(|e| Problem::from_store(e, Some(id)))?;
     Ok(item_response(200, &item))
 }
 
@@ -324,11 +406,13 @@ fn own_list(key: IndexKey, owner: &str) -> Result<IndexKey> {
     Ok(key)
 }
 
-fn batch(request: &Request, caller: &Caller) -> Result<Response> {
+fn batch(request: &Request, caller: &Caller, writer: &Writer) -> Result<Response> {
     let writes = body::batch(json_body(request, false)?, generate_id)?;
     let result = match caller.owner() {
-        None => store::batch(writes).map_err(|e| Problem::from_store(e, None))?,
-        Some(owner) => owned_batch(caller, owner, writes)?,
+        None => writer
+            .batch(writes)
+            .map_err(|e| Problem::from_store(e, None))?,
+        Some(owner) => owned_batch(caller, owner, writer, writes)?,
     };
     let put: Vec<Json> = result.put.iter().map(item_to_json).collect();
     Ok(Response::json(
@@ -370,7 +454,16 @@ fn claim_ownership(caller: &Caller, item: &mut NewItem) -> Result<()> {
 /// to someone else; then each write applies on its own, under the version
 /// read, so that another user's item created or moved in between is never
 /// overwritten.
-fn owned_batch(caller: &Caller, owner: &str, writes: Vec<BatchWrite>) -> Result<BatchResult> {
+///
+/// Under an `Idempotency-Key`, each write is applied once under a key of
+/// its own, derived from the request's ([`Writer::part`]): a repeat of the
+/// request replays the writes that went through and applies the rest.
+fn owned_batch(
+    caller: &Caller,
+    owner: &str,
+    writer: &Writer,
+    writes: Vec<BatchWrite>,
+) -> Result<BatchResult> {
     let mut targets = Vec::with_capacity(writes.len());
     for mut write in writes {
         let id = match &mut write {
@@ -395,21 +488,22 @@ fn owned_batch(caller: &Caller, owner: &str, writes: Vec<BatchWrite>) -> Result<
         targets.push((write, id, current));
     }
     let mut result = BatchResult::default();
-    for (write, id, read) in targets {
+    for (n, (write, id, read)) in targets.into_iter().enumerate() {
+        let writer = writer.part(n);
         match write {
             BatchWrite::Put(put) => {
                 let new = put.item;
                 let first = match &read {
-                    Some(version) => store::put(new.clone(), Some(version)).map(|(item, _)| item),
-                    None => store::create(new.clone()),
+                    Some(version) => writer.put(new.clone(), Some(version)).map(|(item, _)| item),
+                    None => writer.create(new.clone()),
                 };
                 let item = match first {
                     Err(StoreError::VersionMismatch(_) | StoreError::AlreadyExists) => owned_write(
                         owner,
                         &id,
                         &IfMatch::Absent,
-                        || Some(store::create(new.clone())),
-                        |version| store::put(new.clone(), Some(version)).map(|(item, _)| item),
+                        || Some(writer.create(new.clone())),
+                        |version| writer.put(new.clone(), Some(version)).map(|(item, _)| item),
                     )?,
                     other => other.map_err(|e| Problem::from_store(e, Some(&id)))?,
                 };
@@ -417,7 +511,7 @@ fn owned_batch(caller: &Caller, owner: &str, writes: Vec<BatchWrite>) -> Result<
             }
             BatchWrite::Delete(_) => {
                 if let Some(version) = &read {
-                    match store::delete(&id, Some(version)) {
+                    match writer.delete(&id, Some(version)) {
                         Ok(()) | Err(StoreError::NotFound) => {}
                         Err(StoreError::VersionMismatch(_)) => {
                             owned_write(
@@ -425,7 +519,7 @@ fn owned_batch(caller: &Caller, owner: &str, writes: Vec<BatchWrite>) -> Result<
                                 &id,
                                 &IfMatch::Absent,
                                 || Some(Ok(())),
-                                |version| store::delete(&id, Some(version)),
+                                |version| writer.delete(&id, Some(version)),
                             )?;
                         }
                         Err(e) => return Err(Problem::from_store(e, Some(&id))),

@@ -73,6 +73,9 @@ pub struct Request {
     pub query: String,
     headers: Fields,
     incoming: IncomingRequest,
+    /// SHA-256 of the body as read, kept for a request with an
+    /// `Idempotency-Key` (its fingerprint covers the body).
+    body_digest: std::cell::Cell<Option<[u8; 32]>>,
 }
 
 impl Request {
@@ -108,7 +111,14 @@ impl Request {
             query,
             headers,
             incoming,
+            body_digest: std::cell::Cell::new(None),
         }
+    }
+
+    /// SHA-256 of the body, once read, when the request has an
+    /// `Idempotency-Key`; `None` before (or without) either.
+    pub fn body_digest(&self) -> Option<[u8; 32]> {
+        self.body_digest.get()
     }
 
     /// A header's value; repeated header lines are joined with `, `.
@@ -181,6 +191,10 @@ impl Request {
         // The stream is a child of the body: drop it before finishing.
         drop(stream);
         drop(IncomingBody::finish(body));
+        if self.header(crate::idempotency::HEADER).is_some() {
+            self.body_digest
+                .set(Some(crate::idempotency::body_digest(&bytes)));
+        }
         Ok(bytes)
     }
 }

@@ -24,6 +24,7 @@ pub mod body;
 pub mod conditional;
 pub mod handlers;
 pub mod http;
+pub mod idempotency;
 pub mod mount;
 pub mod problem;
 pub mod query;

@@ -25,6 +25,22 @@ pub enum Method {
     Other(String),
 }
 
+impl Method {
+    /// The method's name as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+            Method::Other(name) => name,
+        }
+    }
+}
+
 /// What a request asks for, with the decoded and validated item id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

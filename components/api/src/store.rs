@@ -69,3 +69,269 @@ pub(crate) fn query(query: model::Query) -> Result<model::Page> {
         .map(Into::into)
         .map_err(Into::into)
 }
+
+pub(crate) fn apply_once(write: model::Write, once: &model::Once) -> Result<model::Applied> {
+    wit::apply_once(&write.into(), &once.clone().into())
+        .map(Into::into)
+        .map_err(Into::into)
+}
+
+/// A version no store ever gives an item: a write expecting it cannot
+/// apply, so under `apply-once` it only looks the key's record up.
+const NO_VERSION: &str = "never-a-version";
+
+/// The writes of one request: straight to the store, or, for a request
+/// with an `Idempotency-Key`, each through `apply-once` under the
+/// request's key, so that a repeat of the request never applies twice.
+pub(crate) struct Writer<'r> {
+    keyed: Option<Keyed<'r>>,
+    replayed: std::cell::Cell<bool>,
+}
+
+/// What a keyed request's writes need to make their `once`.
+struct Keyed<'r> {
+    request: &'r crate::http::Request,
+    /// The scoped, hashed key ([`crate::idempotency::store_key`]).
+    key: String,
+    ttl: i64,
+}
+
+/// The store answered `apply-once` with the result of another operation:
+/// only a broken store does.
+fn mismatched(written: &model::Written) -> StoreError {
+    StoreError::Backend(format!(
+        "the store answered apply-once with an unexpected result ({written:?})"
+    ))
+}
+
+impl<'r> Writer<'r> {
+    /// Writes without a key.
+    pub(crate) fn direct() -> Writer<'static> {
+        Writer {
+            keyed: None,
+            replayed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Writes under the request's `key` (already scoped and hashed), kept
+    /// `ttl` seconds.
+    pub(crate) fn keyed(request: &'r crate::http::Request, key: String, ttl: i64) -> Self {
+        Self {
+            keyed: Some(Keyed { request, key, ttl }),
+            replayed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether an answer came from a record rather than a write.
+    pub(crate) fn replayed(&self) -> bool {
+        self.replayed.get()
+    }
+
+    /// The writer for part `n` of a request that makes several
+    /// independent writes (a batch written item by item): its own key,
+    /// derived from the request's.
+    pub(crate) fn part(&self, n: usize) -> Writer<'r> {
+        Writer {
+            keyed: self.keyed.as_ref().map(|k| Keyed {
+                request: k.request,
+                key: format!("{}-{n}", k.key),
+                ttl: k.ttl,
+            }),
+            replayed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The `once` of this request now: the fingerprint covers the body,
+    /// so it is made at the write, after the handler has read the body.
+    fn once(&self) -> Option<model::Once> {
+        let keyed = self.keyed.as_ref()?;
+        let request = keyed.request;
+        let if_match = request.header("if-match");
+        let parts = crate::idempotency::RequestParts {
+            method: request.method.as_str(),
+            path: &request.path,
+            query: &request.query,
+            if_match: if_match.as_deref(),
+            body_digest: request.body_digest(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Some(model::Once {
+            key: keyed.key.clone(),
+            fingerprint: crate::idempotency::fingerprint(&parts),
+            expires_at: now.saturating_add(keyed.ttl),
+        })
+    }
+
+    /// Applies `write` under the key, or with `direct` without one.
+    fn write<T>(
+        &self,
+        write: model::Write,
+        direct: impl FnOnce(model::Write) -> Result<T>,
+        from: impl FnOnce(model::Written) -> std::result::Result<T, model::Written>,
+    ) -> Result<T> {
+        let Some(once) = self.once() else {
+            return direct(write);
+        };
+        let applied = apply_once(write, &once)?;
+        if applied.replayed {
+            self.replayed.set(true);
+        }
+        from(applied.written).map_err(|other| mismatched(&other))
+    }
+
+    /// The result recorded under the key for this request, if its write
+    /// was applied before: for handlers that read before they write,
+    /// whose checks of the item as it is now would refuse a repeat of a
+    /// write that went through. Without a key, `None`.
+    pub(crate) fn recorded(&self, id: &str) -> Result<Option<model::Written>> {
+        let Some(once) = self.once() else {
+            return Ok(None);
+        };
+        let probe = model::Write::Delete {
+            id: id.to_string(),
+            expected_version: Some(NO_VERSION.to_string()),
+        };
+        match apply_once(probe, &once) {
+            Ok(applied) => {
+                self.replayed.set(true);
+                Ok(Some(applied.written))
+            }
+            Err(StoreError::VersionMismatch(_) | StoreError::NotFound) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    pub(crate) fn create(&self, new: model::NewItem) -> Result<model::Item> {
+        self.write(
+            model::Write::Create(new),
+            |w| match w {
+                model::Write::Create(new) => create(new),
+                _ => unreachable!("create"),
+            },
+            as_item,
+        )
+    }
+
+    pub(crate) fn put(
+        &self,
+        new: model::NewItem,
+        expected_version: Option<&str>,
+    ) -> Result<(model::Item, model::PutOutcome)> {
+        self.write(
+            model::Write::Put {
+                item: new,
+                expected_version: expected_version.map(str::to_string),
+            },
+            |w| match w {
+                model::Write::Put {
+                    item,
+                    expected_version,
+                } => put(item, expected_version.as_deref()),
+                _ => unreachable!("put"),
+            },
+            as_put,
+        )
+    }
+
+    pub(crate) fn update(
+        &self,
+        id: &str,
+        patch: model::ItemPatch,
+        expected_version: Option<&str>,
+    ) -> Result<model::Item> {
+        self.write(
+            model::Write::Update {
+                id: id.to_string(),
+                patch,
+                expected_version: expected_version.map(str::to_string),
+            },
+            |w| match w {
+                model::Write::Update {
+                    id,
+                    patch,
+                    expected_version,
+                } => update(&id, patch, expected_version.as_deref()),
+                _ => unreachable!("update"),
+            },
+            as_item,
+        )
+    }
+
+    pub(crate) fn delete(&self, id: &str, expected_version: Option<&str>) -> Result<()> {
+        self.write(
+            model::Write::Delete {
+                id: id.to_string(),
+                expected_version: expected_version.map(str::to_string),
+            },
+            |_| delete(id, expected_version),
+            as_deleted,
+        )
+    }
+
+    pub(crate) fn increment(&self, id: &str, attribute: &str, delta: i64) -> Result<model::Item> {
+        self.write(
+            model::Write::Increment {
+                id: id.to_string(),
+                attribute: attribute.to_string(),
+                delta,
+            },
+            |_| increment(id, attribute, delta),
+            as_item,
+        )
+    }
+
+    pub(crate) fn batch(&self, writes: Vec<model::BatchWrite>) -> Result<model::BatchResult> {
+        self.write(
+            model::Write::Batch(writes),
+            |w| match w {
+                model::Write::Batch(writes) => batch(writes),
+                _ => unreachable!("batch"),
+            },
+            |written| match written {
+                model::Written::Batch(result) => Ok(result),
+                other => Err(other),
+            },
+        )
+    }
+}
+
+/// The item of a create, update or increment result.
+/// A put's item counts too: a handler that creates when the item is
+/// absent and puts when it exists may find either recorded on a repeat.
+pub(crate) fn as_item(written: model::Written) -> std::result::Result<model::Item, model::Written> {
+    match written {
+        model::Written::Item(item) | model::Written::Put(item, _) => Ok(item),
+        other => Err(other),
+    }
+}
+
+/// The pair of a put result; a create's item counts as created (see
+/// [`as_item`]).
+pub(crate) fn as_put(
+    written: model::Written,
+) -> std::result::Result<(model::Item, model::PutOutcome), model::Written> {
+    match written {
+        model::Written::Put(item, outcome) => Ok((item, outcome)),
+        model::Written::Item(item) => Ok((item, model::PutOutcome::Created)),
+        other => Err(other),
+    }
+}
+
+/// A delete result.
+pub(crate) fn as_deleted(written: model::Written) -> std::result::Result<(), model::Written> {
+    match written {
+        model::Written::Deleted => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// A recorded result of the expected kind, or the store's error for one
+/// of another kind.
+pub(crate) fn expect_recorded<T>(
+    written: model::Written,
+    from: impl FnOnce(model::Written) -> std::result::Result<T, model::Written>,
+) -> Result<T> {
+    from(written).map_err(|other| mismatched(&other))
+}
