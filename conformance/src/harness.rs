@@ -19,7 +19,7 @@ mod server;
 mod spin;
 mod wasmtime_serve;
 
-pub use artefacts::{api_wasm, composed_wasm};
+pub use artefacts::{api_wasm, composed_wasm, workspace_root};
 pub use backend::{Backend, Fixture, Runtime, Store};
 pub use client::Response;
 pub use fixtures::{AwsKey, unique};

@@ -11,6 +11,7 @@
 
 pub mod auth_cases;
 pub mod cases;
+pub mod chaos;
 pub mod harness;
 pub mod hostile_cases;
 pub mod idempotency_cases;

@@ -70,31 +70,11 @@ pub enum LimitParseError {
     Size(String),
 }
 
-/// A duration such as `30`, `1.5`, `30s`, `500ms` or `2m` (a number
-/// without unit is seconds); zero is allowed.
+/// A duration in the grammar of [`item_model::duration::parse`] (`30`,
+/// `1.5`, `500ms`, `2m`, `24h`; a number without unit is seconds); zero
+/// is allowed.
 pub fn parse_duration(text: &str) -> Result<Duration, LimitParseError> {
-    let bad = || LimitParseError::Duration(text.to_string());
-    let trimmed = text.trim();
-    let (number, seconds_per_unit) = if let Some(n) = trimmed.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = trimmed.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = trimmed.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (trimmed, 1.0)
-    };
-    let number = number.trim();
-    // Digits and at most one point: no signs, exponents, `inf` or `NaN`.
-    let plain = !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.matches('.').count() <= 1
-        && number != ".";
-    if !plain {
-        return Err(bad());
-    }
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad())
+    item_model::duration::parse(text).ok_or_else(|| LimitParseError::Duration(text.to_string()))
 }
 
 /// A duration as [`parse_duration`], but more than zero.

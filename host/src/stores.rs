@@ -43,6 +43,10 @@ pub enum EmbeddedSync {
     Normal,
 }
 
+/// Time to open a connection to a cloud backend, at most (and at most the
+/// backend timeout).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The store flags of `edge-items serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
@@ -75,6 +79,17 @@ pub struct StoreArgs {
         default_value_t = EmbeddedSync::Full
     )]
     pub embedded_sync: EmbeddedSync,
+
+    /// How long one request to DynamoDB or Firestore may take before it
+    /// counts as failed (and is resent when that is safe) [default: 10s
+    /// for DynamoDB, 30s for Firestore].
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_BACKEND_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = crate::limits::parse_timeout
+    )]
+    pub backend_timeout: Option<std::time::Duration>,
 
     /// `--dynamodb-*`, used with `--store dynamodb`.
     #[command(flatten)]
@@ -181,7 +196,10 @@ impl StoreArgs {
                 Arc::new(store)
             }
             StoreKind::DynamoDb => {
-                let config = self.dynamodb.config().await?;
+                let mut config = self.dynamodb.config().await?;
+                if let Some(timeout) = self.backend_timeout {
+                    config = config.with_timeouts(CONNECT_TIMEOUT.min(timeout), timeout);
+                }
                 tracing::info!(
                     table = config.table(),
                     endpoint = config.endpoint(),
@@ -191,7 +209,11 @@ impl StoreArgs {
                 Arc::new(store.observed(metrics.backend_observer("dynamodb")))
             }
             StoreKind::Firestore => {
-                let config = self.firestore.config()?;
+                let mut config = self.firestore.config()?;
+                if let Some(timeout) = self.backend_timeout {
+                    config.request_timeout = timeout;
+                    config.connect_timeout = CONNECT_TIMEOUT.min(timeout);
+                }
                 tracing::info!("using Firestore");
                 let store = FirestoreStore::connect(config).await.map_err(other)?;
                 Arc::new(store.observed(metrics.backend_observer("firestore")))

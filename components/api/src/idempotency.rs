@@ -134,8 +134,9 @@ pub fn body_digest(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }
 
-/// How long records are kept, from the setting's value: seconds (`3600`)
-/// or a number with `s`, `m`, `h` or `d`; 1 second to 30 days. A bad value
+/// How long records are kept, from the setting's value: a duration
+/// (`item_model::duration`: `3600`, `90m`, `24h`, `7d`), 1 second to 30
+/// days. A bad value
 /// falls back to the default with a note on stderr rather than failing
 /// every write.
 pub fn ttl_seconds(setting: Option<&str>) -> i64 {
@@ -151,19 +152,7 @@ pub fn ttl_seconds(setting: Option<&str>) -> i64 {
 }
 
 fn parse_ttl(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    let seconds = number.parse::<i64>().ok()?.checked_mul(scale)?;
+    let seconds = i64::try_from(item_model::duration::parse(text)?.as_secs()).ok()?;
     (1..=MAX_TTL_SECONDS).contains(&seconds).then_some(seconds)
 }
 
@@ -256,7 +245,7 @@ mod tests {
         assert_eq!(ttl_seconds(Some("90m")), 5400);
         assert_eq!(ttl_seconds(Some("24h")), 86_400);
         assert_eq!(ttl_seconds(Some("7d")), 7 * 86_400);
-        for bad in ["0", "31d", "1w", "-5", "h", ""] {
+        for bad in ["0", "0.5", "31d", "1w", "-5", "h", ""] {
             assert_eq!(ttl_seconds(Some(bad)), DEFAULT_TTL_SECONDS, "{bad:?}");
         }
     }

@@ -36,7 +36,7 @@ pub(crate) fn run<O: Operation>(
     sansio::drive_blocking(
         protocol,
         RETRY_POLICY,
-        &mut WasiHttp::new(OPTIONS),
+        &mut WasiHttp::new(OPTIONS.with_env_timeout()),
         operation,
     )
 }

@@ -31,7 +31,12 @@ pub const OPTIONS: Options = Options {
 
 /// Runs `op` to its result.
 pub fn run<O: Operation>(session: &Session, op: O) -> Result<O::Output, StoreError> {
-    sansio::drive_blocking(session, RETRY_POLICY, &mut WasiHttp::new(OPTIONS), op)
+    sansio::drive_blocking(
+        session,
+        RETRY_POLICY,
+        &mut WasiHttp::new(OPTIONS.with_env_timeout()),
+        op,
+    )
 }
 
 #[cfg(test)]

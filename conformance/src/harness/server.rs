@@ -52,6 +52,30 @@ impl Server {
         Self::start_signed(backend, extra_args, None)
     }
 
+    /// Starts a server whose store traffic goes through `route`: it gets
+    /// the backend's address (the DynamoDB endpoint URL, or the Firestore
+    /// emulator's `host:port`) and returns the one the server must use
+    /// instead (a fault-injecting proxy's). For cloud stores only.
+    pub fn start_routed(
+        backend: Backend,
+        extra_args: &[&str],
+        route: impl FnOnce(&str) -> String,
+    ) -> Server {
+        assert!(
+            backend.is_supported(),
+            "the harness cannot start {backend:?}"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut site = prepare(backend, None);
+        match &mut site {
+            Site::DynamoDb { endpoint, .. } => *endpoint = route(endpoint),
+            Site::Firestore { emulator_host, .. } => *emulator_host = route(emulator_host),
+            Site::Embedded => panic!("the embedded store has no traffic to route"),
+        }
+        Self::launch(backend, dir, extra_args, site)
+    }
+
     /// Starts our host on DynamoDB on moto, signing with `key` (e.g. a user
     /// from [`super::moto_service_user_without`]).
     pub fn start_on_moto_as(key: &AwsKey) -> Server {

@@ -71,6 +71,40 @@ impl Default for Options {
     }
 }
 
+/// The setting that bounds one backend request, in every adapter and in
+/// our host (`--backend-timeout`): a duration (`item_model::duration`).
+pub const BACKEND_TIMEOUT: &str = "EDGE_ITEMS_BACKEND_TIMEOUT";
+
+impl Options {
+    /// These options with the timeout of [`BACKEND_TIMEOUT`] when it is set
+    /// to a duration above zero (and the connect timeout at most that); an
+    /// unusable value is reported on stderr and ignored.
+    pub fn with_env_timeout(self) -> Self {
+        self.with_timeout_setting(env(BACKEND_TIMEOUT))
+    }
+
+    /// [`Options::with_env_timeout`] with the setting's value given.
+    pub fn with_timeout_setting(self, value: Option<String>) -> Self {
+        let Some(text) = value else {
+            return self;
+        };
+        match item_model::duration::parse(&text) {
+            Some(timeout) if !timeout.is_zero() => Self {
+                timeout,
+                connect_timeout: self.connect_timeout.min(timeout),
+                ..self
+            },
+            _ => {
+                eprintln!(
+                    "{BACKEND_TIMEOUT}={text:?} is not a duration above zero (like 2s or 500ms); using {:?}",
+                    self.timeout
+                );
+                self
+            }
+        }
+    }
+}
+
 /// Sends `request` and reads the whole response.
 ///
 /// The URI must be absolute (`https://host/path`). A `host` header is
@@ -151,6 +185,23 @@ pub fn env(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_backend_timeout_setting_bounds_both_timeouts() {
+        let base = super::Options::default();
+        let set = base.with_timeout_setting(Some("2s".into()));
+        assert_eq!(set.timeout, Duration::from_secs(2));
+        assert_eq!(set.connect_timeout, Duration::from_secs(2));
+        let long = base.with_timeout_setting(Some("1m".into()));
+        assert_eq!(long.connect_timeout, base.connect_timeout);
+        for ignored in [None, Some("0".into()), Some("soon".into())] {
+            let kept = base.with_timeout_setting(ignored);
+            assert_eq!(
+                (kept.timeout, kept.connect_timeout),
+                (base.timeout, base.connect_timeout)
+            );
+        }
+    }
+
     use super::*;
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -166,34 +166,12 @@ fn parse_kind(text: &str) -> Result<(Fault, u32), String> {
     Ok((name.parse::<Fault>().map_err(|e| e.to_string())?, weight))
 }
 
-/// A duration such as `30`, `1.5`, `30s`, `500ms` or `2m` (a number
-/// without unit is seconds): the grammar of the host's flags
-/// (`edge-items serve --queue-timeout`), which this crate cannot depend on.
+/// A duration in the grammar of every setting of this project
+/// ([`item_model::duration::parse`]: `30`, `1.5`, `500ms`, `2m`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
+    item_model::duration::parse(text).ok_or_else(|| {
         format!("`{text}` is not a duration: write seconds (`30`, `1.5`, `30s`), `500ms` or `2m`")
-    };
-    let trimmed = text.trim();
-    let (number, seconds_per_unit) = if let Some(n) = trimmed.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = trimmed.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = trimmed.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (trimmed, 1.0)
-    };
-    let number = number.trim();
-    // Digits and at most one point: no signs, exponents, `inf` or `NaN`.
-    let plain = !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.matches('.').count() <= 1
-        && number != ".";
-    if !plain {
-        return Err(bad());
-    }
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad())
+    })
 }
 
 /// A duration as [`parse_duration`], but more than zero.

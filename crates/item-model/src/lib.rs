@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod counter;
 mod cursor;
+pub mod duration;
 mod error;
 pub mod json;
 pub mod once;
