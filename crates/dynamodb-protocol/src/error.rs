@@ -32,6 +32,10 @@ pub struct ServiceError {
     /// The item as it was, sent with a failed condition when the request
     /// asked for `ReturnValuesOnConditionCheckFailure: ALL_OLD`.
     pub item: Option<AttributeMap>,
+    /// Why a transaction was cancelled (`TransactionCanceledException`):
+    /// one code per action, in request order (`None`,
+    /// `ConditionalCheckFailed`, `TransactionConflict`, ...).
+    pub cancellation_reasons: Vec<String>,
 }
 
 impl std::fmt::Debug for ServiceError {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for ServiceError {
             .field("code", &self.code)
             .field("summary", &self.summary())
             .field("item", &self.item.as_ref().map(|_| "<item>"))
+            .field("cancellation_reasons", &self.cancellation_reasons)
             .finish()
     }
 }
@@ -53,6 +58,32 @@ struct JsonError {
     message: String,
     #[serde(rename = "Item", default)]
     item: Option<AttributeMap>,
+    #[serde(rename = "CancellationReasons", default)]
+    cancellation_reasons: Vec<JsonReason>,
+}
+
+#[derive(Deserialize)]
+struct JsonReason {
+    #[serde(rename = "Code", default)]
+    code: Option<String>,
+}
+
+/// The reasons a cancelled transaction lists in its message ("Transaction
+/// cancelled, please refer cancellation reasons for specific reasons
+/// [None, ConditionalCheckFailed]"), for servers that send no
+/// `CancellationReasons` field (DynamoDB Local).
+fn reasons_in_message(message: &str) -> Vec<String> {
+    let Some(start) = message.rfind('[') else {
+        return Vec::new();
+    };
+    let Some(end) = message[start..].find(']') else {
+        return Vec::new();
+    };
+    message[start + 1..start + end]
+        .split(',')
+        .map(clean_code)
+        .filter(|code| !code.is_empty())
+        .collect()
 }
 
 /// The text between `<tag>` and `</tag>`, if any.
@@ -78,20 +109,31 @@ impl ServiceError {
     /// Parses an error response (any status).
     pub fn parse(response: &Response) -> Self {
         let body = String::from_utf8_lossy(response.body());
-        let (code, message, item) = if let Ok(json) = serde_json::from_str::<JsonError>(&body) {
-            (clean_code(&json.kind), json.message, json.item)
-        } else if let Some(code) = xml_field(&body, "Code") {
-            let message = xml_field(&body, "Message").unwrap_or_default();
-            (clean_code(code), message.to_string(), None)
-        } else {
-            (String::new(), String::new(), None)
-        };
-        Self {
+        let (code, message, item, reasons) =
+            if let Ok(json) = serde_json::from_str::<JsonError>(&body) {
+                let reasons = json
+                    .cancellation_reasons
+                    .iter()
+                    .map(|r| clean_code(r.code.as_deref().unwrap_or("None")))
+                    .collect();
+                (clean_code(&json.kind), json.message, json.item, reasons)
+            } else if let Some(code) = xml_field(&body, "Code") {
+                let message = xml_field(&body, "Message").unwrap_or_default();
+                (clean_code(code), message.to_string(), None, Vec::new())
+            } else {
+                (String::new(), String::new(), None, Vec::new())
+            };
+        let mut error = Self {
             status: response.status().as_u16(),
             code,
             message,
             item,
+            cancellation_reasons: reasons,
+        };
+        if error.is("TransactionCanceled") && error.cancellation_reasons.is_empty() {
+            error.cancellation_reasons = reasons_in_message(&error.message);
         }
+        error
     }
 
     /// Whether this is the given code; `Exception` suffixes are optional
@@ -109,6 +151,11 @@ impl ServiceError {
     /// DynamoDB refused the request as malformed (`ValidationException`).
     pub fn is_validation(&self) -> bool {
         self.is("Validation")
+    }
+
+    /// Whether a cancelled transaction names `reason` for any action.
+    pub fn cancelled_for(&self, reason: &str) -> bool {
+        self.cancellation_reasons.iter().any(|r| r == reason)
     }
 
     pub(crate) fn message_contains(&self, text: &str) -> bool {
@@ -231,6 +278,27 @@ impl ServiceError {
         }
         if self.is("ItemCollectionSizeLimitExceeded") {
             return StoreError::Backend(format!("DynamoDB {action}: an item collection is full"));
+        }
+        if self.is("TransactionCanceled") {
+            let why = self.cancellation_reasons.join(", ");
+            if self.cancelled_for("ValidationError") {
+                return StoreError::InvalidInput(format!(
+                    "DynamoDB refused the {action} request as invalid ({why})"
+                ));
+            }
+            if self.cancelled_for("ThrottlingError")
+                || self.cancelled_for("ProvisionedThroughputExceeded")
+            {
+                return StoreError::Throttled(THROTTLE_RETRY_MS);
+            }
+            return StoreError::Backend(format!("DynamoDB cancelled {action} ({why})"));
+        }
+        if self.is("IdempotentParameterMismatch") {
+            // The store derives a fresh token for every transaction it
+            // builds, so this is a bug, not something a retry mends.
+            return StoreError::Backend(format!(
+                "DynamoDB {action}: a request token was reused for another request ({code})"
+            ));
         }
         if self.is("TransactionConflict") || self.is("TransactionInProgress") {
             return StoreError::Unavailable(format!(
@@ -402,6 +470,49 @@ mod tests {
                 assert!(!message.contains(leak), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn cancelled_transactions_list_their_reasons() {
+        // AWS: a field per action.
+        let aws = ServiceError::parse(&response(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{"Code":"ConditionalCheckFailed","Message":"The conditional request failed"},{"Code":"None"}]}"#,
+        ));
+        assert_eq!(aws.cancellation_reasons, ["ConditionalCheckFailed", "None"]);
+        assert!(aws.cancelled_for("ConditionalCheckFailed"));
+        // DynamoDB Local: only the message lists them.
+        let local = ServiceError::parse(&json(
+            400,
+            "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",
+        ));
+        assert_eq!(local.cancellation_reasons, ["None", "TransactionConflict"]);
+        let map = |e: &ServiceError| e.to_store_error("TransactWriteItems", "Items");
+        assert!(
+            matches!(map(&aws), StoreError::Backend(m) if m.contains("ConditionalCheckFailed"))
+        );
+        let throttled = ServiceError::parse(&json(
+            400,
+            "x#TransactionCanceledException",
+            "Transaction cancelled [ThrottlingError, None]",
+        ));
+        assert_eq!(map(&throttled), StoreError::Throttled(THROTTLE_RETRY_MS));
+        let invalid = ServiceError::parse(&json(
+            400,
+            "x#TransactionCanceledException",
+            "Transaction cancelled [None, ValidationError]",
+        ));
+        assert!(matches!(map(&invalid), StoreError::InvalidInput(_)));
+        let mismatch = ServiceError::parse(&json(
+            400,
+            "x#IdempotentParameterMismatchException",
+            "token",
+        ));
+        assert!(matches!(map(&mismatch), StoreError::Backend(m) if m.contains("token")));
+        // Other errors have none.
+        let other = ServiceError::parse(&json(400, "x#ValidationException", "bad [a, b]"));
+        assert!(other.cancellation_reasons.is_empty());
     }
 
     #[test]
