@@ -53,10 +53,11 @@
 //! write time): two callers racing on one key must not share a token, as
 //! DynamoDB refuses a token reused with other parameters
 //! (`IdempotentParameterMismatchException`, which would then be a bug and
-//! is a backend error). The reads are reads. Should a resend still meet
-//! its own record (a server that ignores tokens, or a `TransactionInProgress`
-//! answer), a later round finds the record holding exactly the result
-//! this call sent and answers it as applied now, not replayed.
+//! is a backend error). The reads are reads. A resend that arrives while
+//! its first attempt is still being applied is answered
+//! `TransactionInProgressException`; the call then starts a new round,
+//! whose read finds the record holding exactly the result this call sent,
+//! and answers it as applied now, not replayed.
 //!
 //! # Limits
 //!
@@ -889,8 +890,7 @@ mod tests {
             let result = loop {
                 step = match step {
                     Step::Done(result) => break result,
-                    Step::Send(ref call) if action(&step) == "TransactGetItems" => {
-                        let _ = call;
+                    Step::Send(_) if action(&step) == "TransactGetItems" => {
                         op.resume(&snapshot(None, Some(stored(3, "1"))))
                     }
                     Step::Send(_) => {
