@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use dynamodb_protocol::{Config, DynamoDb, EnvError, StoreError};
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, WriteClock,
+    Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
+    Write, WriteClock,
 };
 use store_guest::{BlockingStore, StoreResult};
 
@@ -108,15 +109,9 @@ impl BlockingStore for DynamoDbAdapter {
         run(db, db.batch(writes, self.clock.now()))
     }
 
-    fn apply_once(
-        &self,
-        _write: item_model::Write,
-        _once: item_model::Once,
-    ) -> StoreResult<item_model::Applied> {
-        // In progress (issue 12): replaced by the protocol's operation.
-        Err(StoreError::invalid(
-            "Idempotency-Key is not available on DynamoDB yet",
-        ))
+    fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        let db = &self.protocol;
+        run(db, db.apply_once(write, once, self.clock.now()))
     }
 
     fn query(&self, query: Query) -> StoreResult<Page> {

@@ -24,6 +24,12 @@
 //!   `createdAt`.
 //! - a foreign attribute named `id` is dropped (the API's `id` is `itemId`).
 //!
+//! Idempotency records (WIT `apply-once`, see `ops::once`) share the table
+//! but are no items: their `itemId` is [`RECORD_PREFIX`] and the key
+//! (`once/<key>`; an item id never holds `/`), and they carry only
+//! [`FINGERPRINT`], [`EXPIRES_AT`] (so TTL removes them) and [`WRITTEN`],
+//! none of the index keys, so no query lists them.
+//!
 //! Numbers go through as decimal text, never through a float, in
 //! DynamoDB's own normal form (`1.50` is stored as `1.5`, `1e21` as
 //! `1000000000000000000000`), which we write ourselves so that what a write
@@ -32,6 +38,7 @@
 
 use std::collections::BTreeMap;
 
+use item_model::once::Record;
 use item_model::{Attribute, IndexName, Item, StoreError, Timestamp, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -59,6 +66,13 @@ pub const STATUS: &str = "status";
 pub const USER_STATUS: &str = "__userStatus__";
 /// The TTL attribute (epoch seconds).
 pub const EXPIRES_AT: &str = "expiresAt";
+
+/// What starts the `itemId` of an idempotency record.
+pub const RECORD_PREFIX: &str = "once/";
+/// A record's request fingerprint (`S`).
+pub const FINGERPRINT: &str = "fingerprint";
+/// A record's result, as `Written::encode` wrote it (`S`).
+pub const WRITTEN: &str = "written";
 
 /// One DynamoDB attribute value in its JSON wire form (`{"S": "x"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +129,41 @@ impl AttributeValue {
 /// The key of an item.
 pub fn key(id: &str) -> AttributeMap {
     BTreeMap::from([(ITEM_ID.to_string(), AttributeValue::s(id))])
+}
+
+/// The key of the idempotency record of `once_key`.
+pub fn record_key(once_key: &str) -> AttributeMap {
+    key(&format!("{RECORD_PREFIX}{once_key}"))
+}
+
+/// The idempotency record of `once_key` as stored.
+pub fn record_to_map(once_key: &str, record: &Record) -> AttributeMap {
+    let mut map = record_key(once_key);
+    map.insert(FINGERPRINT.into(), AttributeValue::s(&record.fingerprint));
+    map.insert(EXPIRES_AT.into(), AttributeValue::int(record.expires_at));
+    map.insert(WRITTEN.into(), AttributeValue::s(&record.written));
+    map
+}
+
+/// An idempotency record read from the table; one without its three
+/// attributes is damaged (a backend error: its write was applied, its
+/// answer is lost).
+pub fn record_from_map(map: &AttributeMap) -> Result<Record, StoreError> {
+    let text = |name: &str| map.get(name).and_then(AttributeValue::as_s);
+    let expires_at = match map.get(EXPIRES_AT) {
+        Some(AttributeValue::N(n)) => number::to_i64(n),
+        _ => None,
+    };
+    match (text(FINGERPRINT), expires_at, text(WRITTEN)) {
+        (Some(fingerprint), Some(expires_at), Some(written)) => Ok(Record {
+            fingerprint: fingerprint.to_string(),
+            expires_at,
+            written: written.to_string(),
+        }),
+        _ => Err(StoreError::Backend(
+            "DynamoDB holds a damaged idempotency record".into(),
+        )),
+    }
 }
 
 fn invalid(name: &str, why: String) -> StoreError {

@@ -32,6 +32,10 @@ pub struct ServiceError {
     /// The item as it was, sent with a failed condition when the request
     /// asked for `ReturnValuesOnConditionCheckFailure: ALL_OLD`.
     pub item: Option<AttributeMap>,
+    /// Why a transaction was cancelled (`TransactionCanceledException`):
+    /// one code per action, in request order (`None`,
+    /// `ConditionalCheckFailed`, `TransactionConflict`, ...).
+    pub cancellation_reasons: Vec<String>,
 }
 
 impl std::fmt::Debug for ServiceError {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for ServiceError {
             .field("code", &self.code)
             .field("summary", &self.summary())
             .field("item", &self.item.as_ref().map(|_| "<item>"))
+            .field("cancellation_reasons", &self.cancellation_reasons)
             .finish()
     }
 }
@@ -53,6 +58,14 @@ struct JsonError {
     message: String,
     #[serde(rename = "Item", default)]
     item: Option<AttributeMap>,
+    #[serde(rename = "CancellationReasons", default)]
+    cancellation_reasons: Vec<JsonReason>,
+}
+
+#[derive(Deserialize)]
+struct JsonReason {
+    #[serde(rename = "Code", default)]
+    code: Option<String>,
 }
 
 /// The text between `<tag>` and `</tag>`, if any.
@@ -78,19 +91,26 @@ impl ServiceError {
     /// Parses an error response (any status).
     pub fn parse(response: &Response) -> Self {
         let body = String::from_utf8_lossy(response.body());
-        let (code, message, item) = if let Ok(json) = serde_json::from_str::<JsonError>(&body) {
-            (clean_code(&json.kind), json.message, json.item)
-        } else if let Some(code) = xml_field(&body, "Code") {
-            let message = xml_field(&body, "Message").unwrap_or_default();
-            (clean_code(code), message.to_string(), None)
-        } else {
-            (String::new(), String::new(), None)
-        };
+        let (code, message, item, reasons) =
+            if let Ok(json) = serde_json::from_str::<JsonError>(&body) {
+                let reasons = json
+                    .cancellation_reasons
+                    .iter()
+                    .map(|r| clean_code(r.code.as_deref().unwrap_or("None")))
+                    .collect();
+                (clean_code(&json.kind), json.message, json.item, reasons)
+            } else if let Some(code) = xml_field(&body, "Code") {
+                let message = xml_field(&body, "Message").unwrap_or_default();
+                (clean_code(code), message.to_string(), None, Vec::new())
+            } else {
+                (String::new(), String::new(), None, Vec::new())
+            };
         Self {
             status: response.status().as_u16(),
             code,
             message,
             item,
+            cancellation_reasons: reasons,
         }
     }
 
@@ -109,6 +129,11 @@ impl ServiceError {
     /// DynamoDB refused the request as malformed (`ValidationException`).
     pub fn is_validation(&self) -> bool {
         self.is("Validation")
+    }
+
+    /// Whether a cancelled transaction names `reason` for any action.
+    pub fn cancelled_for(&self, reason: &str) -> bool {
+        self.cancellation_reasons.iter().any(|r| r == reason)
     }
 
     pub(crate) fn message_contains(&self, text: &str) -> bool {
@@ -231,6 +256,27 @@ impl ServiceError {
         }
         if self.is("ItemCollectionSizeLimitExceeded") {
             return StoreError::Backend(format!("DynamoDB {action}: an item collection is full"));
+        }
+        if self.is("TransactionCanceled") {
+            let why = self.cancellation_reasons.join(", ");
+            if self.cancelled_for("ValidationError") {
+                return StoreError::InvalidInput(format!(
+                    "DynamoDB refused the {action} request as invalid ({why})"
+                ));
+            }
+            if self.cancelled_for("ThrottlingError")
+                || self.cancelled_for("ProvisionedThroughputExceeded")
+            {
+                return StoreError::Throttled(THROTTLE_RETRY_MS);
+            }
+            return StoreError::Backend(format!("DynamoDB cancelled {action} ({why})"));
+        }
+        if self.is("IdempotentParameterMismatch") {
+            // The store derives a fresh token for every transaction it
+            // builds, so this is a bug, not something a retry mends.
+            return StoreError::Backend(format!(
+                "DynamoDB {action}: a request token was reused for another request ({code})"
+            ));
         }
         if self.is("TransactionConflict") || self.is("TransactionInProgress") {
             return StoreError::Unavailable(format!(
@@ -402,6 +448,46 @@ mod tests {
                 assert!(!message.contains(leak), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn cancelled_transactions_list_their_reasons() {
+        let cancelled = |reasons: &str| {
+            response(
+                400,
+                &format!(
+                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","CancellationReasons":[{reasons}],"Message":"Transaction cancelled, please refer cancellation reasons for specific reasons"}}"#
+                ),
+            )
+        };
+        // As DynamoDB Local and AWS send it: one reason per action.
+        let failed = ServiceError::parse(&cancelled(
+            r#"{"Code":"ConditionalCheckFailed","Message":"The conditional request failed"},{"Code":"None"}"#,
+        ));
+        assert_eq!(
+            failed.cancellation_reasons,
+            ["ConditionalCheckFailed", "None"]
+        );
+        assert!(failed.cancelled_for("ConditionalCheckFailed"));
+        let map = |e: &ServiceError| e.to_store_error("TransactWriteItems", "Items");
+        assert!(
+            matches!(map(&failed), StoreError::Backend(m) if m.contains("ConditionalCheckFailed"))
+        );
+        let throttled =
+            ServiceError::parse(&cancelled(r#"{"Code":"ThrottlingError"},{"Code":"None"}"#));
+        assert_eq!(map(&throttled), StoreError::Throttled(THROTTLE_RETRY_MS));
+        let invalid =
+            ServiceError::parse(&cancelled(r#"{"Code":"None"},{"Code":"ValidationError"}"#));
+        assert!(matches!(map(&invalid), StoreError::InvalidInput(_)));
+        // DynamoDB Local's answer to a token reused with other contents.
+        let mismatch = ServiceError::parse(&response(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException","Message":""}"#,
+        ));
+        assert!(matches!(map(&mismatch), StoreError::Backend(m) if m.contains("token")));
+        // Other errors have none.
+        let other = ServiceError::parse(&json(400, "x#ValidationException", "bad"));
+        assert!(other.cancellation_reasons.is_empty());
     }
 
     #[test]

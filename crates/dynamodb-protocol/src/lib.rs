@@ -49,7 +49,8 @@ pub use config::{Config, ConfigError, Credentials, DEFAULT_TABLE, EnvError, TABL
 pub use error::{ServiceError, THROTTLE_RETRY_MS, retry_class};
 pub use item_model::StoreError;
 pub use ops::{
-    BATCH_CHUNK, BackfillUserStatus, Backfilled, BatchWriteItems, CreateItem, DeleteItem, GetItem,
-    Increment, Provision, Provisioned, PutItem, QueryItems, UpdateItem,
+    ApplyOnce, BATCH_CHUNK, BackfillUserStatus, Backfilled, BatchWriteItems, CreateItem,
+    DeleteItem, GetItem, Increment, MAX_KEYED_BATCH, MAX_RECORD_BYTES, Provision, Provisioned,
+    PutItem, QueryItems, UpdateItem,
 };
 pub use service::{DynamoDb, RETRY_POLICY};

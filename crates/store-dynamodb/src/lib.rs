@@ -11,11 +11,13 @@
 //! outcome of a write unknown, so those are retried only for calls the
 //! protocol marks idempotent: reads, the conditional puts and updates (a
 //! resend that finds its own write counts as done), batch writes (fixed
-//! items, unconditional). Increments and deletes are not resent then: the
-//! caller gets `unavailable` and decides. (Increments could be made
-//! idempotent with TransactWriteItems and a ClientRequestToken, but a
-//! transaction cannot return the new value, which the API promises, and
-//! costs twice the write capacity.)
+//! items, unconditional), and the transactions of `apply_once` (each
+//! carries a ClientRequestToken, so DynamoDB applies it once). Plain
+//! increments and deletes are not resent then: the caller gets
+//! `unavailable` and decides, or sends them with an Idempotency-Key
+//! (`apply_once`), which makes repeating them safe: a keyed write reads
+//! before it writes, and a transaction costs twice the write capacity, so
+//! plain writes keep their single request.
 //!
 //! Configuration comes from the standard AWS variables (see
 //! [`DynamoDbConfig::from_env`]); [`DynamoDbStore::provision`] creates the
@@ -29,8 +31,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dynamodb_protocol::{Config, Credentials, DynamoDb, RETRY_POLICY};
 use item_store::{
-    BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Page, PutOutcome, Query,
-    StoreResult, WriteClock,
+    Applied, BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Once, Page, PutOutcome,
+    Query, StoreResult, Write, WriteClock,
 };
 use sansio::{Operation, RetryPolicy};
 use sansio_reqwest::ReqwestTransport;
@@ -331,15 +333,9 @@ impl ItemStore for DynamoDbStore {
             .await
     }
 
-    async fn apply_once(
-        &self,
-        _write: item_store::Write,
-        _once: item_store::Once,
-    ) -> StoreResult<item_store::Applied> {
-        // In progress (issue 12): replaced by the protocol's operation.
-        Err(item_store::StoreError::invalid(
-            "Idempotency-Key is not available on DynamoDB yet",
-        ))
+    async fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        self.run(self.inner.protocol.apply_once(write, once, self.now()))
+            .await
     }
 
     async fn query(&self, query: Query) -> StoreResult<Page> {

@@ -21,7 +21,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use item_store::{Attribute, ItemPatch, ItemStore, NewItem, PutOutcome, StoreError, Value};
+use item_store::{
+    Attribute, ItemPatch, ItemStore, NewItem, Once, PutOutcome, StoreError, Timestamp, Value,
+    Write, Written,
+};
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 use tokio::net::TcpListener;
 
@@ -243,6 +246,76 @@ async fn conditional_writes_recognise_their_own_lost_response() {
     let updated = store.update("c", patch, Some("2")).await.unwrap();
     assert_eq!(updated.version, "3");
     assert_eq!(store.get("c").await.unwrap(), updated);
+}
+
+fn keyed_like(key: &str) -> (Write, Once) {
+    let write = Write::Increment {
+        id: "c".into(),
+        attribute: "likes".into(),
+        delta: 1,
+    };
+    let once = Once {
+        key: key.into(),
+        fingerprint: "f".into(),
+        expires_at: Timestamp::now().unix_seconds() + 3600,
+    };
+    (write, once)
+}
+
+#[tokio::test]
+async fn a_keyed_increment_whose_answer_is_lost_is_resent_and_applied_once() {
+    let proxy = Proxy::start().await;
+    let store = proxy.store(&fresh_table(), 4).await;
+    store.create(counter()).await.unwrap();
+
+    // The transaction is applied, its answer lost; the driver resends it
+    // with the same ClientRequestToken, and DynamoDB does not apply it again.
+    proxy.inject("TransactWriteItems", Fault::ApplyThenFail, 1);
+    let (write, once) = keyed_like("lost");
+    let applied = store.apply_once(write.clone(), once.clone()).await.unwrap();
+    assert!(!applied.replayed, "this call applied it");
+    assert_eq!(proxy.count("TransactGetItems"), 1);
+    assert_eq!(proxy.count("TransactWriteItems"), 2);
+    let item = store.get("c").await.unwrap();
+    assert_eq!(likes(&item), Some(&Value::Number("1".into())));
+    assert_eq!(applied.written, Written::Item(item));
+
+    // Throttled transactions were not applied: resent as well.
+    proxy.inject("TransactWriteItems", Fault::Throttle, 2);
+    let (write, once) = keyed_like("throttled");
+    store.apply_once(write, once).await.unwrap();
+    let item = store.get("c").await.unwrap();
+    assert_eq!(likes(&item), Some(&Value::Number("2".into())));
+}
+
+#[tokio::test]
+async fn after_an_ambiguous_failure_the_same_key_gets_the_replay() {
+    let proxy = Proxy::start().await;
+    let store = proxy.store(&fresh_table(), 2).await;
+    store.create(counter()).await.unwrap();
+
+    // Every attempt reaches DynamoDB and every answer is lost: the call
+    // fails, its outcome unknown to the caller.
+    proxy.inject("TransactWriteItems", Fault::ApplyThenFail, 3);
+    let (write, once) = keyed_like("ambiguous");
+    let e = store
+        .apply_once(write.clone(), once.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    assert_eq!(proxy.count("TransactWriteItems"), 3);
+
+    // Asking again with the same key replays the one application.
+    let applied = store.apply_once(write, once).await.unwrap();
+    assert!(applied.replayed);
+    let item = store.get("c").await.unwrap();
+    assert_eq!(likes(&item), Some(&Value::Number("1".into())));
+    assert_eq!(applied.written, Written::Item(item));
+    assert_eq!(
+        proxy.count("TransactWriteItems"),
+        3,
+        "the replay wrote nothing"
+    );
 }
 
 #[tokio::test]

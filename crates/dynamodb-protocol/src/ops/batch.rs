@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use super::{is_success, parse, send};
-use crate::attr::{self, item_from_map, item_to_map};
+use crate::attr::{self, AttributeMap, item_from_map, item_to_map};
 use crate::error::{ServiceError, THROTTLE_RETRY_MS};
 use crate::service::{DynamoDb, Target};
 
@@ -35,39 +35,66 @@ impl DynamoDb {
             in_flight: 0,
             error: None,
         };
-        let time = now.to_string();
-        let version = now.as_micros().to_string();
-        for write in writes {
-            let request = match write {
-                BatchWrite::Put(put) => {
-                    let created = put
-                        .created_at
-                        .as_deref()
-                        .and_then(|c| Timestamp::parse(c).ok())
-                        .map_or_else(|| time.clone(), |t| t.to_string());
-                    let item = put.item.into_item(created, time.clone(), version.clone());
-                    let stored = item_to_map(&item).and_then(|map| Ok((item_from_map(&map)?, map)));
-                    match stored {
-                        Ok((item, map)) => {
-                            exchange.result.put.push(item);
-                            json!({"PutRequest": {"Item": map}})
+        match prepare(writes, now) {
+            Ok((result, actions)) => {
+                exchange.result = result;
+                exchange.queue = actions
+                    .into_iter()
+                    .map(|action| match action {
+                        BatchAction::Put(map) => json!({"PutRequest": {"Item": map}}),
+                        BatchAction::Delete(id) => {
+                            json!({"DeleteRequest": {"Key": attr::key(&id)}})
                         }
-                        Err(e) => {
-                            exchange.error = Some(e);
-                            return exchange;
-                        }
-                    }
-                }
-                BatchWrite::Delete(id) => {
-                    let request = json!({"DeleteRequest": {"Key": attr::key(&id)}});
-                    exchange.result.deleted.push(id);
-                    request
-                }
-            };
-            exchange.queue.push_back(request);
+                    })
+                    .collect();
+            }
+            Err(e) => exchange.error = Some(e),
         }
         exchange
     }
+}
+
+/// One write of a batch as DynamoDB takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum BatchAction {
+    /// Put this item, unconditionally.
+    Put(AttributeMap),
+    /// Delete the item with this id, if any.
+    Delete(String),
+}
+
+/// What a batch writes and what it returns, in request order: the rule of
+/// [`DynamoDb::batch`] (a given `createdAt` or now, the write time in
+/// microseconds as the version), shared with a keyed batch (`ops::once`),
+/// which writes the same actions in one transaction.
+pub(super) fn prepare(
+    writes: Vec<BatchWrite>,
+    now: Timestamp,
+) -> Result<(BatchResult, Vec<BatchAction>), StoreError> {
+    let time = now.to_string();
+    let version = now.as_micros().to_string();
+    let mut result = BatchResult::default();
+    let mut actions = Vec::with_capacity(writes.len());
+    for write in writes {
+        match write {
+            BatchWrite::Put(put) => {
+                let created = put
+                    .created_at
+                    .as_deref()
+                    .and_then(|c| Timestamp::parse(c).ok())
+                    .map_or_else(|| time.clone(), |t| t.to_string());
+                let item = put.item.into_item(created, time.clone(), version.clone());
+                let map = item_to_map(&item)?;
+                result.put.push(item_from_map(&map)?);
+                actions.push(BatchAction::Put(map));
+            }
+            BatchWrite::Delete(id) => {
+                result.deleted.push(id.clone());
+                actions.push(BatchAction::Delete(id));
+            }
+        }
+    }
+    Ok((result, actions))
 }
 
 #[derive(Deserialize)]

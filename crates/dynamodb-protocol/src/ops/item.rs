@@ -6,7 +6,8 @@ use sansio::{Operation, Outgoing, Pause, Response, Step};
 use serde_json::{Value as Json, json};
 
 use super::{
-    expected_av, get_call, is_success, live, read_answer, request, send, to_json, version_of,
+    contention, expected_av, get_call, is_success, live, read_answer, request, send, to_json,
+    version_of,
 };
 use crate::attr::{
     self, AttributeMap, VERSION, item_from_map, item_to_map, next_version, same_map,
@@ -200,9 +201,7 @@ impl PutItem {
     fn decide(&mut self, stored: Option<AttributeMap>) -> Step<(Item, PutOutcome)> {
         self.rounds += 1;
         if self.rounds > MAX_PUT_ROUNDS {
-            return Step::Done(Err(StoreError::Unavailable(
-                "the item kept changing under concurrent writes; retry".into(),
-            )));
+            return Step::Done(Err(contention()));
         }
         let now = self.now.unix_seconds();
         let current = live(stored.clone(), now);

@@ -1,8 +1,9 @@
 //! The store operations as [`sansio::Operation`]s over DynamoDB calls, one
 //! file per concern: `item` (get, create, put, delete), `update` (update
-//! and increment, which share their answer), `batch`, `query`,
-//! `provision`, `backfill` (of `__userStatus__` on older items); the
-//! helpers they share are here.
+//! and increment, which share their answer), `batch`, `once` (writes
+//! applied at most once per key, in transactions), `query`, `provision`,
+//! `backfill` (of `__userStatus__` on older items); the helpers they share
+//! are here.
 //!
 //! Concurrency: every write that depends on the stored state says so in a
 //! `ConditionExpression` (the item exists and is not expired, the version
@@ -29,6 +30,7 @@ use crate::service::Target;
 mod backfill;
 mod batch;
 mod item;
+mod once;
 mod provision;
 mod query;
 mod update;
@@ -36,6 +38,7 @@ mod update;
 pub use backfill::{BackfillUserStatus, Backfilled};
 pub use batch::{BATCH_CHUNK, BatchWriteItems};
 pub use item::{CreateItem, DeleteItem, GetItem, PutItem};
+pub use once::{ApplyOnce, MAX_KEYED_BATCH, MAX_RECORD_BYTES};
 pub use provision::{Provision, Provisioned};
 pub use query::QueryItems;
 pub use update::{Increment, UpdateItem};
@@ -66,6 +69,12 @@ fn is_success(response: &Response) -> bool {
 fn parse<T: DeserializeOwned>(response: &Response, action: &str) -> Result<T, StoreError> {
     serde_json::from_slice(response.body())
         .map_err(|_| StoreError::Backend(format!("DynamoDB sent an unreadable answer to {action}")))
+}
+
+/// What a read-decide-write operation answers when every round lost its
+/// race (another writer changed the item between its read and its write).
+fn contention() -> StoreError {
+    StoreError::Unavailable("the item kept changing under concurrent writes; retry".into())
 }
 
 /// Whether a stored item has expired at `now` (epoch seconds).

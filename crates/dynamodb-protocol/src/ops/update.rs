@@ -21,8 +21,8 @@ use serde_json::{Value as Json, json};
 
 use super::item::{MAX_PUT_ROUNDS, put_call};
 use super::{
-    AttributesOut, expected_av, get_call, is_success, live, parse, read_answer, request, send,
-    to_json, version_of,
+    AttributesOut, contention, expected_av, get_call, is_success, live, parse, read_answer,
+    request, send, to_json, version_of,
 };
 use crate::attr::{
     self, AttributeMap, AttributeValue, EXPIRES_AT, ITEM_ID, STATUS, UPDATED_AT, USER_ID,
@@ -393,9 +393,7 @@ impl RewriteItem {
     fn decide(&mut self, stored: Option<AttributeMap>) -> Step<Item> {
         self.rounds += 1;
         if self.rounds > MAX_PUT_ROUNDS {
-            return Step::Done(Err(StoreError::Unavailable(
-                "the item kept changing under concurrent writes; retry".into(),
-            )));
+            return Step::Done(Err(contention()));
         }
         let now = self.now.unix_seconds();
         let Some(stored) = live(stored, now) else {
@@ -461,9 +459,8 @@ impl RewriteItem {
 
 /// The stored item with the patch applied, as written back: the next
 /// version, `updatedAt` now, `__userStatus__` from the new fields; what
-/// the patch does not touch stays exactly as stored (sets and binaries of
-/// other writers, a foreign `id`, the spelling of `createdAt`), as an
-/// UpdateItem would leave it.
+/// the patch does not touch stays exactly as stored (see
+/// [`rewritten_map`]), as an UpdateItem would leave it.
 fn patched_map(
     stored: &AttributeMap,
     patch: &ItemPatch,
@@ -473,22 +470,35 @@ fn patched_map(
     patch.apply_to(&mut item);
     item.updated_at = now.to_string();
     item.version = next_version(stored.get(VERSION));
-    let mut map = item_to_map(&item)?;
-    let touched: HashSet<&str> = patch
-        .set
-        .iter()
-        .map(|a| a.name.as_str())
-        .chain(patch.remove.iter().map(String::as_str))
-        .collect();
-    let rewritten = |name: &str| match name {
-        ITEM_ID | UPDATED_AT | VERSION | USER_STATUS => true,
+    rewritten_map(stored, &item, |name| patch_touches(patch, name))
+}
+
+/// Whether `patch` sets or removes the attribute `name` (a well-known
+/// field or a free attribute).
+pub(super) fn patch_touches(patch: &ItemPatch, name: &str) -> bool {
+    match name {
         USER_ID => patch.user_id.is_some(),
         STATUS => patch.status.is_some(),
         EXPIRES_AT => patch.expires_at.is_some(),
-        _ => touched.contains(name),
-    };
+        _ => patch.set.iter().any(|a| a.name == name) || patch.remove.iter().any(|n| n == name),
+    }
+}
+
+/// `item`, a changed copy of `stored`, as written back over it: the
+/// attributes a write always sets (`itemId`, `updatedAt`, `version`,
+/// `__userStatus__`) and those `touched` names from the item, every other
+/// attribute exactly as stored (sets and binaries of other writers, a
+/// foreign `id`, the spelling of `createdAt`).
+pub(super) fn rewritten_map(
+    stored: &AttributeMap,
+    item: &Item,
+    touched: impl Fn(&str) -> bool,
+) -> Result<AttributeMap, StoreError> {
+    let mut map = item_to_map(item)?;
     for (name, value) in stored {
-        if !rewritten(name) {
+        let rewritten =
+            matches!(name.as_str(), ITEM_ID | UPDATED_AT | VERSION | USER_STATUS) || touched(name);
+        if !rewritten {
             map.insert(name.clone(), value.clone());
         }
     }
