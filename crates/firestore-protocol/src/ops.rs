@@ -24,6 +24,11 @@
 //!   Firestore saturates an integer that would overflow at the i64 limit,
 //!   and adds in double arithmetic when the field is a double.
 //!
+//! - apply-once (an Idempotency-Key) runs the same plans, read beside the
+//!   key's record and committed with it (`crate::once`); there increment
+//!   is a read-modify-write ([`CountPlan`]) whose result is known before
+//!   the commit.
+//!
 //! No operation uses a transaction: preconditions give the same guarantees
 //! with one commit, and the emulator's `GET ?transaction=` (which can hang)
 //! is never needed.
@@ -50,7 +55,7 @@ use crate::value;
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// How often a read-then-write operation reads again after losing a race
-/// before it gives up with `Throttled`.
+/// before it gives up with `Throttled` (apply-once: or `KeyInUse`).
 pub(crate) const MAX_CONFLICTS: u32 = 16;
 /// The pause `Throttled` suggests after that.
 pub(crate) const CONTENTION_RETRY_MS: u32 = 100;
