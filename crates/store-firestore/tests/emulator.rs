@@ -1551,6 +1551,40 @@ async fn concurrent_keyed_increments_are_exact() {
     );
 }
 
+/// A batch's writes are unconditional: only the record's precondition
+/// keeps two clients with the same key from both applying it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_keyed_batches_with_one_key_apply_once() {
+    let env = env();
+    let mut tasks = JoinSet::new();
+    for n in 0..10 {
+        let store = env.store.clone();
+        let batch = Write::Batch(vec![batch_put(
+            "a",
+            None,
+            vec![("n", number(&n.to_string()))],
+        )]);
+        tasks.spawn(async move { apply_patiently(&store, batch, once("same", "f")).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.push(done.expect("task"));
+    }
+    assert_eq!(
+        answers.iter().filter(|a| !a.replayed).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(answers.iter().all(|a| a.written == answers[0].written));
+    let Written::Batch(result) = &answers[0].written else {
+        panic!()
+    };
+    assert_eq!(
+        sorted(env.store.get("a").await.unwrap()),
+        sorted(result.put[0].clone())
+    );
+}
+
 #[tokio::test]
 async fn records_never_appear_in_queries() {
     let env = env();
