@@ -462,16 +462,20 @@ async fn provision_firestore(args: ProvisionFirestoreArgs) -> anyhow::Result<()>
         .provision()
         .await
         .with_context(|| format!("cannot provision collection group {collection}"))?;
-    let ttl = if done.ttl_requested {
-        format!(
-            "TTL on expiresAt requested ({}; it becomes ACTIVE in the background)",
-            done.ttl_state
-        )
-    } else {
-        format!("TTL on expiresAt {}", done.ttl_state)
+    let ttl = |group: &str, state: &str, requested: bool| {
+        if requested {
+            format!(
+                "TTL on {group}.expiresAt requested ({state}; it becomes ACTIVE in the background)"
+            )
+        } else {
+            format!("TTL on {group}.expiresAt {state}")
+        }
     };
+    let items_ttl = ttl(&collection, &done.ttl_state, done.ttl_requested);
+    let records = store.firestore().records_collection();
+    let records_ttl = ttl(records, &done.records_ttl_state, done.records_ttl_requested);
     println!(
-        "collection group {collection} is ready ({} indexes created, {} already there, all READY; {ttl})",
+        "collection group {collection} is ready ({} indexes created, {} already there, all READY; {items_ttl}; {records_ttl} (Idempotency-Key records))",
         done.created_indexes, done.existing_indexes
     );
     Ok(())

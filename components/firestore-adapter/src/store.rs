@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use firestore_protocol::{Firestore, Session};
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, WriteClock,
+    Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
+    Write, WriteClock,
 };
 use sansio::Operation;
 use store_guest::{BlockingStore, StoreResult};
@@ -98,15 +99,9 @@ impl BlockingStore for FirestoreAdapter {
         self.run(|fs| fs.batch(writes, now))
     }
 
-    fn apply_once(
-        &self,
-        _write: item_model::Write,
-        _once: item_model::Once,
-    ) -> StoreResult<item_model::Applied> {
-        // In progress (issue 12): replaced by the protocol's operation.
-        Err(item_model::StoreError::invalid(
-            "Idempotency-Key is not available on Firestore yet",
-        ))
+    fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        let now = self.clock.now();
+        self.run(|fs| fs.apply_once(write, once, now))
     }
 
     fn query(&self, query: Query) -> StoreResult<Page> {

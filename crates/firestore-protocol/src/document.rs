@@ -94,7 +94,7 @@ fn time_field(fields: &Fields, name: &str) -> Option<String> {
     }
 }
 
-fn text_field(fields: &Fields, name: &str) -> Option<String> {
+pub(crate) fn text_field(fields: &Fields, name: &str) -> Option<String> {
     fields
         .get(name)?
         .get("stringValue")?
@@ -102,7 +102,7 @@ fn text_field(fields: &Fields, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn expiry_field(fields: &Fields) -> Option<i64> {
+pub(crate) fn expiry_field(fields: &Fields) -> Option<i64> {
     let (kind, inner) = fields.get(EXPIRES_AT)?.as_object()?.iter().next()?;
     match kind.as_str() {
         "timestampValue" => {
@@ -148,7 +148,7 @@ fn time_value(timestamp: &str) -> Json {
 }
 
 /// The `expiresAt` field value.
-fn expiry_value(seconds: i64) -> Result<Json, StoreError> {
+pub(crate) fn expiry_value(seconds: i64) -> Result<Json, StoreError> {
     rfc3339_seconds(seconds)
         .map(|t| json!({ "timestampValue": t }))
         .ok_or_else(|| {

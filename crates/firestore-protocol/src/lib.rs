@@ -27,7 +27,8 @@
 //!
 //! - [`value`] documents how values are typed (integers,
 //!   doubles and the precision rule), [`document`] the
-//!   document shape, `ops` the operations and their preconditions, `query`
+//!   document shape, `ops` the operations and their preconditions, `once`
+//!   the Idempotency-Key writes (`apply-once`) and their records, `query`
 //!   the paging, [`error`] the error mapping and
 //!   [`auth`] the service-account tokens.
 //! - `firestore.indexes.json` next to this crate's manifest holds the
@@ -43,6 +44,7 @@ pub mod document;
 pub mod error;
 mod instant;
 mod names;
+mod once;
 mod ops;
 pub mod provision;
 mod query;
@@ -53,8 +55,9 @@ pub use auth::{AuthError, Credentials, ServiceAccountKey};
 pub use error::{map_error, retry_class};
 pub use names::{
     ConfigError, DEFAULT_COLLECTION, DEFAULT_DATABASE, Firestore, PRODUCTION_BASE_URL,
-    emulator_base_url, field_path,
+    RECORDS_SUFFIX, emulator_base_url, field_path,
 };
+pub use once::MAX_RECORD_BYTES;
 pub use ops::StoreResult;
 pub use query::MAX_ROUNDS;
 pub use session::{RETRY_POLICY, Session};

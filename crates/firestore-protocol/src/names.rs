@@ -48,6 +48,11 @@ pub const DEFAULT_DATABASE: &str = "(default)";
 /// The collection of the seed's data model.
 pub const DEFAULT_COLLECTION: &str = "items";
 
+/// What the records' collection id adds to the items' one. A collection
+/// id may hold any character but `/` (and must not be `.`, `..` or
+/// `__x__`), so `{collection}-once` is valid whenever the items' id is.
+pub const RECORDS_SUFFIX: &str = "-once";
+
 /// One collection of one Firestore database: the target of every request.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -58,6 +63,8 @@ pub struct Firestore {
 struct Inner {
     project: String,
     collection: String,
+    /// `{collection}-once`: the idempotency records (see `crate::once`).
+    records: String,
     /// `{base}/v1/projects/{p}/databases/{d}/documents`, encoded.
     documents_url: String,
     /// `projects/{p}/databases/{d}/documents`.
@@ -123,6 +130,7 @@ impl Firestore {
             inner: Arc::new(Inner {
                 project: project.into(),
                 collection: collection.into(),
+                records: format!("{collection}{RECORDS_SUFFIX}"),
                 documents_url,
                 documents_name,
             }),
@@ -137,6 +145,26 @@ impl Firestore {
     /// The collection that holds the items, one document per item.
     pub fn collection(&self) -> &str {
         &self.inner.collection
+    }
+
+    /// The collection that holds the idempotency records of `apply-once`:
+    /// the items' collection id followed by [`RECORDS_SUFFIX`].
+    pub fn records_collection(&self) -> &str {
+        &self.inner.records
+    }
+
+    /// The document name of the idempotency record of `key` (a WIT
+    /// `once.key`, `[0-9A-Za-z_-]{1,128}`). The key is the document id,
+    /// except that a key of the form `__x__` (which Firestore reserves)
+    /// gets a leading `.`: keys never hold a `.`, so no two keys share a
+    /// document.
+    pub(crate) fn record_name(&self, key: &str) -> String {
+        let reserved = key.len() >= 4 && key.starts_with("__") && key.ends_with("__");
+        let dot = if reserved { "." } else { "" };
+        format!(
+            "{}/{}/{dot}{key}",
+            self.inner.documents_name, self.inner.records
+        )
     }
 
     /// The document name of an item, for JSON bodies. The id must have
@@ -161,15 +189,21 @@ impl Firestore {
     /// The Admin API's URL of the collection group (its `indexes` and
     /// `fields`), for provisioning.
     pub(crate) fn admin_url(&self) -> String {
+        self.group_url(&self.inner.collection)
+    }
+
+    /// The Admin API's URL of the records' collection group (its TTL).
+    pub(crate) fn records_admin_url(&self) -> String {
+        self.group_url(&self.inner.records)
+    }
+
+    fn group_url(&self, group: &str) -> String {
         let database = self
             .inner
             .documents_url
             .strip_suffix("/documents")
             .unwrap_or(&self.inner.documents_url);
-        format!(
-            "{database}/collectionGroups/{}",
-            encode(&self.inner.collection)
-        )
+        format!("{database}/collectionGroups/{}", encode(group))
     }
 
     /// The URL of a method on the documents root (`commit`, `runQuery`).
@@ -266,6 +300,22 @@ mod tests {
             "http://127.0.0.1:8681/v1/projects/demo-p/databases/(default)/documents:commit"
         );
         assert_eq!(fs.id_of(&fs.document_name("x y")), Some("x y"));
+        assert_eq!(fs.records_collection(), "items-once");
+        assert_eq!(
+            fs.record_name("k-1_A"),
+            "projects/demo-p/databases/(default)/documents/items-once/k-1_A"
+        );
+        // Firestore reserves `__x__` ids; keys never hold a `.`.
+        assert_eq!(
+            fs.record_name("__k__"),
+            "projects/demo-p/databases/(default)/documents/items-once/.__k__"
+        );
+        assert!(fs.record_name("__").ends_with("/__"));
+        assert!(fs.record_name("___").ends_with("/___"));
+        assert_eq!(
+            fs.records_admin_url(),
+            "http://127.0.0.1:8681/v1/projects/demo-p/databases/(default)/collectionGroups/items-once"
+        );
         assert_eq!(
             fs.id_of("projects/demo-p/databases/(default)/documents/other/x"),
             None

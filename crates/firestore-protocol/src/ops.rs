@@ -24,6 +24,11 @@
 //!   Firestore saturates an integer that would overflow at the i64 limit,
 //!   and adds in double arithmetic when the field is a double.
 //!
+//! - apply-once (an Idempotency-Key) runs the same plans, read beside the
+//!   key's record and committed with it (`crate::once`); there increment
+//!   is a read-modify-write ([`CountPlan`]) whose result is known before
+//!   the commit.
+//!
 //! No operation uses a transaction: preconditions give the same guarantees
 //! with one commit, and the emulator's `GET ?transaction=` (which can hang)
 //! is never needed.
@@ -34,7 +39,8 @@
 
 use http::{Method, Request, header};
 use item_model::{
-    BatchResult, BatchWrite, Item, ItemPatch, NewItem, PutOutcome, StoreError, Timestamp, counter,
+    Attribute, BatchResult, BatchWrite, Item, ItemPatch, NewItem, PutOutcome, StoreError,
+    Timestamp, Value, Write, Written, counter,
 };
 use sansio::{Operation, Outgoing, Response, Step};
 use serde_json::{Value as Json, json};
@@ -42,22 +48,27 @@ use serde_json::{Value as Json, json};
 use crate::document::{self, Doc, Fields, UPDATED_AT};
 use crate::error::RpcStatus;
 use crate::names::{Firestore, field_path};
+use crate::once::Keyed;
 use crate::value;
 
 /// What every store operation returns.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// How often a read-then-write operation reads again after losing a race
-/// before it gives up with `Throttled`.
-const MAX_CONFLICTS: u32 = 16;
+/// before it gives up with `Throttled` (apply-once: or `KeyInUse`).
+pub(crate) const MAX_CONFLICTS: u32 = 16;
 /// The pause `Throttled` suggests after that.
-const CONTENTION_RETRY_MS: u32 = 100;
+pub(crate) const CONTENTION_RETRY_MS: u32 = 100;
 
-fn unexpected(what: &str) -> StoreError {
+pub(crate) fn unexpected(what: &str) -> StoreError {
     StoreError::Backend(format!("unexpected {what} from Firestore"))
 }
 
-fn build(method: Method, url: &str, body: Option<&Json>) -> StoreResult<Request<Vec<u8>>> {
+pub(crate) fn build(
+    method: Method,
+    url: &str,
+    body: Option<&Json>,
+) -> StoreResult<Request<Vec<u8>>> {
     let mut request = Request::builder()
         .method(method)
         .uri(url)
@@ -87,7 +98,7 @@ pub(crate) enum Precondition {
 }
 
 impl Precondition {
-    fn json(&self) -> Json {
+    pub(crate) fn json(&self) -> Json {
         match self {
             Precondition::Exists(exists) => json!({ "exists": exists }),
             Precondition::UpdateTime(time) => json!({ "updateTime": time }),
@@ -96,7 +107,7 @@ impl Precondition {
 }
 
 /// A `Write` that sets a document: whole (no mask) or the masked fields.
-fn update_write(
+pub(crate) fn update_write(
     name: String,
     fields: &Fields,
     mask: Option<Vec<String>>,
@@ -116,7 +127,7 @@ fn update_write(
     write
 }
 
-fn delete_write(name: String, precondition: Option<&Precondition>) -> Json {
+pub(crate) fn delete_write(name: String, precondition: Option<&Precondition>) -> Json {
     let mut write = json!({ "delete": name });
     if let Some(p) = precondition {
         write["currentDocument"] = p.json();
@@ -124,7 +135,7 @@ fn delete_write(name: String, precondition: Option<&Precondition>) -> Json {
     write
 }
 
-fn commit<T>(fs: &Firestore, writes: Vec<Json>, idempotent: bool) -> Step<T> {
+pub(crate) fn commit<T>(fs: &Firestore, writes: Vec<Json>, idempotent: bool) -> Step<T> {
     let body = json!({ "writes": writes });
     send(
         build(Method::POST, &fs.method_url("commit"), Some(&body)),
@@ -160,14 +171,14 @@ pub(crate) struct WriteResult {
     pub transforms: Vec<Json>,
 }
 
-enum CommitOutcome {
+pub(crate) enum CommitOutcome {
     Applied(Vec<WriteResult>),
     /// A precondition failed: someone else wrote first.
     Conflict,
     Failed(StoreError),
 }
 
-fn commit_outcome(status: u16, body: &[u8]) -> CommitOutcome {
+pub(crate) fn commit_outcome(status: u16, body: &[u8]) -> CommitOutcome {
     if (200..300).contains(&status) {
         let Ok(json) = serde_json::from_slice::<Json>(body) else {
             return CommitOutcome::Failed(unexpected("commit response"));
@@ -211,13 +222,22 @@ fn first_version(results: &[WriteResult]) -> StoreResult<String> {
 }
 
 /// What a read-then-write operation does once it has read the document.
-enum Decision<T> {
+pub(crate) enum Decision<T> {
     Finish(StoreResult<T>),
     Write { writes: Vec<Json>, idempotent: bool },
 }
 
+impl<T> Decision<T> {
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Decision<U> {
+        match self {
+            Decision::Finish(result) => Decision::Finish(result.map(f)),
+            Decision::Write { writes, idempotent } => Decision::Write { writes, idempotent },
+        }
+    }
+}
+
 /// The operation-specific part of a read-then-write operation.
-trait Plan {
+pub(crate) trait Plan {
     type Output;
     fn id(&self) -> &str;
     /// Encodes what the operation writes before any round trip, refusing
@@ -232,6 +252,12 @@ trait Plan {
     }
     /// `doc` is the document as read now (expired or not).
     fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Self::Output>;
+    /// Forgets what recognises the plan's own earlier commit (see
+    /// `decide`). A keyed write calls it before every round: there the
+    /// record, written in the same commit, is what recognises it, and a
+    /// guess from the item alone (a delete finding nothing) must not
+    /// answer for a write that was never recorded.
+    fn forget(&mut self) {}
     fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Self::Output>;
 }
 
@@ -377,6 +403,8 @@ struct CreatePlan {
     item: NewItem,
     now: Timestamp,
     fields: Fields,
+    /// Whether a document with exactly our fields is our own lost write.
+    recognise: bool,
 }
 
 impl CreatePlan {
@@ -411,7 +439,7 @@ impl Plan for CreatePlan {
         match doc {
             None => self.write(fs, Precondition::Exists(false)),
             // Our own earlier attempt, whose answer was lost.
-            Some(doc) if value::same_fields(&doc.fields, &self.fields) => {
+            Some(doc) if self.recognise && value::same_fields(&doc.fields, &self.fields) => {
                 Decision::Finish(Ok(doc.item(&self.item.id)))
             }
             Some(doc) if doc.is_expired(self.now) => {
@@ -419,6 +447,9 @@ impl Plan for CreatePlan {
             }
             Some(_) => Decision::Finish(Err(StoreError::AlreadyExists)),
         }
+    }
+    fn forget(&mut self) {
+        self.recognise = false;
     }
     fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Item> {
         let version = first_version(results)?;
@@ -501,6 +532,9 @@ impl Plan for PutPlan {
             idempotent: true,
         }
     }
+    fn forget(&mut self) {
+        self.pending = None;
+    }
     fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Self::Output> {
         let version = first_version(results)?;
         let (fields, outcome) = self.pending.as_ref().ok_or_else(|| unexpected("write"))?;
@@ -566,6 +600,9 @@ impl Plan for UpdatePlan {
             idempotent: true,
         }
     }
+    fn forget(&mut self) {
+        self.pending = None;
+    }
     fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Item> {
         let version = first_version(results)?;
         let (fields, create_time) = self.pending.as_ref().ok_or_else(|| unexpected("write"))?;
@@ -607,6 +644,9 @@ impl Plan for DeletePlan {
             )],
             idempotent: true,
         }
+    }
+    fn forget(&mut self) {
+        self.sent = false;
     }
     fn finish(&mut self, _results: &[WriteResult]) -> StoreResult<()> {
         Ok(())
@@ -679,22 +719,28 @@ impl Plan for IncrementPlan {
     }
 }
 
-/// A batch: one `:commit` of unconditional writes. Firestore applies a
-/// commit atomically, which is more than the interface promises. Writing
-/// the same puts and deletes again leaves the same data, so a transport
-/// may repeat it.
-struct Batch {
-    fs: Firestore,
+/// The writes of a batch and what they return, shared by [`Batch`] and
+/// the keyed batch (`apply-once`), so both write and answer alike.
+pub(crate) struct BatchPlan {
     writes: Vec<BatchWrite>,
     now: Timestamp,
     /// The fields of each put, in request order.
     puts: Vec<(String, Fields)>,
-    done: bool,
 }
 
-impl Batch {
-    fn request(&mut self) -> StoreResult<Vec<Json>> {
+impl BatchPlan {
+    fn new(writes: Vec<BatchWrite>, now: Timestamp) -> Self {
+        Self {
+            writes,
+            now,
+            puts: Vec::new(),
+        }
+    }
+
+    /// The unconditional writes of the commit, in request order.
+    pub(crate) fn request(&mut self, fs: &Firestore) -> StoreResult<Vec<Json>> {
         let now = self.now.to_string();
+        self.puts.clear();
         let mut writes = Vec::with_capacity(self.writes.len());
         for write in &self.writes {
             match write {
@@ -707,7 +753,7 @@ impl Batch {
                     };
                     let fields = document::item_fields(&put.item, &created_at, &now)?;
                     writes.push(update_write(
-                        self.fs.document_name(&put.item.id),
+                        fs.document_name(&put.item.id),
                         &fields,
                         None,
                         Vec::new(),
@@ -716,19 +762,51 @@ impl Batch {
                     self.puts.push((put.item.id.clone(), fields));
                 }
                 BatchWrite::Delete(id) => {
-                    writes.push(delete_write(self.fs.document_name(id), None));
+                    writes.push(delete_write(fs.document_name(id), None));
                 }
             }
         }
         Ok(writes)
     }
+
+    /// What the batch returns, from the `writeResults` of its writes.
+    pub(crate) fn result(&self, results: &[WriteResult]) -> StoreResult<BatchResult> {
+        if results.len() != self.writes.len() {
+            return Err(unexpected("commit response"));
+        }
+        let mut out = BatchResult::default();
+        let mut puts = self.puts.iter();
+        for (write, result) in self.writes.iter().zip(results) {
+            match write {
+                BatchWrite::Put(_) => {
+                    let (Some((id, fields)), Some(version)) = (puts.next(), &result.version) else {
+                        return Err(unexpected("commit response"));
+                    };
+                    out.put
+                        .push(document::item_from_fields(id, fields, None, version));
+                }
+                BatchWrite::Delete(id) => out.deleted.push(id.clone()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A batch: one `:commit` of unconditional writes. Firestore applies a
+/// commit atomically, which is more than the interface promises. Writing
+/// the same puts and deletes again leaves the same data, so a transport
+/// may repeat it.
+struct Batch {
+    fs: Firestore,
+    plan: BatchPlan,
+    done: bool,
 }
 
 impl Operation for Batch {
     type Output = BatchResult;
 
     fn start(&mut self) -> Step<BatchResult> {
-        match self.request() {
+        match self.plan.request(&self.fs) {
             Ok(writes) => commit(&self.fs, writes, true),
             Err(e) => {
                 self.done = true;
@@ -743,28 +821,182 @@ impl Operation for Batch {
             return Step::Done(Err(unexpected("response")));
         }
         self.done = true;
-        let results = match commit_outcome(status, body) {
-            CommitOutcome::Applied(results) if results.len() == self.writes.len() => results,
-            CommitOutcome::Applied(_) | CommitOutcome::Conflict => {
-                return Step::Done(Err(unexpected("commit response")));
-            }
-            CommitOutcome::Failed(e) => return Step::Done(Err(e)),
+        Step::Done(match commit_outcome(status, body) {
+            CommitOutcome::Applied(results) => self.plan.result(&results),
+            CommitOutcome::Conflict => Err(unexpected("commit response")),
+            CommitOutcome::Failed(e) => Err(e),
+        })
+    }
+}
+
+/// `increment` under an Idempotency-Key: the recorded result must be
+/// exact before the commit, which a blind transform cannot give. So it
+/// reads, adds with the counter rules of `item_model::counter` (a whole
+/// 64-bit number, no overflow, absent counts as 0) and writes the sum as
+/// an update of that one attribute under the `updateTime` it read:
+/// concurrent increments conflict and read again instead of adding
+/// blindly.
+struct CountPlan {
+    attribute: String,
+    delta: i64,
+    update: UpdatePlan,
+}
+
+impl Plan for CountPlan {
+    type Output = Item;
+    fn id(&self) -> &str {
+        &self.update.id
+    }
+    fn decide(&mut self, fs: &Firestore, doc: Option<Doc>) -> Decision<Item> {
+        let Some(live) = doc.as_ref().filter(|d| !d.is_expired(self.update.now)) else {
+            return Decision::Finish(Err(StoreError::NotFound));
         };
-        let mut out = BatchResult::default();
-        let mut puts = self.puts.iter();
-        for (write, result) in self.writes.iter().zip(&results) {
-            match write {
-                BatchWrite::Put(_) => {
-                    let (Some((id, fields)), Some(version)) = (puts.next(), &result.version) else {
-                        return Step::Done(Err(unexpected("commit response")));
-                    };
-                    out.put
-                        .push(document::item_from_fields(id, fields, None, version));
-                }
-                BatchWrite::Delete(id) => out.deleted.push(id.clone()),
-            }
+        let current = live.fields.get(&self.attribute).map(value::decode);
+        let sum = counter::start_value(&self.attribute, current.as_ref())
+            .and_then(|start| counter::add(&self.attribute, start, self.delta));
+        let sum = match sum {
+            Ok(sum) => sum,
+            Err(e) => return Decision::Finish(Err(e)),
+        };
+        self.update.patch = ItemPatch {
+            set: vec![Attribute::new(
+                self.attribute.clone(),
+                Value::Number(sum.to_string()),
+            )],
+            ..ItemPatch::default()
+        };
+        if let Err(e) = self.update.check() {
+            return Decision::Finish(Err(e));
         }
-        Step::Done(Ok(out))
+        self.update.decide(fs, doc)
+    }
+    fn forget(&mut self) {
+        self.update.forget();
+    }
+    fn finish(&mut self, results: &[WriteResult]) -> StoreResult<Item> {
+        self.update.finish(results)
+    }
+}
+
+/// A single-item plan under an Idempotency-Key: its output as `Written`.
+struct Single<P: Plan> {
+    plan: P,
+    written: fn(P::Output) -> Written,
+}
+
+impl<P: Plan + Send> Keyed for Single<P> {
+    fn id(&self) -> Option<&str> {
+        Some(self.plan.id())
+    }
+    fn check(&mut self, fs: &Firestore) -> StoreResult<()> {
+        fs.check_id(self.plan.id())?;
+        self.plan.check()
+    }
+    fn decide(&mut self, fs: &Firestore, item: Option<Doc>) -> Decision<Written> {
+        self.plan.forget();
+        self.plan.decide(fs, item).map(self.written)
+    }
+    fn written(&mut self, results: &[WriteResult]) -> StoreResult<Written> {
+        self.plan.finish(results).map(self.written)
+    }
+}
+
+impl Keyed for BatchPlan {
+    fn id(&self) -> Option<&str> {
+        None
+    }
+    fn check(&mut self, fs: &Firestore) -> StoreResult<()> {
+        self.request(fs).map(drop)
+    }
+    fn decide(&mut self, fs: &Firestore, _item: Option<Doc>) -> Decision<Written> {
+        match self.request(fs) {
+            Ok(writes) => Decision::Write {
+                writes,
+                idempotent: true,
+            },
+            Err(e) => Decision::Finish(Err(e)),
+        }
+    }
+    fn written(&mut self, results: &[WriteResult]) -> StoreResult<Written> {
+        self.result(results).map(Written::Batch)
+    }
+}
+
+/// The plan of a write under an Idempotency-Key: the same plan as its own
+/// function's (so a keyed write checks, writes and answers exactly as an
+/// unkeyed one), except increment (see [`CountPlan`]).
+pub(crate) fn keyed(write: Write, now: Timestamp) -> Box<dyn Keyed> {
+    match write {
+        Write::Create(item) => Box::new(Single {
+            plan: CreatePlan {
+                item,
+                now,
+                fields: Fields::new(),
+                recognise: false,
+            },
+            written: Written::Item,
+        }),
+        Write::Put {
+            item,
+            expected_version,
+        } => Box::new(Single {
+            plan: PutPlan {
+                item,
+                expected: expected_version,
+                now,
+                pending: None,
+            },
+            written: |(item, outcome)| Written::Put(item, outcome),
+        }),
+        Write::Update {
+            id,
+            patch,
+            expected_version,
+        } => Box::new(Single {
+            plan: update_plan(id, patch, expected_version, now),
+            written: Written::Item,
+        }),
+        Write::Delete {
+            id,
+            expected_version,
+        } => Box::new(Single {
+            plan: DeletePlan {
+                id,
+                expected: expected_version,
+                now,
+                sent: false,
+            },
+            written: |()| Written::Deleted,
+        }),
+        Write::Increment {
+            id,
+            attribute,
+            delta,
+        } => Box::new(Single {
+            plan: CountPlan {
+                attribute,
+                delta,
+                update: update_plan(id, ItemPatch::default(), None, now),
+            },
+            written: Written::Item,
+        }),
+        Write::Batch(writes) => Box::new(BatchPlan::new(writes, now)),
+    }
+}
+
+fn update_plan(
+    id: String,
+    patch: ItemPatch,
+    expected: Option<String>,
+    now: Timestamp,
+) -> UpdatePlan {
+    UpdatePlan {
+        id,
+        patch,
+        expected,
+        now,
+        changes: Vec::new(),
+        pending: None,
     }
 }
 
@@ -788,6 +1020,7 @@ impl Firestore {
                 item,
                 now,
                 fields: Fields::new(),
+                recognise: true,
             },
         )
     }
@@ -820,17 +1053,7 @@ impl Firestore {
         expected_version: Option<String>,
         now: Timestamp,
     ) -> impl Operation<Output = Item> + Send + use<> {
-        ReadWrite::new(
-            self,
-            UpdatePlan {
-                id: id.into(),
-                patch,
-                expected: expected_version,
-                now,
-                changes: Vec::new(),
-                pending: None,
-            },
-        )
+        ReadWrite::new(self, update_plan(id.into(), patch, expected_version, now))
     }
 
     /// Deletes an existing, unexpired item.
@@ -880,9 +1103,7 @@ impl Firestore {
     ) -> impl Operation<Output = BatchResult> + Send + use<> {
         Batch {
             fs: self.clone(),
-            writes,
-            now,
-            puts: Vec::new(),
+            plan: BatchPlan::new(writes, now),
             done: false,
         }
     }

@@ -1,14 +1,17 @@
 //! Provisioning, sans-IO: the composite indexes of `firestore.indexes.json`
-//! and the TTL policy on `expiresAt`, through the Firestore Admin REST API
+//! and the TTL policies on `expiresAt` of the items and of the
+//! idempotency records (`{collection}-once`, see the `once` module),
+//! through the Firestore Admin REST API
 //! (`projects/*/databases/*/collectionGroups/*/indexes` and `fields`).
 //!
 //! Idempotent: it lists the indexes first and creates only the missing
 //! ones, then lists again every few seconds until all are `READY` (an
 //! index on an empty collection builds in minutes; a bounded number of
-//! polls, then an error that says to run it again). The TTL policy is
+//! polls, then an error that says to run it again). Each TTL policy is
 //! requested when absent and reported as Firestore states it: it turns
 //! `ACTIVE` in the background, which may take longer than anyone should
-//! wait for.
+//! wait for. The records need no composite index (they are only read by
+//! name).
 //!
 //! The emulator does not implement the Admin API (it needs no indexes);
 //! the state machine is tested here against scripted answers.
@@ -74,39 +77,57 @@ pub struct Provisioned {
     pub ttl_state: String,
     /// Whether the TTL policy was requested now.
     pub ttl_requested: bool,
+    /// The state of the TTL policy on the records' `expiresAt`
+    /// (`{collection}-once`), as Firestore gave it.
+    pub records_ttl_state: String,
+    /// Whether that policy was requested now.
+    pub records_ttl_requested: bool,
 }
 
 #[derive(Debug)]
 enum State {
     Listing,
-    Creating { missing: Vec<IndexSpec> },
-    Polling { polls: u32 },
-    ReadingTtl,
-    SettingTtl,
+    Creating {
+        missing: Vec<IndexSpec>,
+    },
+    Polling {
+        polls: u32,
+    },
+    /// The TTL policy of the items (`records: false`) or of the records.
+    ReadingTtl {
+        records: bool,
+    },
+    SettingTtl {
+        records: bool,
+    },
 }
 
 /// The provisioning operation; see the module docs.
 #[derive(Debug)]
 pub struct Provision {
     collection_url: String,
+    records_url: String,
     wanted: Vec<IndexSpec>,
     state: State,
     existing: usize,
     created: usize,
-    ttl_requested: bool,
+    /// The items' TTL state and whether it was requested now.
+    ttl: Option<(String, bool)>,
 }
 
 impl Firestore {
     /// Creates the missing composite indexes and waits until all are
-    /// `READY`, then makes sure `expiresAt` has a TTL policy.
+    /// `READY`, then makes sure `expiresAt` has a TTL policy, on the items
+    /// and on the idempotency records.
     pub fn provision(&self) -> Result<Provision, StoreError> {
         Ok(Provision {
             collection_url: self.admin_url(),
+            records_url: self.records_admin_url(),
             wanted: wanted_indexes()?,
             state: State::Listing,
             existing: 0,
             created: 0,
-            ttl_requested: false,
+            ttl: None,
         })
     }
 }
@@ -151,8 +172,13 @@ impl Provision {
         format!("{}/indexes", self.collection_url)
     }
 
-    fn ttl_url(&self) -> String {
-        format!("{}/fields/{TTL_FIELD}", self.collection_url)
+    fn ttl_url(&self, records: bool) -> String {
+        let group = if records {
+            &self.records_url
+        } else {
+            &self.collection_url
+        };
+        format!("{group}/fields/{TTL_FIELD}")
     }
 
     fn list(&mut self, pause: Pause) -> Step<Provisioned> {
@@ -182,20 +208,29 @@ impl Provision {
         }
     }
 
-    fn read_ttl(&mut self) -> Step<Provisioned> {
-        self.state = State::ReadingTtl;
-        match request(http::Method::GET, &self.ttl_url(), None) {
+    fn read_ttl(&mut self, records: bool) -> Step<Provisioned> {
+        self.state = State::ReadingTtl { records };
+        match request(http::Method::GET, &self.ttl_url(records), None) {
             Ok(outgoing) => Step::Send(outgoing),
             Err(e) => Step::Done(Err(e)),
         }
     }
 
-    fn done(&self, ttl_state: String) -> Step<Provisioned> {
+    /// One TTL policy is known: the items' leads to the records', the
+    /// records' ends provisioning.
+    fn ttl_known(&mut self, records: bool, state: String, requested: bool) -> Step<Provisioned> {
+        if !records {
+            self.ttl = Some((state, requested));
+            return self.read_ttl(true);
+        }
+        let (ttl_state, ttl_requested) = self.ttl.take().unwrap_or_default();
         Step::Done(Ok(Provisioned {
             existing_indexes: self.existing,
             created_indexes: self.created,
             ttl_state,
-            ttl_requested: self.ttl_requested,
+            ttl_requested,
+            records_ttl_state: state,
+            records_ttl_requested: requested,
         }))
     }
 }
@@ -263,7 +298,7 @@ impl Operation for Provision {
                     .iter()
                     .all(|w| present.iter().any(|(p, state)| p == w && state == "READY"));
                 if ready {
-                    return self.read_ttl();
+                    return self.read_ttl(false);
                 }
                 if polls + 1 >= MAX_POLLS {
                     return Step::Done(Err(StoreError::Unavailable(
@@ -273,24 +308,23 @@ impl Operation for Provision {
                 self.state = State::Polling { polls: polls + 1 };
                 self.list(Pause::Poll(POLL_INTERVAL))
             }
-            State::ReadingTtl => {
+            State::ReadingTtl { records } => {
                 if ok && let Some(state) = ttl_state(response.body()) {
-                    return self.done(state);
+                    return self.ttl_known(records, state, false);
                 }
                 if !ok && status != 404 {
                     return Step::Done(Err(map_error(status, response.body())));
                 }
-                self.state = State::SettingTtl;
-                self.ttl_requested = true;
-                let url = format!("{}?updateMask=ttlConfig", self.ttl_url());
+                self.state = State::SettingTtl { records };
+                let url = format!("{}?updateMask=ttlConfig", self.ttl_url(records));
                 match request(http::Method::PATCH, &url, Some(json!({"ttlConfig": {}}))) {
                     Ok(outgoing) => Step::Send(outgoing),
                     Err(e) => Step::Done(Err(e)),
                 }
             }
-            State::SettingTtl => {
+            State::SettingTtl { records } => {
                 if ok {
-                    self.done("CREATING".into())
+                    self.ttl_known(records, "CREATING".into(), true)
                 } else {
                     Step::Done(Err(map_error(status, response.body())))
                 }
@@ -393,7 +427,19 @@ mod tests {
                 .to_string()
                 .ends_with("?updateMask=ttlConfig")
         );
-        let Step::Done(Ok(done)) = op.resume(&answer(200, json!({"name": "operations/y"}))) else {
+        // Then the records' TTL, already there.
+        let records = sent(op.resume(&answer(200, json!({"name": "operations/y"}))));
+        assert_eq!(records.request.method(), http::Method::GET);
+        assert!(
+            records
+                .request
+                .uri()
+                .to_string()
+                .ends_with("/collectionGroups/things-once/fields/expiresAt")
+        );
+        let Step::Done(Ok(done)) =
+            op.resume(&answer(200, json!({"ttlConfig": {"state": "ACTIVE"}})))
+        else {
             panic!("not done");
         };
         assert_eq!(
@@ -403,6 +449,8 @@ mod tests {
                 created_indexes: 3,
                 ttl_state: "CREATING".into(),
                 ttl_requested: true,
+                records_ttl_state: "ACTIVE".into(),
+                records_ttl_requested: false,
             }
         );
     }
@@ -417,15 +465,32 @@ mod tests {
         assert_eq!(poll.request.method(), http::Method::GET);
         let ttl = sent(op.resume(&answer(200, json!({"indexes": ready}))));
         assert_eq!(ttl.request.method(), http::Method::GET);
-        let Step::Done(Ok(done)) =
-            op.resume(&answer(200, json!({"ttlConfig": {"state": "ACTIVE"}})))
-        else {
+        let records = sent(op.resume(&answer(200, json!({"ttlConfig": {"state": "ACTIVE"}}))));
+        assert!(
+            records
+                .request
+                .uri()
+                .to_string()
+                .ends_with("/collectionGroups/things-once/fields/expiresAt")
+        );
+        // A records' collection that never had a policy: requested.
+        let set = sent(op.resume(&answer(404, json!({}))));
+        assert_eq!(set.request.method(), http::Method::PATCH);
+        assert!(
+            set.request
+                .uri()
+                .to_string()
+                .ends_with("/collectionGroups/things-once/fields/expiresAt?updateMask=ttlConfig")
+        );
+        let Step::Done(Ok(done)) = op.resume(&answer(200, json!({"name": "operations/z"}))) else {
             panic!("not done");
         };
         assert_eq!(done.created_indexes, 0);
         assert_eq!(done.existing_indexes, 6);
         assert_eq!(done.ttl_state, "ACTIVE");
         assert!(!done.ttl_requested);
+        assert_eq!(done.records_ttl_state, "CREATING");
+        assert!(done.records_ttl_requested);
     }
 
     #[test]

@@ -319,10 +319,15 @@ mod tests {
             }
         }
         let ttl = file["fieldOverrides"].as_array().unwrap();
-        assert!(
-            ttl.iter()
-                .any(|f| f["fieldPath"] == "expiresAt" && f["ttl"] == true)
-        );
+        // The items' TTL, and the Idempotency-Key records' (`once`).
+        for group in ["items", "items-once"] {
+            assert!(
+                ttl.iter().any(|f| f["collectionGroup"] == group
+                    && f["fieldPath"] == "expiresAt"
+                    && f["ttl"] == true),
+                "{group}"
+            );
+        }
     }
 
     #[test]

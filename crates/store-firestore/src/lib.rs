@@ -14,8 +14,11 @@
 //!   broken connection, `UNAVAILABLE`, 5xx) is retried only for idempotent
 //!   requests: reads, queries, commits under a precondition (a repeat fails
 //!   the precondition and the operation recognises its own write) and
-//!   batches (the same writes again). Increments are blind, so they are not
-//!   repeated after such a failure.
+//!   batches (the same writes again), and the commits of `apply_once`
+//!   (a repeat fails the record's precondition, and the next read finds the
+//!   record). Increments are blind, so they are not repeated after such a
+//!   failure; under an Idempotency-Key they are not blind (see
+//!   `firestore_protocol`'s `once` module).
 
 mod config;
 mod tokens;
@@ -226,13 +229,11 @@ impl ItemStore for FirestoreStore {
 
     async fn apply_once(
         &self,
-        _write: item_store::Write,
-        _once: item_store::Once,
+        write: item_store::Write,
+        once: item_store::Once,
     ) -> StoreResult<item_store::Applied> {
-        // In progress (issue 12): replaced by the protocol's operation.
-        Err(item_store::StoreError::invalid(
-            "Idempotency-Key is not available on Firestore yet",
-        ))
+        self.run(self.firestore().apply_once(write, once, self.now()))
+            .await
     }
 
     async fn query(&self, query: Query) -> StoreResult<Page> {

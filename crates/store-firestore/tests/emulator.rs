@@ -10,8 +10,8 @@ use std::time::Duration;
 use fake_endpoint::FakeEndpoint;
 use firestore_protocol::ServiceAccountKey;
 use item_store::{
-    Attribute, BatchPut, BatchWrite, IndexKey, Item, ItemPatch, ItemStore, NewItem, Order,
-    PutOutcome, Query, StoreError, Timestamp, Value,
+    Attribute, BatchPut, BatchWrite, IndexKey, Item, ItemPatch, ItemStore, NewItem, Once, Order,
+    PutOutcome, Query, StoreError, Timestamp, Value, Write, Written,
 };
 use serde_json::{Value as Json, json};
 use store_firestore::{FirestoreConfig, FirestoreStore, RetryPolicy};
@@ -1182,4 +1182,468 @@ async fn user_credentials_are_exchanged_for_access_tokens() {
     let created = store.create(item("from-gcloud", vec![])).await.unwrap();
     assert_eq!(env.store.get("from-gcloud").await.unwrap(), created);
     assert_eq!(endpoint.count("/token"), 1, "one token for both requests");
+}
+
+// apply-once (Idempotency-Key): each write applied once, its record in
+// `items-once`, replays equal to the first answer field for field.
+
+fn once(key: &str, fingerprint: &str) -> Once {
+    Once {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        expires_at: future(),
+    }
+}
+
+impl Env {
+    /// The raw idempotency record of `key`, or `None`.
+    async fn raw_record(&self, key: &str) -> Option<Json> {
+        let name = format!(
+            "projects/{}/databases/(default)/documents/items-once/{key}",
+            self.project
+        );
+        let body = json!({ "documents": [name] });
+        let response: Json = self
+            .http
+            .post(format!("{}:batchGet", self.documents()))
+            .header("authorization", "Bearer owner")
+            .json(&body)
+            .send()
+            .await
+            .expect("batchGet")
+            .json()
+            .await
+            .expect("batchGet json");
+        response[0].get("found").cloned()
+    }
+
+    /// Applies `write` under `once`, then again: the second call must
+    /// replay the first answer exactly and change nothing. Returns the
+    /// first answer.
+    async fn applied_once(&self, write: Write, once: &Once) -> Written {
+        let first = self
+            .store
+            .apply_once(write.clone(), once.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{} under {}: {e}", write.operation(), once.key));
+        assert!(!first.replayed, "{first:?}");
+        let ids: Vec<String> = match &first.written {
+            Written::Item(item) | Written::Put(item, _) => vec![item.id.clone()],
+            Written::Batch(result) => result
+                .put
+                .iter()
+                .map(|i| i.id.clone())
+                .chain(result.deleted.iter().cloned())
+                .collect(),
+            Written::Deleted => write.id().into_iter().map(str::to_owned).collect(),
+        };
+        let mut before = Vec::new();
+        for id in &ids {
+            before.push(self.raw(id).await);
+        }
+        let record = self.raw_record(&once.key).await.expect("a record");
+        let replay = self
+            .store
+            .apply_once(write, once.clone())
+            .await
+            .expect("replay");
+        assert!(replay.replayed);
+        assert_eq!(
+            replay.written, first.written,
+            "the replay is the first answer"
+        );
+        for (id, before) in ids.iter().zip(before) {
+            assert_eq!(self.raw(id).await, before, "a replay writes nothing ({id})");
+        }
+        assert_eq!(self.raw_record(&once.key).await, Some(record.clone()));
+        // The record: its fields, and its updateTime is the version of
+        // every item the write wrote (one commit, one time).
+        let fields = &record["fields"];
+        assert_eq!(
+            fields["fingerprint"]["stringValue"],
+            once.fingerprint.as_str()
+        );
+        assert!(fields["expiresAt"]["timestampValue"].is_string());
+        assert!(fields["written"]["stringValue"].is_string());
+        let record_time = Timestamp::parse(record["updateTime"].as_str().unwrap()).unwrap();
+        let items: Vec<&Item> = match &first.written {
+            Written::Item(item) | Written::Put(item, _) => vec![item],
+            Written::Batch(result) => result.put.iter().collect(),
+            Written::Deleted => vec![],
+        };
+        for item in items {
+            assert_eq!(Timestamp::parse(&item.version).unwrap(), record_time);
+            // And a read sees exactly what the write answered.
+            assert_eq!(
+                sorted(self.store.get(&item.id).await.expect("written item")),
+                sorted(item.clone())
+            );
+        }
+        first.written
+    }
+}
+
+#[tokio::test]
+async fn every_keyed_write_applies_once_and_replays_exactly() {
+    let env = env();
+    let created = env
+        .applied_once(
+            Write::Create(item(
+                "a",
+                vec![("name", text("A")), ("price", number("1e3"))],
+            )),
+            &once("k-create", "f"),
+        )
+        .await;
+    let Written::Item(a) = created else {
+        panic!("{created:?}")
+    };
+    assert_eq!(a.attribute("price"), Some(&number("1000.0")), "as stored");
+
+    let put = env
+        .applied_once(
+            Write::Put {
+                item: item("a", vec![("name", text("A2")), ("likes", number("5"))]),
+                expected_version: Some(a.version.clone()),
+            },
+            &once("k-put", "f"),
+        )
+        .await;
+    let Written::Put(a, PutOutcome::Replaced) = put else {
+        panic!("{put:?}")
+    };
+
+    let updated = env
+        .applied_once(
+            Write::Update {
+                id: "a".into(),
+                patch: ItemPatch {
+                    status: Some(Some("active".into())),
+                    set: vec![Attribute::new("colour", text("red"))],
+                    remove: vec!["name".into()],
+                    ..ItemPatch::default()
+                },
+                expected_version: Some(a.version.clone()),
+            },
+            &once("k-update", "f"),
+        )
+        .await;
+    let Written::Item(a) = updated else { panic!() };
+    assert_eq!(a.status.as_deref(), Some("active"));
+
+    let incremented = env
+        .applied_once(
+            Write::Increment {
+                id: "a".into(),
+                attribute: "likes".into(),
+                delta: -7,
+            },
+            &once("k-increment", "f"),
+        )
+        .await;
+    let Written::Item(counted) = incremented else {
+        panic!()
+    };
+    assert_eq!(counted.attribute("likes"), Some(&number("-2")));
+    assert_eq!(counted.created_at, a.created_at);
+
+    let batch = env
+        .applied_once(
+            Write::Batch(vec![
+                batch_put("b", Some("2020-01-01T00:00:00Z"), vec![("n", number("1"))]),
+                batch_put("c", None, vec![]),
+                BatchWrite::Delete("a".into()),
+            ]),
+            &once("k-batch", "f"),
+        )
+        .await;
+    let Written::Batch(result) = batch else {
+        panic!()
+    };
+    assert_eq!(result.deleted, ["a"]);
+    assert_eq!(result.put[0].created_at, "2020-01-01T00:00:00.000000Z");
+    assert!(env.raw("a").await.is_none());
+
+    let deleted = env
+        .applied_once(
+            Write::Delete {
+                id: "b".into(),
+                expected_version: Some(result.put[0].version.clone()),
+            },
+            &once("k-delete", "f"),
+        )
+        .await;
+    assert_eq!(deleted, Written::Deleted);
+    assert_eq!(env.store.get("b").await, Err(StoreError::NotFound));
+}
+
+#[tokio::test]
+async fn a_reused_key_is_refused_and_failed_writes_record_nothing() {
+    let env = env();
+    let key = once("k1", "f1");
+    let missing = Write::Update {
+        id: "a".into(),
+        patch: ItemPatch::default(),
+        expected_version: None,
+    };
+    assert_eq!(
+        env.store.apply_once(missing.clone(), key.clone()).await,
+        Err(StoreError::NotFound)
+    );
+    assert!(env.raw_record("k1").await.is_none(), "nothing recorded");
+    let a = env.store.create(item("a", vec![])).await.unwrap();
+    let stale = Write::Put {
+        item: item("a", vec![("x", number("1"))]),
+        expected_version: Some("2020-01-01T00:00:00.000000Z".into()),
+    };
+    assert_eq!(
+        env.store.apply_once(stale, key.clone()).await,
+        Err(StoreError::VersionMismatch(Some(a.version.clone())))
+    );
+    assert!(env.raw_record("k1").await.is_none(), "nothing recorded");
+    let refused = Write::Increment {
+        id: "a".into(),
+        attribute: "x".into(),
+        delta: i64::MAX,
+    };
+    env.store
+        .update(
+            "a",
+            ItemPatch {
+                set: vec![Attribute::new("x", number("1"))],
+                ..ItemPatch::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.store.apply_once(refused, key.clone()).await,
+        Err(StoreError::InvalidInput(m)) if m.contains("overflows")
+    ));
+    assert!(env.raw_record("k1").await.is_none(), "nothing recorded");
+    // Asking again, now that the item exists, applies it.
+    let applied = env
+        .store
+        .apply_once(missing.clone(), key.clone())
+        .await
+        .unwrap();
+    assert!(!applied.replayed);
+    // The same key for another request.
+    let other = once("k1", "f2");
+    assert_eq!(
+        env.store.apply_once(missing, other).await,
+        Err(StoreError::KeyReused)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_record_frees_its_key() {
+    let env = env();
+    env.store
+        .create(item("a", vec![("likes", number("0"))]))
+        .await
+        .unwrap();
+    let like = Write::Increment {
+        id: "a".into(),
+        attribute: "likes".into(),
+        delta: 1,
+    };
+    let soon = Once {
+        expires_at: Timestamp::now().unix_seconds() + 2,
+        ..once("k", "f1")
+    };
+    assert!(
+        !env.store
+            .apply_once(like.clone(), soon.clone())
+            .await
+            .unwrap()
+            .replayed
+    );
+    assert!(
+        env.store
+            .apply_once(like.clone(), soon.clone())
+            .await
+            .unwrap()
+            .replayed
+    );
+    while Timestamp::now().unix_seconds() < soon.expires_at {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Expired, not yet removed by a TTL (the emulator has none): forgotten.
+    assert!(env.raw_record("k").await.is_some());
+    let again = env.store.apply_once(like, once("k", "f2")).await.unwrap();
+    assert!(!again.replayed);
+    let Written::Item(item) = again.written else {
+        panic!()
+    };
+    assert_eq!(item.attribute("likes"), Some(&number("2")));
+    let record = env.raw_record("k").await.unwrap();
+    assert_eq!(record["fields"]["fingerprint"]["stringValue"], "f2");
+}
+
+/// Applies `write` under `once`, asking again (with the same key) while
+/// the store answers that it is contended, as a client told to retry
+/// would; at most 20 times.
+async fn apply_patiently(store: &FirestoreStore, write: Write, once: Once) -> item_store::Applied {
+    for _ in 0..20 {
+        match store.apply_once(write.clone(), once.clone()).await {
+            Err(StoreError::Throttled(ms)) => {
+                tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+            }
+            Err(StoreError::KeyInUse) => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => return other.expect("apply_once"),
+        }
+    }
+    panic!("still contended after 20 calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_keyed_increments_are_exact() {
+    let env = env();
+    env.store
+        .create(item("popular", vec![("likes", number("0"))]))
+        .await
+        .unwrap();
+    let like = Write::Increment {
+        id: "popular".into(),
+        attribute: "likes".into(),
+        delta: 1,
+    };
+    // 30 clients with the same key: one increment.
+    let mut tasks = JoinSet::new();
+    for _ in 0..30 {
+        let (store, like) = (env.store.clone(), like.clone());
+        tasks.spawn(async move { apply_patiently(&store, like, once("same", "f")).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.push(done.expect("task"));
+    }
+    assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 1);
+    assert!(answers.iter().all(|a| a.written == answers[0].written));
+    assert_eq!(
+        env.store.get("popular").await.unwrap().attribute("likes"),
+        Some(&number("1"))
+    );
+    // 30 clients with keys of their own: 30 increments, each counted once.
+    let mut tasks = JoinSet::new();
+    for n in 0..30 {
+        let (store, like) = (env.store.clone(), like.clone());
+        tasks
+            .spawn(async move { apply_patiently(&store, like, once(&format!("k{n}"), "f")).await });
+    }
+    let mut seen = HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        let applied = done.expect("task");
+        assert!(!applied.replayed);
+        let Written::Item(item) = applied.written else {
+            panic!()
+        };
+        let Some(Value::Number(n)) = item.attribute("likes") else {
+            panic!("{item:?}")
+        };
+        assert!(seen.insert(n.clone()), "each sees its own count: {n}");
+    }
+    assert_eq!(
+        env.store.get("popular").await.unwrap().attribute("likes"),
+        Some(&number("31"))
+    );
+}
+
+/// A batch's writes are unconditional: only the record's precondition
+/// keeps two clients with the same key from both applying it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_keyed_batches_with_one_key_apply_once() {
+    let env = env();
+    let mut tasks = JoinSet::new();
+    for n in 0..10 {
+        let store = env.store.clone();
+        let batch = Write::Batch(vec![batch_put(
+            "a",
+            None,
+            vec![("n", number(&n.to_string()))],
+        )]);
+        tasks.spawn(async move { apply_patiently(&store, batch, once("same", "f")).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.push(done.expect("task"));
+    }
+    assert_eq!(
+        answers.iter().filter(|a| !a.replayed).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(answers.iter().all(|a| a.written == answers[0].written));
+    let Written::Batch(result) = &answers[0].written else {
+        panic!()
+    };
+    assert_eq!(
+        sorted(env.store.get("a").await.unwrap()),
+        sorted(result.put[0].clone())
+    );
+}
+
+#[tokio::test]
+async fn records_never_appear_in_queries() {
+    let env = env();
+    let mut owned = item("a", vec![]);
+    owned.user_id = Some("u1".into());
+    owned.status = Some("active".into());
+    env.store
+        .apply_once(Write::Create(owned), once("k1", "f"))
+        .await
+        .unwrap();
+    let mut other = item("b", vec![]);
+    other.user_id = Some("u1".into());
+    env.store
+        .apply_once(
+            Write::Batch(vec![BatchWrite::Put(BatchPut {
+                item: other,
+                created_at: None,
+            })]),
+            once("k2", "f"),
+        )
+        .await
+        .unwrap();
+    assert!(env.raw_record("k1").await.is_some());
+    for key in [
+        IndexKey::UserId("u1".into()),
+        IndexKey::Status("active".into()),
+    ] {
+        let found = list_all(&env.store, key, Order::Asc, 10).await;
+        assert!(
+            found.iter().all(|i| i.id == "a" || i.id == "b"),
+            "{found:?}"
+        );
+    }
+    assert_eq!(
+        ids(&list_all(&env.store, IndexKey::UserId("u1".into()), Order::Asc, 10).await),
+        ["a", "b"]
+    );
+}
+
+#[tokio::test]
+async fn reserved_looking_keys_and_unicode_ids_work() {
+    let env = env();
+    let id = "ünï cödé:100%";
+    env.applied_once(Write::Create(item(id, vec![])), &once("k", "f"))
+        .await;
+    // Firestore reserves `__x__` document ids: such a key's record gets a
+    // leading `.` (keys never hold one).
+    let reserved = once("__k__", "f");
+    let write = Write::Put {
+        item: item(id, vec![]),
+        expected_version: None,
+    };
+    let first = env
+        .store
+        .apply_once(write.clone(), reserved.clone())
+        .await
+        .unwrap();
+    let replay = env.store.apply_once(write, reserved).await.unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.written, first.written);
+    assert!(env.raw_record(".__k__").await.is_some());
 }
