@@ -343,7 +343,7 @@ async fn listed(s: &Server, user: &str) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = format!("/items?userId={user}&limit=200");
+        let mut path = format!("/items?userId={user}&limit=100");
         if let Some(c) = &cursor {
             path.push_str(&format!(
                 "&cursor={}",
@@ -524,4 +524,109 @@ pub async fn run(backend: Backend) {
             stats.requests
         );
     }
+}
+
+/// Backend requests each API write costs, with and without an
+/// `Idempotency-Key`, counted at the proxy (no faults, no contention):
+/// `(operation, without key, with key)`.
+pub async fn request_costs(backend: Backend) -> Vec<(&'static str, u64, u64)> {
+    let real = upstream(backend.store);
+    let proxy = FaultProxy::start(
+        &real,
+        proxy_backend(backend.store),
+        Schedule::none(),
+        Settings::default(),
+    )
+    .await
+    .expect("start the counting proxy");
+    let routed = match backend.store {
+        Store::DynamoDb => proxy.url(),
+        _ => proxy.host(),
+    };
+    let s = Server::start_routed(backend, &[], |_| routed);
+    let client = s.client().clone();
+    let forwarded = || proxy.stats().forwarded;
+    let user = unique("cost");
+    let mut costs = Vec::new();
+    for keyed in [false, true] {
+        let id = unique("cost");
+        let path = format!("/items/{id}");
+        let send =
+            async |method: Method, path: &str, body: Option<Value>, if_match: Option<String>| {
+                let before = forwarded();
+                let mut request = client.request(method, s.url(path));
+                if keyed {
+                    request = request.header("idempotency-key", unique("k"));
+                }
+                if let Some(etag) = if_match {
+                    request = request.header("if-match", etag);
+                }
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let response = request.send().await.expect("send");
+                let status = response.status();
+                let etag = response
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                assert!(
+                    status.is_success(),
+                    "{status}: {}",
+                    response.text().await.unwrap_or_default()
+                );
+                (forwarded() - before, etag)
+            };
+        let (create, etag) = send(
+            Method::POST,
+            "/items",
+            Some(json!({"id": id, "userId": user})),
+            None,
+        )
+        .await;
+        let (put, etag) = send(
+            Method::PUT,
+            &path,
+            Some(json!({"userId": user, "n": 1})),
+            etag,
+        )
+        .await;
+        let (patch, _) = send(Method::PATCH, &path, Some(json!({"n": 2})), etag).await;
+        let (like, _) = send(Method::POST, &format!("{path}/likes"), None, None).await;
+        let (batch, _) = send(
+            Method::POST,
+            "/items:batch",
+            Some(json!({"put": [{"userId": user}]})),
+            None,
+        )
+        .await;
+        let (delete, _) = send(Method::DELETE, &path, None, None).await;
+        costs.push([
+            ("POST /items", create),
+            ("PUT /items/{id} (If-Match)", put),
+            ("PATCH /items/{id} (If-Match)", patch),
+            ("POST /items/{id}/likes", like),
+            ("POST /items:batch (1 put)", batch),
+            ("DELETE /items/{id}", delete),
+        ]);
+    }
+    let table: Vec<(&'static str, u64, u64)> = costs[0]
+        .iter()
+        .zip(costs[1].iter())
+        .map(|((op, plain), (_, keyed))| (*op, *plain, *keyed))
+        .collect();
+    let report: Vec<Value> = table
+        .iter()
+        .map(|(op, plain, keyed)| json!({"operation": op, "without_key": plain, "with_key": keyed}))
+        .collect();
+    eprintln!(
+        "backend requests per write on {:?}: {report:#?}",
+        backend.store
+    );
+    let dir = crate::harness::workspace_root().join("target/chaos");
+    let _ = std::fs::create_dir_all(&dir);
+    let name = format!("cost-{:?}.json", backend.store).to_lowercase();
+    let _ = std::fs::write(dir.join(name), format!("{:#}\n", json!(report)));
+    table
 }
