@@ -242,6 +242,14 @@ mod tests {
             self.record(format!("batch {}", writes.len()));
             Ok(BatchResult::default())
         }
+        async fn apply_once(
+            &self,
+            write: item_model::Write,
+            once: item_model::Once,
+        ) -> StoreResult<item_model::Applied> {
+            self.record(format!("apply-once {} {}", write.operation(), once.key));
+            Ok(item_model::Applied::now(item_model::Written::Deleted))
+        }
         async fn query(&self, query: Query) -> StoreResult<Page> {
             self.record(format!("query {:?} {}", query.key, query.limit));
             Ok(Page::default())
