@@ -115,9 +115,10 @@ mod tests {
         assert_eq!(parse_duration(" 1.5 "), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         for bad in [
-            "", "s", "ms", ".", "-1", "+1", "1e3", "inf", "NaN", "1h", "1.2.3", "ten", "1 5",
+            "", "s", "ms", ".", "-1", "+1", "1e3", "inf", "NaN", "1w", "1.2.3", "ten", "1 5",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

@@ -737,7 +737,7 @@ mod tests {
             &["--body-timeout", "0"][..],
             &["--write-timeout", "-1s"],
             &["--request-timeout", "soon"],
-            &["--queue-timeout", "1h"],
+            &["--queue-timeout", "1w"],
             &["--max-instances", "0"],
             &["--max-connections-per-ip", "-3"],
             &["--memory-budget", "1MB"],
