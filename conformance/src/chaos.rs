@@ -328,6 +328,15 @@ fn proxy_backend(store: Store) -> fault_proxy::Backend {
     }
 }
 
+/// Where a server reaches the backend through `proxy`: a URL for
+/// DynamoDB's endpoint, `host:port` for `FIRESTORE_EMULATOR_HOST`.
+fn proxied_address(proxy: &FaultProxy, store: Store) -> String {
+    match store {
+        Store::DynamoDb => proxy.url(),
+        _ => proxy.host(),
+    }
+}
+
 /// The backend's address as `cargo xtask test` passes it.
 fn upstream(store: Store) -> String {
     let var = match store {
@@ -336,6 +345,12 @@ fn upstream(store: Store) -> String {
         Store::Embedded => panic!("the chaos run needs a cloud store"),
     };
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set; run with `cargo xtask test`"))
+}
+
+/// An item's path, its id percent-encoded.
+fn item_path(id: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    format!("/items/{encoded}")
 }
 
 /// Every id listed for `user`, following the pages.
@@ -400,10 +415,7 @@ pub async fn run(backend: Backend) {
         Runtime::HostComposed => vec!["--env", &timeout_env],
         other => panic!("the chaos run drives our host, not {other:?}"),
     };
-    let routed = match backend.store {
-        Store::DynamoDb => proxy.url(),
-        _ => proxy.host(),
-    };
+    let routed = proxied_address(&proxy, backend.store);
     let s = Server::start_routed(backend, &args, |address| {
         assert_eq!(
             address, real,
@@ -447,12 +459,7 @@ pub async fn run(backend: Backend) {
     let mut checked = 0usize;
     for (user, model) in &models {
         for (id, told) in &model.items {
-            let now = s
-                .get(&format!(
-                    "/items/{}",
-                    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-                ))
-                .await;
+            let now = s.get(&item_path(id)).await;
             assert_eq!(
                 now.status,
                 StatusCode::OK,
@@ -463,12 +470,7 @@ pub async fn run(backend: Backend) {
             checked += 1;
         }
         for id in &model.deleted {
-            let now = s
-                .get(&format!(
-                    "/items/{}",
-                    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-                ))
-                .await;
+            let now = s.get(&item_path(id)).await;
             assert_eq!(
                 now.status,
                 StatusCode::NOT_FOUND,
@@ -539,10 +541,7 @@ pub async fn request_costs(backend: Backend) -> Vec<(&'static str, u64, u64)> {
     )
     .await
     .expect("start the counting proxy");
-    let routed = match backend.store {
-        Store::DynamoDb => proxy.url(),
-        _ => proxy.host(),
-    };
+    let routed = proxied_address(&proxy, backend.store);
     let s = Server::start_routed(backend, &[], |_| routed);
     let client = s.client().clone();
     let forwarded = || proxy.stats().forwarded;

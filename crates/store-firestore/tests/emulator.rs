@@ -82,7 +82,12 @@ impl Env {
 
     /// The raw document, or `None`.
     async fn raw(&self, id: &str) -> Option<Json> {
-        let body = json!({ "documents": [self.name(id)] });
+        self.raw_named(self.name(id)).await
+    }
+
+    /// The raw document named `name` (a full document name), or `None`.
+    async fn raw_named(&self, name: String) -> Option<Json> {
+        let body = json!({ "documents": [name] });
         let response: Json = self
             .http
             .post(format!("{}:batchGet", self.documents()))
@@ -1202,19 +1207,7 @@ impl Env {
             "projects/{}/databases/(default)/documents/items-once/{key}",
             self.project
         );
-        let body = json!({ "documents": [name] });
-        let response: Json = self
-            .http
-            .post(format!("{}:batchGet", self.documents()))
-            .header("authorization", "Bearer owner")
-            .json(&body)
-            .send()
-            .await
-            .expect("batchGet")
-            .json()
-            .await
-            .expect("batchGet json");
-        response[0].get("found").cloned()
+        self.raw_named(name).await
     }
 
     /// Applies `write` under `once`, then again: the second call must

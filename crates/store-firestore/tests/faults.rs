@@ -44,12 +44,7 @@ async fn fake(script: Vec<(u16, String)>) -> (FirestoreStore, Arc<AtomicUsize>) 
             let (code, body) = script[n.min(script.len() - 1)].clone();
             tokio::spawn(async move {
                 read_request(&mut socket).await;
-                let response = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                respond(&mut socket, code, &body).await;
             });
         }
     });
@@ -64,6 +59,16 @@ async fn fake(script: Vec<(u16, String)>) -> (FirestoreStore, Arc<AtomicUsize>) 
         .build()
         .expect("config");
     (FirestoreStore::new(config).expect("store"), count)
+}
+
+/// Answers with `code` and a JSON `body`, then closes the connection.
+async fn respond(socket: &mut tokio::net::TcpStream, code: u16, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
 }
 
 /// Reads one request: headers, then `content-length` bytes of body.
@@ -240,12 +245,7 @@ async fn proxy(project: &str) -> Proxy {
                         (code, text) = status(503, "UNAVAILABLE");
                     }
                 }
-                let response = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                respond(&mut socket, code, &text).await;
             });
         }
     });

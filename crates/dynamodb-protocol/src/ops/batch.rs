@@ -196,25 +196,6 @@ impl Operation for BatchWriteItems {
 mod tests {
     use super::*;
     use crate::ops::test_support::*;
-    use item_model::{BatchPut, NewItem};
-
-    fn batch_of(n: usize) -> Vec<BatchWrite> {
-        (0..n)
-            .map(|i| {
-                if i % 3 == 2 {
-                    BatchWrite::Delete(format!("d{i}"))
-                } else {
-                    BatchWrite::Put(BatchPut {
-                        item: NewItem {
-                            id: format!("p{i}"),
-                            ..Default::default()
-                        },
-                        created_at: (i == 0).then(|| "2020-01-01T00:00:00+02:00".into()),
-                    })
-                }
-            })
-            .collect()
-    }
 
     fn requests(step: &Step<BatchResult>) -> Vec<Json> {
         body(step)["RequestItems"]["Items"]

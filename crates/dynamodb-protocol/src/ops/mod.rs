@@ -138,6 +138,27 @@ pub(crate) mod test_support {
     use crate::service::DynamoDb;
     use item_model::StoreError;
 
+    /// `n` batch writes: every third a delete, the others puts, the first
+    /// with an imported creation time.
+    pub(crate) fn batch_of(n: usize) -> Vec<item_model::BatchWrite> {
+        use item_model::{BatchPut, BatchWrite, NewItem};
+        (0..n)
+            .map(|i| {
+                if i % 3 == 2 {
+                    BatchWrite::Delete(format!("d{i}"))
+                } else {
+                    BatchWrite::Put(BatchPut {
+                        item: NewItem {
+                            id: format!("p{i}"),
+                            ..Default::default()
+                        },
+                        created_at: (i == 0).then(|| "2020-01-01T00:00:00+02:00".into()),
+                    })
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn db() -> DynamoDb {
         let credentials = Credentials::new("AKIDEXAMPLE", "secret", None).unwrap();
         DynamoDb::new(Config::new("us-east-1", credentials).unwrap())

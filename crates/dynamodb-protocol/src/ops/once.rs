@@ -974,24 +974,6 @@ mod tests {
         ));
     }
 
-    fn batch_of(n: usize) -> Vec<BatchWrite> {
-        (0..n)
-            .map(|i| {
-                if i % 3 == 2 {
-                    BatchWrite::Delete(format!("d{i}"))
-                } else {
-                    BatchWrite::Put(BatchPut {
-                        item: NewItem {
-                            id: format!("p{i}"),
-                            ..Default::default()
-                        },
-                        created_at: (i == 0).then(|| "2020-01-01T00:00:00+02:00".into()),
-                    })
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn a_keyed_batch_is_one_transaction_of_at_most_99_writes() {
         let mut op = db().apply_once(Write::Batch(batch_of(100)), once("f"), now());
