@@ -10,6 +10,13 @@ Two kinds of user, as in a real account:
   belongs to whoever deploys, so service users do not get it: the suite
   then also proves that serving never needs it.
 
+moto authorises a transaction by its API name (`dynamodb:TransactWriteItems`),
+where AWS has no such IAM action and authorises the item actions inside it
+(a `Put` needs `dynamodb:PutItem`, a `Delete` `dynamodb:DeleteItem`). So a
+service user gets moto's name of a transaction exactly when the statement
+grants every item action our transactions contain (TRANSACTION_ACTIONS):
+dropping `dynamodb:PutItem` also refuses keyed writes, as on AWS.
+
 moto does not evaluate resource ARNs for DynamoDB (it authorises every
 DynamoDB call against the resource "*"), so each statement's Resource is
 widened to "*" here: the tests check the policy's actions; its ARNs are
@@ -32,6 +39,13 @@ RUNTIME_STATEMENT = "ItemStore"
 # Requests create_admin makes; all must fall within the server's
 # INITIAL_NO_AUTH_ACTION_COUNT, and no more may, or unsigned calls pass.
 ADMIN_BOOTSTRAP_REQUESTS = 4
+# moto's action for a transaction, and the AWS item actions that authorise
+# it: TransactGetItems reads with Get; TransactWriteItems (keyed writes,
+# crates/dynamodb-protocol/src/ops/once.rs) holds Puts and Deletes.
+TRANSACTION_ACTIONS = {
+    "dynamodb:TransactGetItems": ["dynamodb:GetItem"],
+    "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+}
 
 
 def iam_client(endpoint, key_id, secret):
@@ -77,6 +91,11 @@ def service_policy(policy_file, without=None):
     if without is not None and without not in actions:
         sys.exit(f"{without} is not an action of the {RUNTIME_STATEMENT} statement")
     kept = [a for a in actions if a != without]
+    kept += [
+        moto_name
+        for moto_name, needs in TRANSACTION_ACTIONS.items()
+        if all(action in kept for action in needs)
+    ]
     return {
         "Version": policy["Version"],
         "Statement": [{**statement, "Action": kept, "Resource": "*"}],

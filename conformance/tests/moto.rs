@@ -45,6 +45,19 @@ mod refusals {
         assert_refused(r, &["unauthorized", "permission", "not allowed"], &keys).await;
         let got = s.get("/items/a").await.json;
         assert_eq!((&got["name"], &got["likes"]), (&json!("n"), &json!(0)));
+        // A keyed like is a transaction of Puts: authorised by PutItem, so
+        // it still works without UpdateItem (as on AWS, which authorises a
+        // transaction by the item actions inside it).
+        let r = s
+            .send(
+                reqwest::Method::POST,
+                "/items/a/likes",
+                Some(&json!({})),
+                &[("idempotency-key", "\"like-without-update\"")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(s.get("/items/a").await.json["likes"], json!(1));
         let log = s.log();
         assert!(
             log.contains("dynamodb:UpdateItem"),

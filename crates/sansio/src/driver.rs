@@ -194,7 +194,10 @@ impl<'p, P: Protocol + ?Sized, O: Operation> Driver<'p, P, O> {
             return self.wait_then_send(outgoing, attempts, wait, now);
         }
         match outcome {
-            Ok(response) => {
+            Ok(mut response) => {
+                if attempts > 1 {
+                    crate::mark_resent(&mut response);
+                }
                 let step = self.operation.resume(&response);
                 self.step(step, now, random)
             }
@@ -513,6 +516,34 @@ mod tests {
         let error = run(Requests::one(true), &mut transport).unwrap_err();
         assert!(matches!(&error, StoreError::Unavailable(m) if m.contains("refused")));
         assert_eq!(transport.attempts(), 4);
+    }
+
+    /// One idempotent request; its output is whether the answer was marked
+    /// as a resend's.
+    struct SeesResends;
+
+    impl Operation for SeesResends {
+        type Output = bool;
+        fn start(&mut self) -> Step<bool> {
+            match Requests::one(true).start() {
+                Step::Send(outgoing) => Step::Send(outgoing),
+                Step::Done(_) => unreachable!("one request to send"),
+            }
+        }
+        fn resume(&mut self, response: &Response) -> Step<bool> {
+            Step::Done(Ok(crate::was_resent(response)))
+        }
+    }
+
+    #[test]
+    fn an_operation_knows_whether_its_answer_came_to_a_resend() {
+        let run = |transport: &mut Scripted| {
+            drive_blocking(&TestProtocol, POLICY, transport, SeesResends)
+        };
+        assert_eq!(run(&mut Scripted::new(vec![Ok(409)])), Ok(false));
+        assert_eq!(run(&mut Scripted::new(vec![Ok(503), Ok(409)])), Ok(true));
+        let lost = TransportError::Timeout(Duration::from_secs(1));
+        assert_eq!(run(&mut Scripted::new(vec![Err(lost), Ok(200)])), Ok(true));
     }
 
     #[test]

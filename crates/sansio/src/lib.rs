@@ -36,7 +36,7 @@ pub use driver::{
     drive_async_observed, drive_blocking,
 };
 pub use item_model::StoreError;
-pub use operation::{Operation, Outgoing, Pause, Protocol, Step};
+pub use operation::{Operation, Outgoing, Pause, Protocol, Step, mark_resent, was_resent};
 pub use retry::{Retry, RetryPolicy, TransportError};
 
 /// An HTTP request as operations build it and transports send it.

@@ -78,6 +78,26 @@ pub trait Operation {
     fn resume(&mut self, response: &Response) -> Step<Self::Output>;
 }
 
+/// Marks a response as the answer to a resend: the driver sent the same
+/// request more than once, after a failure that left open whether an
+/// earlier attempt was applied.
+#[derive(Debug, Clone, Copy)]
+struct Resent;
+
+/// Marks `response` as the answer to a resend (the driver does this; tests
+/// of operations too).
+pub fn mark_resent(response: &mut Response) {
+    response.extensions_mut().insert(Resent);
+}
+
+/// Whether `response` answers a resend. Only then may an operation take a
+/// refusal that finds its own write as that write's success: on a first
+/// attempt, the same write found there is someone else's (two writers can
+/// share a timestamp, each in its own instance).
+pub fn was_resent(response: &Response) -> bool {
+    response.extensions().get::<Resent>().is_some()
+}
+
 /// What one backend decides for every request of its operations.
 pub trait Protocol {
     /// Adds the credentials of one attempt to `request`, at wall-clock

@@ -162,7 +162,10 @@ impl Operation for CreateItem {
         }
         let error = ServiceError::parse(response);
         if error.is_conditional_check_failed() {
-            let ours = error.item.as_ref().is_some_and(|old| same_map(old, map));
+            // Our own write, found by a resend (on a first attempt, the
+            // same item is someone else's).
+            let ours = sansio::was_resent(response)
+                && error.item.as_ref().is_some_and(|old| same_map(old, map));
             return Step::Done(if ours {
                 Ok(item.clone())
             } else {
@@ -281,10 +284,12 @@ impl Operation for PutItem {
         if !error.is_conditional_check_failed() {
             return Step::Done(Err(error.to_store_error("PutItem", self.target.table())));
         }
-        if error
-            .item
-            .as_ref()
-            .is_some_and(|old| same_map(old, &pending.map))
+        // A resend that finds exactly what it wrote has succeeded.
+        if sansio::was_resent(response)
+            && error
+                .item
+                .as_ref()
+                .is_some_and(|old| same_map(old, &pending.map))
         {
             return Step::Done(Ok((pending.item, pending.outcome)));
         }
@@ -353,8 +358,13 @@ mod tests {
             )))),
             Err(StoreError::AlreadyExists)
         );
-        // A resend that finds exactly what it wrote has succeeded.
-        let created = done(create.resume(&ccf(Some(stored)))).unwrap();
+        // The same item on a first attempt is someone else's (two writers
+        // in one microsecond); found by a resend, it is our own write.
+        assert_eq!(
+            done(create.resume(&ccf(Some(stored.clone())))),
+            Err(StoreError::AlreadyExists)
+        );
+        let created = done(create.resume(&resent(ccf(Some(stored))))).unwrap();
         assert_eq!(
             created.attribute("likes"),
             Some(&Value::Number("1.5".into()))

@@ -211,6 +211,12 @@ pub(crate) mod test_support {
         sansio::response(400, body.to_string())
     }
 
+    /// `response` as the answer to a resend (the driver marks those).
+    pub(crate) fn resent(mut response: Response) -> Response {
+        sansio::mark_resent(&mut response);
+        response
+    }
+
     pub(crate) fn done<T: std::fmt::Debug>(step: Step<T>) -> Result<T, StoreError> {
         match step {
             Step::Done(r) => r,

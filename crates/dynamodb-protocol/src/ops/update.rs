@@ -48,7 +48,8 @@ impl DynamoDb {
                     target,
                     call: Ok(call),
                 },
-                expected: expected_version,
+                // The patch, to recognise our own write after a resend.
+                expected: expected_version.map(|version| (version, patch.clone())),
                 now,
             },
             Ok(None) => Mode::Rewrite(RewriteItem {
@@ -65,7 +66,7 @@ impl DynamoDb {
                     target,
                     call: Err(e),
                 },
-                expected: expected_version,
+                expected: expected_version.map(|version| (version, ItemPatch::default())),
                 now,
             },
         };
@@ -299,7 +300,8 @@ pub struct UpdateItem {
 enum Mode {
     Update {
         update: UpdateCall,
-        expected: Option<String>,
+        /// The expected version and the patch.
+        expected: Option<(String, ItemPatch)>,
         now: Timestamp,
     },
     Rewrite(RewriteItem),
@@ -339,15 +341,23 @@ impl Operation for UpdateItem {
             return Step::Done(Err(update.refused(&error)));
         }
         let current = live(error.item, now.unix_seconds());
+        let resent = sansio::was_resent(response);
         Step::Done(match (&*expected, current) {
             (None, _) => Err(StoreError::NotFound),
             (Some(_), None) => Err(StoreError::VersionMismatch(None)),
-            (Some(expected), Some(map)) => {
+            (Some((expected, patch)), Some(map)) => {
                 let item = item_from_map(&map);
-                let ours = item.as_ref().is_ok_and(|item| {
-                    item.updated_at == now.to_string()
-                        && item.version == next_version(expected_av(expected).as_ref())
-                });
+                // Our own write, applied by an earlier attempt whose answer
+                // was lost: only after a resend (on a first attempt it is
+                // another writer's, even in the same microsecond), at our
+                // time and the version after the expected one, holding
+                // what the patch says.
+                let ours = resent
+                    && item.as_ref().is_ok_and(|item| {
+                        item.updated_at == now.to_string()
+                            && item.version == next_version(expected_av(expected).as_ref())
+                            && holds(item, patch)
+                    });
                 match item {
                     Ok(item) if ours => Ok(item),
                     Ok(item) => Err(StoreError::VersionMismatch(Some(item.version))),
@@ -356,6 +366,13 @@ impl Operation for UpdateItem {
             }
         })
     }
+}
+
+/// Whether `item` already holds everything `patch` sets and removes.
+fn holds(item: &Item, patch: &ItemPatch) -> bool {
+    let mut patched = item.clone();
+    patch.apply_to(&mut patched);
+    patched == *item
 }
 
 /// The write a rewrite is waiting on.
@@ -446,10 +463,11 @@ impl RewriteItem {
             return Step::Done(Err(error.to_store_error("PutItem", self.target.table())));
         }
         // A resend that finds exactly what it wrote has succeeded.
-        if error
-            .item
-            .as_ref()
-            .is_some_and(|old| same_map(old, &pending.map))
+        if sansio::was_resent(response)
+            && error
+                .item
+                .as_ref()
+                .is_some_and(|old| same_map(old, &pending.map))
         {
             return Step::Done(Ok(pending.item));
         }
@@ -589,9 +607,27 @@ mod tests {
             done(update.resume(&ccf(Some(expired)))),
             Err(StoreError::VersionMismatch(None))
         );
-        // Our own write, found by a resend.
-        let ours = json!({"itemId": {"S": "a"}, "version": {"N": "4"}, "updatedAt": {"S": now().to_string()}});
-        assert_eq!(done(update.resume(&ccf(Some(ours)))).unwrap().version, "4");
+        // Our own write, found by a resend: our time, the next version and
+        // what the patch says. On a first attempt, or holding another
+        // patch, it is another writer's (two can share a microsecond).
+        let ours = json!({"itemId": {"S": "a"}, "version": {"N": "4"}, "updatedAt": {"S": now().to_string()},
+                          "userId": {"S": "u2"}, "expiresAt": {"N": "2000000000"}, "name": {"S": "new"}});
+        assert_eq!(
+            done(update.resume(&ccf(Some(ours.clone())))),
+            Err(StoreError::VersionMismatch(Some("4".into())))
+        );
+        assert_eq!(
+            done(update.resume(&resent(ccf(Some(ours.clone())))))
+                .unwrap()
+                .version,
+            "4"
+        );
+        let mut theirs = ours;
+        theirs["name"] = json!({"S": "another writer's"});
+        assert_eq!(
+            done(update.resume(&resent(ccf(Some(theirs))))),
+            Err(StoreError::VersionMismatch(Some("4".into())))
+        );
 
         let mut unversioned = db().update("a", &ItemPatch::default(), None, now());
         let sent = body(&unversioned.start());
@@ -777,7 +813,7 @@ mod tests {
         assert_eq!(sent["Item"]["__userStatus__"], json!({"S": "u9\u{1f}done"}));
         let written = sent["Item"].clone();
         // A resend that finds its own write has succeeded.
-        let item = done(update.resume(&ccf(Some(written)))).unwrap();
+        let item = done(update.resume(&resent(ccf(Some(written))))).unwrap();
         assert_eq!(item.version, "6");
         assert_eq!(item.status.as_deref(), Some("done"));
         assert_eq!(item.attribute(USER_STATUS), None);
