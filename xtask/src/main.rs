@@ -17,9 +17,14 @@
 //! cargo xtask tools            install the test tools into target/tools (`test` does it
 //!                              first) and print their environment (for tests by hand)
 //! cargo xtask backends         start the local backends and wait (for running tests by hand)
+//! cargo xtask bench [ARGS..]   the benchmark of BENCHMARKS.md: every system side by side
+//!                              on DynamoDB Local, the Firestore emulator and the embedded
+//!                              store (benches/bench.py ARGS: --rounds, --seconds, --systems,
+//!                              --workloads); report in target/bench/report.md
 //! ```
 
 mod backends;
+mod bench;
 mod compose;
 mod fuzz;
 mod tools;
@@ -83,6 +88,7 @@ fn run() -> Result<ExitCode> {
             status(&mut host)
         }
         "test" => test(&root, &rest),
+        "bench" => bench::run(&root, &rest),
         "lint" => lint(&root),
         "fuzz" => {
             let seconds = match rest.first() {
@@ -113,7 +119,7 @@ fn run() -> Result<ExitCode> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | fuzz [SECONDS] | tools | backends"
+                "usage: cargo xtask build | build-components | serve [ARGS..] | test [ARGS..] | lint | fuzz [SECONDS] | tools | backends | bench [ARGS..]"
             );
             Ok(ExitCode::from(2))
         }

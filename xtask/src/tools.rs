@@ -126,6 +126,39 @@ pub(crate) fn ensure_all(root: &Path) -> Result<Tools> {
     })
 }
 
+/// The pinned Python packages of the seed's handlers in the benchmark
+/// (Flask, gunicorn, boto3, google-cloud-firestore).
+const BENCH_REQUIREMENTS: &str = "benches/seed/requirements.txt";
+
+/// What `cargo xtask bench` needs beyond the test tools: the seed's
+/// virtual environment, and wrk.
+pub(crate) struct BenchTools {
+    /// target/tools/bench-venv.
+    pub venv: PathBuf,
+    /// The load generator.
+    pub wrk: PathBuf,
+}
+
+/// Finds or installs the benchmark's tools, one line each.
+pub(crate) fn bench_tools(root: &Path) -> Result<BenchTools> {
+    let venv = step(
+        &format!("Python packages ({BENCH_REQUIREMENTS})"),
+        root,
+        || python_venv(root, "bench-venv", BENCH_REQUIREMENTS),
+    )?;
+    let wrk = step("wrk", root, || {
+        let found = std::env::var_os("WRK")
+            .map(PathBuf::from)
+            .or_else(|| on_path("wrk"))
+            .context(
+                "the load generator wrk is not on PATH (Debian/Ubuntu: apt-get install wrk; \
+                 or point WRK at one)",
+            )?;
+        Ok((found, Source::Found("PATH or WRK")))
+    })?;
+    Ok(BenchTools { venv, wrk })
+}
+
 /// The linters of `cargo xtask lint` beyond rustfmt and clippy.
 pub(crate) struct LintTools {
     /// target/tools/lint-venv/bin/cfn-lint.

@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""The benchmark: our service against what its users would run instead,
+side by side in one run. Started by `cargo xtask bench`, which builds
+everything, installs the tools, starts DynamoDB Local and the Firestore
+emulator and passes their addresses here (see BENCHMARKS.md).
+
+Every system serves the same HTTP contract and gets the same workloads
+from wrk (benches/load.lua), in alternating rounds: round 1 runs every
+workload on every system, then round 2 again, so that each system sees
+the same machine noise. Each system's result is also a ratio against its
+backend's baseline measured in the same round: the seed's handlers on
+DynamoDB and on Firestore, the plain axum server on the embedded store.
+
+Per system it records: requests/s, latency p50/p99/p99.9 (wrk), CPU time
+per request of the server's processes (from /proc, so it holds even with
+the load generator on the same cores), peak RSS, and the time from
+process start to the first 200 (for our host, with an empty and with a
+warm compiled-component cache). Results: target/bench/results.json and
+target/bench/report.md.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import pathlib
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "target" / "bench"
+LOAD = ROOT / "benches" / "load.lua"
+ITEMS = 1000
+USERS = 10
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# (workload, connections): single operations at c=16, the mix and a read
+# at c=1 too.
+WORKLOADS = [
+    ("get", 16),
+    ("post", 16),
+    ("patch", 16),
+    ("likes", 16),
+    ("query", 16),
+    ("page2", 16),
+    ("mix", 16),
+    ("get", 1),
+    ("mix", 1),
+]
+
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"bench.py: {name} is not set; run the benchmark with `cargo xtask bench`")
+    return value
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class System:
+    """One server under test: how to start it, and which baseline it is
+    compared with."""
+
+    def __init__(self, name, backend, describe, argv, extra_env=None, cache=None):
+        self.name = name
+        self.backend = backend
+        self.describe = describe
+        self.argv = argv  # a function of (port, workdir) -> argv
+        self.extra_env = extra_env or {}
+        self.cache = cache  # our host's --cache-dir, to measure cold and warm starts
+        self.process = None
+        self.port = None
+        self.log = None
+
+    def start(self, workdir):
+        self.port = free_port()
+        self.log = open(workdir / f"{self.name}.log", "ab")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            self.argv(self.port, workdir),
+            # BIND: the baselines' listen address.
+            env={**os.environ, **self.extra_env, "BIND": f"127.0.0.1:{self.port}"},
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+            cwd=workdir,
+        )
+        deadline = started + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=1) as r:
+                    if r.status == 200:
+                        return time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.name} did not answer /healthz within 120 s; see {self.log.name}")
+
+    def stop(self):
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        self.process = None
+        self.log.close()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def pids(self):
+        """The server's processes: its process group (gunicorn's workers,
+        Spin's trigger process)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == self.process.pid:  # pgrp
+                    found.append(int(entry))
+        return found
+
+    def cpu_seconds(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except OSError:
+                pass
+        return total / TICKS
+
+    def peak_rss_mib(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total / 1024
+
+
+def request(url, method="GET", body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, json.loads(r.read() or b"null")
+
+
+def seed_items(system):
+    """ITEMS items with known ids, USERS users, created one after another
+    per user so that each user's list has a stable newest-first order."""
+
+    def create(i):
+        item = {
+            "id": f"bench-{i}",
+            "name": "My Item",
+            "description": "A great item",
+            "likes": 0,
+            "userId": f"u{i % USERS}",
+            "status": "active",
+        }
+        status, _ = request(system.url("/items"), "POST", item)
+        if status != 201:
+            raise RuntimeError(f"{system.name}: creating bench-{i} gave {status}")
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, range(ITEMS)))
+    _, page = request(system.url(f"/items?userId=u0&limit=20"))
+    if len(page["items"]) != 20 or not page.get("next"):
+        raise RuntimeError(f"{system.name}: u0's first page is not a full page with a next cursor")
+    cursor = urllib.parse.quote(page["next"], safe="")
+    return f"/items?userId=u0&limit=20&cursor={cursor}"
+
+
+def wrk(system, workload, connections, seconds, page2, run):
+    threads = min(2, connections)
+    cpu_before = system.cpu_seconds()
+    out = subprocess.run(
+        [
+            os.environ.get("WRK", "wrk"),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LOAD),
+            system.url(""),
+        ],
+        env={
+            **os.environ,
+            "WORKLOAD": workload,
+            "ITEMS": str(ITEMS),
+            "USERS": str(USERS),
+            "PAGE2": page2,
+            "RUN": run,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cpu = system.cpu_seconds() - cpu_before
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["rps"] = result["requests"] / result["seconds"]
+    result["cpu_ms_per_request"] = 1000 * cpu / max(result["requests"], 1)
+    return result
+
+
+def systems(selected):
+    edge = env("EDGE_ITEMS_BIN")
+    dynamodb = env("EDGE_ITEMS_DYNAMODB_ENDPOINT")
+    firestore = env("FIRESTORE_EMULATOR_HOST")
+    venv = pathlib.Path(env("BENCH_VENV"))
+    baselines = pathlib.Path(env("BASELINES_BIN"))
+    components = ROOT / "target" / "components"
+    api_wasm = ROOT / "target" / "wasm32-wasip2" / "release" / "api.wasm"
+    spin = env("SPIN_BIN")
+    wasmtime = env("WASMTIME_BIN")
+
+    def gunicorn(store, extra):
+        return (
+            lambda port, _dir: [
+                str(venv / "bin" / "gunicorn"),
+                "--config",
+                str(ROOT / "benches" / "seed" / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--chdir",
+                str(ROOT / "benches" / "seed"),
+                "app:app",
+            ],
+            {"STORE": store, **extra},
+        )
+
+    def host(store_args, cache):
+        def argv(port, workdir):
+            store = store_args(workdir)
+            component = [] if "--component" in store else ["--component", str(api_wasm)]
+            return [edge, "serve", "--listen", f"127.0.0.1:{port}",
+                    "--cache-dir", str(workdir / cache), *component, *store]
+        return argv
+
+    def composed(name, settings):
+        env_args = []
+        for key, value in settings.items():
+            env_args += ["--env", f"{key}={value}"]
+        return ["--store", "none", "--component", str(components / f"{name}.wasm"), *env_args]
+
+    aws_settings = {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb, **DUMMY_AWS}
+
+    def table(name):
+        return {"EDGE_ITEMS_DYNAMODB_TABLE": name}
+
+    seed_d_cmd, seed_d_env = gunicorn(
+        "dynamodb", {"DYNAMODB_ENDPOINT": dynamodb, "TABLE": "SeedItems", **DUMMY_AWS}
+    )
+    seed_f_cmd, seed_f_env = gunicorn(
+        "firestore",
+        {"FIRESTORE_EMULATOR_HOST": firestore, "GOOGLE_CLOUD_PROJECT": "bench-seed"},
+    )
+    all_systems = [
+        System("seed-dynamodb", "dynamodb", "the seed's handlers: Flask + boto3 under gunicorn, a worker per core",
+               seed_d_cmd, seed_d_env),
+        System("axum-sdk", "dynamodb", "axum + the official aws-sdk-dynamodb (benches/baselines)",
+               lambda port, _dir: [str(baselines / "axum-dynamodb")],
+               {"DYNAMODB_ENDPOINT": dynamodb, "TABLE": "SdkItems", **DUMMY_AWS}),
+        System("host-dynamodb", "dynamodb", "our host, native DynamoDB store",
+               host(lambda _d: ["--store", "dynamodb", "--dynamodb-endpoint", dynamodb,
+                                "--dynamodb-table", "bench_native"], "cache-host-dynamodb"),
+               DUMMY_AWS, cache="cache-host-dynamodb"),
+        System("host-composed-dynamodb", "dynamodb", "our host, composed api + dynamodb adapter",
+               host(lambda _d: composed("api-dynamodb", {**aws_settings, **table("bench_composed")}),
+                    "cache-host-composed-dynamodb"),
+               cache="cache-host-composed-dynamodb"),
+        System("wasmtime-serve-dynamodb", "dynamodb", "wasmtime serve, the same composed component",
+               lambda port, _dir: [
+                   wasmtime, "serve", "-Scli", "--addr", f"127.0.0.1:{port}",
+                   "--max-concurrent-requests", "100",
+                   *sum((["--env", f"{k}={v}"] for k, v in
+                         {**aws_settings, **table("bench_wasmtime")}.items()), []),
+                   str(components / "api-dynamodb.wasm"),
+               ]),
+        System("spin-dynamodb", "dynamodb", "spin up -f spin.dynamodb.toml",
+               lambda port, workdir: [
+                   spin, "up", "--from", str(ROOT / "spin.dynamodb.toml"),
+                   "--listen", f"127.0.0.1:{port}", "--state-dir", str(workdir / "spin-dynamodb"),
+                   "--env", "ITEMS_AUTH=none",
+               ],
+               {f"SPIN_VARIABLE_{k}": v for k, v in {
+                   "DYNAMODB_ENDPOINT": dynamodb, "DYNAMODB_TABLE": "bench_spin",
+                   "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               }.items()}),
+        System("seed-firestore", "firestore", "the seed's handlers: Flask + google-cloud-firestore under gunicorn",
+               seed_f_cmd, seed_f_env),
+        System("host-firestore", "firestore", "our host, native Firestore store",
+               host(lambda _d: ["--store", "firestore", "--firestore-project", "bench-native"],
+                    "cache-host-firestore"),
+               {"FIRESTORE_EMULATOR_HOST": firestore}, cache="cache-host-firestore"),
+        System("host-composed-firestore", "firestore", "our host, composed api + firestore adapter",
+               host(lambda _d: composed("api-firestore", {
+                   "FIRESTORE_EMULATOR_HOST": firestore, "GOOGLE_CLOUD_PROJECT": "bench-composed"}),
+                    "cache-host-composed-firestore"),
+               cache="cache-host-composed-firestore"),
+        System("axum-embedded", "embedded", "axum straight on store-embedded (no wasm): our own overhead",
+               lambda port, workdir: [str(baselines / "axum-embedded")],
+               {"DATA": "axum-embedded.db"}),
+        System("host-embedded", "embedded", "our host, embedded SQLite store",
+               host(lambda workdir: ["--store", "embedded", "--data", str(workdir / "host-embedded.db")],
+                    "cache-embedded"),
+               cache="cache-embedded"),
+        System("spin-embedded", "embedded", "spin up -f spin.toml (Spin's SQLite)",
+               lambda port, workdir: [
+                   spin, "up", "--from", str(ROOT / "spin.toml"),
+                   "--listen", f"127.0.0.1:{port}", "--state-dir", str(workdir / "spin-embedded"),
+               ]),
+    ]
+    if selected:
+        unknown = set(selected) - {s.name for s in all_systems}
+        if unknown:
+            sys.exit(f"bench.py: unknown systems {sorted(unknown)}; known: {[s.name for s in all_systems]}")
+        all_systems = [s for s in all_systems if s.name in selected]
+    return all_systems
+
+
+BASELINE = {"dynamodb": "seed-dynamodb", "firestore": "seed-firestore", "embedded": "axum-embedded"}
+
+
+def provision(chosen):
+    """Tables for our DynamoDB systems, made by our own provisioning
+    command (the seed and the SDK server make theirs at start)."""
+    edge = env("EDGE_ITEMS_BIN")
+    endpoint = env("EDGE_ITEMS_DYNAMODB_ENDPOINT")
+    tables = {
+        "host-dynamodb": "bench_native",
+        "host-composed-dynamodb": "bench_composed",
+        "wasmtime-serve-dynamodb": "bench_wasmtime",
+        "spin-dynamodb": "bench_spin",
+    }
+    for system in chosen:
+        if system.name in tables:
+            subprocess.run(
+                [edge, "provision", "dynamodb", "--dynamodb-table", tables[system.name],
+                 "--dynamodb-endpoint", endpoint],
+                env={**os.environ, **DUMMY_AWS},
+                check=True,
+                capture_output=True,
+            )
+
+
+def file_sizes():
+    sizes = {}
+    for path in [
+        ROOT / "target" / "wasm32-wasip2" / "release" / "api.wasm",
+        *sorted((ROOT / "target" / "components").glob("*.wasm")),
+        ROOT / "target" / "wasm32-wasip2" / "release" / "spin_sqlite_adapter.wasm",
+    ]:
+        if path.exists():
+            sizes[path.name] = path.stat().st_size
+    return sizes
+
+
+def report(results, args):
+    lines = [
+        f"Measured {results['started']} UTC, {args.rounds} alternating rounds of "
+        f"{args.seconds} s per workload, wrk on the same {os.cpu_count()} cores. "
+        "`ratio` is the median over rounds of (system req/s / baseline req/s in the same round); "
+        "latencies are medians over rounds; `CPU/req` is the server's CPU time per request.",
+        "",
+    ]
+    by_name = {s["name"]: s for s in results["systems"]}
+    for backend in ("dynamodb", "firestore", "embedded"):
+        names = [s["name"] for s in results["systems"] if s["backend"] == backend]
+        if not names:
+            continue
+        baseline = BASELINE[backend]
+        lines += [f"### {backend} (baseline: {baseline})", ""]
+        lines += ["| workload | system | req/s | ratio | p50 ms | p99 ms | p99.9 ms | CPU/req ms | non-2xx |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for workload, connections in WORKLOADS:
+            key = f"{workload} c={connections}"
+            for name in names:
+                runs = by_name[name]["runs"].get(key)
+                if not runs:
+                    continue
+                base = by_name.get(baseline, {}).get("runs", {}).get(key)
+                ratios = [r["rps"] / b["rps"] for r, b in zip(runs, base or []) if b["rps"] > 0]
+                med = lambda field: statistics.median(r[field] for r in runs)
+                lines.append(
+                    f"| {key} | {name} | {med('rps'):,.0f} | "
+                    f"{(f'{statistics.median(ratios):.2f}' if ratios else '-')} | "
+                    f"{med('p50_us') / 1000:.2f} | {med('p99_us') / 1000:.2f} | {med('p999_us') / 1000:.2f} | "
+                    f"{med('cpu_ms_per_request'):.3f} | {sum(r['non_2xx'] for r in runs)} |"
+                )
+        lines.append("")
+    lines += ["### Start and memory", "",
+              "| system | first 200 after start (s) | warm-cache start (s) | peak RSS MiB |", "|---|---|---|---|"]
+    for s in results["systems"]:
+        warm = s.get("warm_start_s")
+        lines.append(
+            f"| {s['name']} | {s['cold_start_s']:.2f} | {(f'{warm:.2f}' if warm else '-')} | {s['peak_rss_mib']:.0f} |"
+        )
+    lines += ["", "### Component sizes", "", "| file | bytes |", "|---|---|"]
+    lines += [f"| {name} | {size:,} |" for name, size in results["sizes"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--systems", nargs="*", help="only these systems (names in the report)")
+    parser.add_argument("--workloads", nargs="*", help="only these workloads, e.g. get mix")
+    args = parser.parse_args()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    chosen = systems(args.systems)
+    workloads = [w for w in WORKLOADS if not args.workloads or w[0] in args.workloads]
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
+    results = {
+        "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "cores": os.cpu_count(),
+        "sizes": file_sizes(),
+        "systems": [],
+    }
+    provision(chosen)
+    page2 = {}
+    records = {}
+    try:
+        for system in chosen:
+            # Each system is started alone (cold start on a quiet machine).
+            cold = system.start(workdir)
+            record = {"name": system.name, "backend": system.backend, "describe": system.describe,
+                      "cold_start_s": cold, "runs": {}}
+            if system.cache:
+                # Again, now that the compiled component is cached.
+                system.stop()
+                record["warm_start_s"] = system.start(workdir)
+            page2[system.name] = seed_items(system)
+            records[system.name] = record
+            print(f"bench: {system.name} up in {cold:.2f} s, {ITEMS} items created", flush=True)
+        for round_ in range(1, args.rounds + 1):
+            for workload, connections in workloads:
+                for system in chosen:
+                    run = f"r{round_}-{workload}-{connections}"
+                    result = wrk(system, workload, connections, args.seconds, page2[system.name], run)
+                    records[system.name]["runs"].setdefault(f"{workload} c={connections}", []).append(result)
+                    print(f"bench: round {round_} {workload:6} c={connections:<2} {system.name:26} "
+                          f"{result['rps']:9.0f} req/s  p99 {result['p99_us'] / 1000:7.2f} ms  "
+                          f"non-2xx {result['non_2xx']}", flush=True)
+        for system in chosen:
+            records[system.name]["peak_rss_mib"] = system.peak_rss_mib()
+            results["systems"].append(records[system.name])
+    finally:
+        for system in chosen:
+            system.stop()
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    text = report(results, args)
+    (OUT / "report.md").write_text(text)
+    print(text)
+    print(f"bench: wrote {OUT / 'results.json'} and {OUT / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
