@@ -21,6 +21,7 @@ pub mod body;
 pub mod cache;
 pub mod limits;
 pub mod metrics;
+pub mod outgoing;
 pub mod problem;
 pub mod runtime;
 pub mod server;

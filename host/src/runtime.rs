@@ -23,6 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::cache::{self, LoadError, Origin};
+use crate::outgoing::OutgoingClient;
 use crate::server::{Deadlines, HandleError};
 use item_store::{ItemStoreHost, ItemStoreView};
 
@@ -86,6 +87,9 @@ pub enum RuntimeError {
         /// What wasmtime could not link.
         cause: wasmtime::Error,
     },
+    /// The guests' outgoing HTTP client could not be made (TLS setup).
+    #[error("cannot make the outgoing HTTP client: {0}")]
+    Outgoing(reqwest::Error),
 }
 
 /// The state of one request's store.
@@ -93,6 +97,8 @@ pub struct RequestState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// Sends the guest's outgoing requests over the shared pool.
+    outgoing: OutgoingClient,
     items: Option<ItemStoreHost>,
     limits: StoreLimits,
     /// Epoch ticks the guest has run for.
@@ -121,7 +127,7 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.outgoing,
         }
     }
 }
@@ -131,6 +137,7 @@ pub struct Runtime {
     engine: Engine,
     pre: ProxyPre<RequestState>,
     store: Option<Arc<dyn ItemStore>>,
+    outgoing: OutgoingClient,
     env: Vec<(String, String)>,
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
@@ -224,6 +231,7 @@ impl Runtime {
             engine,
             pre,
             store,
+            outgoing: OutgoingClient::new().map_err(RuntimeError::Outgoing)?,
             env: [(
                 "EDGE_ITEMS_MAX_BODY_BYTES".to_string(),
                 config.max_body_bytes.to_string(),
@@ -260,6 +268,7 @@ impl Runtime {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
+            outgoing: self.outgoing.clone(),
             items: self.store.clone().map(ItemStoreHost::new),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MAX_MEMORY_BYTES)
