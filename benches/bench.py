@@ -311,6 +311,12 @@ def systems(selected):
                host(lambda _d: composed("api-dynamodb", {**aws_settings, **table("bench_composed")}),
                     "cache-host-composed-dynamodb"),
                cache="cache-host-composed-dynamodb"),
+        System("host-composed-dynamodb-unpooled", "dynamodb",
+               "the same, a new backend connection per request (--outgoing-connections per-request)",
+               host(lambda _d: [*composed("api-dynamodb", {**aws_settings, **table("bench_unpooled")}),
+                                "--outgoing-connections", "per-request"],
+                    "cache-host-composed-dynamodb-unpooled"),
+               cache="cache-host-composed-dynamodb-unpooled"),
         System("wasmtime-serve-dynamodb", "dynamodb", "wasmtime serve, the same composed component",
                lambda port, _dir: [
                    wasmtime, "serve", "-Scli", "--addr", f"127.0.0.1:{port}",
@@ -372,6 +378,7 @@ def provision(chosen):
     tables = {
         "host-dynamodb": "bench_native",
         "host-composed-dynamodb": "bench_composed",
+        "host-composed-dynamodb-unpooled": "bench_unpooled",
         "wasmtime-serve-dynamodb": "bench_wasmtime",
         "spin-dynamodb": "bench_spin",
     }

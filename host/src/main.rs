@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use host::limits::{Limits, parse_duration, parse_size, parse_timeout};
 use host::metrics::Metrics;
+use host::outgoing::Connections;
 use host::runtime::{Runtime, RuntimeConfig};
 use host::server::{Server, shutdown_signal};
 use host::stores::{DynamoDbArgs, FirestoreArgs, StoreArgs};
@@ -151,6 +152,17 @@ struct ServeArgs {
     /// else `cache/` beside the data file].
     #[arg(long, env = "EDGE_ITEMS_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+
+    /// How the component's outgoing HTTP requests (an adapter's backend
+    /// calls) are sent: over one pool of keep-alive connections, or with a
+    /// new connection each (wasmtime's default).
+    #[arg(
+        long,
+        env = "EDGE_ITEMS_OUTGOING_CONNECTIONS",
+        value_enum,
+        default_value_t = Connections::Pooled
+    )]
+    outgoing_connections: Connections,
 
     /// Environment for the component, as NAME=VALUE, or NAME to pass this
     /// process's value on (e.g. an adapter component's AWS_* settings).
@@ -548,6 +560,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_instances: args.limits.max_instances,
         queue_timeout: args.limits.queue_timeout,
         instances_in_use: metrics.instances_in_use(),
+        outgoing: args.outgoing_connections,
     };
     let limits = args.limits();
     tracing::info!(

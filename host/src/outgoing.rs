@@ -31,6 +31,18 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Idle connections kept per backend host.
 const MAX_IDLE_PER_HOST: usize = 64;
 
+/// How guests' outgoing requests are sent (`--outgoing-connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Connections {
+    /// One pool of keep-alive connections shared by every instance.
+    #[default]
+    Pooled,
+    /// wasmtime-wasi-http's default: a new connection for every request
+    /// (for a backend or proxy that mishandles keep-alive, and to measure
+    /// what the pool buys).
+    PerRequest,
+}
+
 /// The shared client; cheap to clone (one pool behind an `Arc`).
 #[derive(Clone, Debug)]
 pub struct OutgoingClient {

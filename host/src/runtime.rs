@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::cache::{self, LoadError, Origin};
-use crate::outgoing::OutgoingClient;
+use crate::outgoing::{Connections, OutgoingClient};
 use crate::server::{Deadlines, HandleError};
 use item_store::{ItemStoreHost, ItemStoreView};
 
@@ -64,6 +64,8 @@ pub struct RuntimeConfig {
     pub queue_timeout: Duration,
     /// Moved as instances start and end (a metric).
     pub instances_in_use: Gauge,
+    /// How the guests' outgoing requests are sent.
+    pub outgoing: Connections,
 }
 
 /// Why the runtime could not start.
@@ -97,8 +99,9 @@ pub struct RequestState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    /// Sends the guest's outgoing requests over the shared pool.
-    outgoing: OutgoingClient,
+    /// Sends the guest's outgoing requests over the shared pool; `None`:
+    /// wasmtime-wasi-http's default, a connection per request.
+    outgoing: Option<OutgoingClient>,
     items: Option<ItemStoreHost>,
     limits: StoreLimits,
     /// Epoch ticks the guest has run for.
@@ -127,7 +130,10 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.outgoing,
+            hooks: match &mut self.outgoing {
+                Some(pooled) => pooled,
+                None => wasmtime_wasi_http::default_hooks(),
+            },
         }
     }
 }
@@ -137,7 +143,7 @@ pub struct Runtime {
     engine: Engine,
     pre: ProxyPre<RequestState>,
     store: Option<Arc<dyn ItemStore>>,
-    outgoing: OutgoingClient,
+    outgoing: Option<OutgoingClient>,
     env: Vec<(String, String)>,
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
@@ -231,7 +237,10 @@ impl Runtime {
             engine,
             pre,
             store,
-            outgoing: OutgoingClient::new().map_err(RuntimeError::Outgoing)?,
+            outgoing: match config.outgoing {
+                Connections::Pooled => Some(OutgoingClient::new().map_err(RuntimeError::Outgoing)?),
+                Connections::PerRequest => None,
+            },
             env: [(
                 "EDGE_ITEMS_MAX_BODY_BYTES".to_string(),
                 config.max_body_bytes.to_string(),
