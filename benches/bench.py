@@ -334,6 +334,7 @@ def systems(selected):
                {f"SPIN_VARIABLE_{k}": v for k, v in {
                    "DYNAMODB_ENDPOINT": dynamodb, "DYNAMODB_TABLE": "bench_spin",
                    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                   "AWS_REGION": "us-east-1",
                }.items()}),
         System("seed-firestore", "firestore", "the seed's handlers: Flask + google-cloud-firestore under gunicorn",
                seed_f_cmd, seed_f_env),
