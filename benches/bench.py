@@ -38,6 +38,8 @@ import urllib.request
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench"
 LOAD = ROOT / "benches" / "load.lua"
+# Items created in each system before the workloads, and their owners
+# (each user needs more than a page of 20 for `page2`).
 ITEMS = 1000
 USERS = 10
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -92,6 +94,7 @@ class System:
         self.process = None
         self.port = None
         self.log = None
+        self.only = None  # the workloads it runs, if not all
 
     def start(self, workdir):
         self.port = free_port()
@@ -176,6 +179,33 @@ class System:
         return total / 1024
 
 
+class RawDynamoDb(System):
+    """No server: wrk sends GetItem straight to DynamoDB Local, on the
+    table axum-sdk made and filled (RAW_TABLE in load.lua). The floor under
+    every DynamoDB system; only the `get` workloads."""
+
+    def __init__(self, endpoint):
+        super().__init__("raw-getitem", "dynamodb", "a raw GetItem straight at DynamoDB Local (no server)",
+                         None, {"RAW_TABLE": "SdkItems"})
+        self.endpoint = endpoint
+        self.only = {"get"}
+
+    def start(self, workdir):
+        return 0.0
+
+    def stop(self):
+        pass
+
+    def url(self, path):
+        return self.endpoint + path
+
+    def cpu_seconds(self):
+        return 0.0
+
+    def peak_rss_mib(self):
+        return 0.0
+
+
 def request(url, method="GET", body=None, headers=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -233,6 +263,8 @@ def wrk(system, workload, connections, seconds, page2, run):
             "USERS": str(USERS),
             "PAGE2": page2,
             "RUN": run,
+            **({"COUNT_STATUSES": "1"} if COUNT_STATUSES else {}),
+            **({"RAW_TABLE": system.extra_env["RAW_TABLE"]} if "RAW_TABLE" in system.extra_env else {}),
         },
         capture_output=True,
         text=True,
@@ -303,6 +335,7 @@ def systems(selected):
         System("axum-sdk", "dynamodb", "axum + the official aws-sdk-dynamodb (benches/baselines)",
                lambda port, _dir: [str(baselines / "axum-dynamodb")],
                {"DYNAMODB_ENDPOINT": dynamodb, "TABLE": "SdkItems", **DUMMY_AWS}),
+        RawDynamoDb(dynamodb),
         System("host-dynamodb", "dynamodb", "our host, native DynamoDB store",
                host(lambda _d: ["--store", "dynamodb", "--dynamodb-endpoint", dynamodb,
                                 "--dynamodb-table", "bench_native"], "cache-host-dynamodb"),
@@ -367,6 +400,23 @@ def systems(selected):
         all_systems = [s for s in all_systems if s.name in selected]
     return all_systems
 
+
+SYSTEM_NAMES = [
+    "seed-dynamodb", "axum-sdk", "raw-getitem", "host-dynamodb", "host-composed-dynamodb",
+    "host-composed-dynamodb-unpooled", "wasmtime-serve-dynamodb", "spin-dynamodb",
+    "seed-firestore", "host-firestore", "host-composed-firestore",
+    "axum-embedded", "host-embedded", "spin-embedded",
+]
+# Built only by `cargo xtask bench` (benches/baselines, the AWS SDK): not
+# in CI's smoke run, which must stay within its time budget.
+SMOKE_SKIPS = {"axum-sdk", "raw-getitem", "axum-embedded"}
+
+# Whether wrk counts non-2xx answers by status (the smoke run).
+COUNT_STATUSES = False
+# What the smoke run accepts besides 2xx: Spin's SQLite answers 503 with
+# Retry-After when its database stays locked under concurrent writers
+# (the api's `unavailable`), which is the service working as documented.
+SMOKE_ACCEPTS = {"spin-embedded": {"503"}}
 
 BASELINE = {"dynamodb": "seed-dynamodb", "firestore": "seed-firestore", "embedded": "axum-embedded"}
 
@@ -457,8 +507,23 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--systems", nargs="*", help="only these systems (names in the report)")
     parser.add_argument("--workloads", nargs="*", help="only these workloads, e.g. get mix")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI's check that the harness works: 1 round of 1 s, fewer items, the systems the "
+        "main build makes (not the baselines), and it fails unless every system answered every "
+        "workload with 2xx only",
+    )
     args = parser.parse_args()
 
+    global OUT, ITEMS, USERS, COUNT_STATUSES
+    if args.smoke:
+        COUNT_STATUSES = True
+        args.rounds, args.seconds = 1, 1
+        ITEMS, USERS = 200, 4
+        OUT = OUT / "smoke"
+        if not args.systems:
+            args.systems = [s for s in SYSTEM_NAMES if s not in SMOKE_SKIPS]
     OUT.mkdir(parents=True, exist_ok=True)
     chosen = systems(args.systems)
     workloads = [w for w in WORKLOADS if not args.workloads or w[0] in args.workloads]
@@ -477,6 +542,13 @@ def main():
     try:
         for system in chosen:
             # Each system is started alone (cold start on a quiet machine).
+            if isinstance(system, RawDynamoDb):
+                if "axum-sdk" not in records:
+                    sys.exit("bench.py: raw-getitem reads axum-sdk's table; select axum-sdk before it")
+                records[system.name] = {"name": system.name, "backend": system.backend,
+                                        "describe": system.describe, "cold_start_s": 0.0, "runs": {}}
+                page2[system.name] = ""
+                continue
             cold = system.start(workdir)
             record = {"name": system.name, "backend": system.backend, "describe": system.describe,
                       "cold_start_s": cold, "runs": {}}
@@ -490,6 +562,8 @@ def main():
         for round_ in range(1, args.rounds + 1):
             for workload, connections in workloads:
                 for system in chosen:
+                    if system.only is not None and workload not in system.only:
+                        continue
                     run = f"r{round_}-{workload}-{connections}"
                     result = wrk(system, workload, connections, args.seconds, page2[system.name], run)
                     records[system.name]["runs"].setdefault(f"{workload} c={connections}", []).append(result)
@@ -506,7 +580,65 @@ def main():
     text = report(results, args)
     (OUT / "report.md").write_text(text)
     print(text)
+    plot(results, OUT / "latency.png")
     print(f"bench: wrote {OUT / 'results.json'} and {OUT / 'report.md'}")
+    def accepted(system, run):
+        allowed = SMOKE_ACCEPTS.get(system, set()) if args.smoke else set()
+        return sum(n for status, n in run["statuses"].items() if status in allowed)
+
+    wrong = [
+        f"{s['name']} {key}: {r['requests']} requests, {r['non_2xx']} non-2xx "
+        f"(by status: {r['statuses'] or 'not counted'}), {r['socket_errors']} socket errors"
+        for s in results["systems"]
+        for key, runs in s["runs"].items()
+        for r in runs
+        if r["requests"] == 0 or r["non_2xx"] > accepted(s["name"], r) or r["socket_errors"]
+    ]
+    for line in wrong:
+        print(f"bench: WRONG ANSWERS: {line}")
+    if args.smoke:
+        expected = {(s.name, f"{w} c={c}") for s in chosen for w, c in workloads
+                    if s.only is None or w in s.only}
+        ran = {(s["name"], key) for s in results["systems"] for key in s["runs"]}
+        if wrong or expected - ran:
+            sys.exit(f"bench: smoke failed: {len(wrong)} runs with wrong answers, "
+                     f"{len(expected - ran)} runs missing")
+        print(f"bench: smoke passed: {len(ran)} runs, no wrong answers")
+
+
+def plot(results, path):
+    """Latency percentiles of the single-item read and the mix at c=16,
+    one panel per backend, log scale."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: matplotlib is not installed; no plot")
+        return
+    backends = [b for b in ("dynamodb", "firestore", "embedded")
+                if any(s["backend"] == b for s in results["systems"])]
+    fig, axes = plt.subplots(len(backends), 2, figsize=(13, 4.2 * len(backends)), squeeze=False)
+    percentiles = [("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p999_us", "p99.9")]
+    for row, backend in enumerate(backends):
+        for col, key in enumerate(("get c=16", "mix c=16")):
+            ax = axes[row][col]
+            for s in results["systems"]:
+                runs = s["runs"].get(key)
+                if s["backend"] != backend or not runs:
+                    continue
+                values = [statistics.median(r[field] for r in runs) / 1000 for field, _ in percentiles]
+                ax.plot([label for _, label in percentiles], values, marker="o", label=s["name"])
+            ax.set_yscale("log")
+            ax.set_ylabel("latency, ms (log)")
+            ax.set_title(f"{backend}: {key}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle(f"edge-items benchmark, {results['started']} UTC ({results['cores']} cores, wrk on the same machine)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"bench: wrote {path}")
 
 
 if __name__ == "__main__":

@@ -33,20 +33,42 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
     let running = phases.time("backends start", || {
         backends::start_all(root, &tools.dynamodb_local)
     })?;
-    let code = phases.time("bench", || {
-        let mut script = Command::new("python3");
-        script
-            .arg(root.join("benches/bench.py"))
-            .args(args)
-            .envs(tools.env()?)
-            .envs(running.env())
-            .env("EDGE_ITEMS_BIN", host_binary(root))
-            .env("BENCH_VENV", &bench.venv)
-            .env("BASELINES_BIN", root.join("target/release"))
-            .env("WRK", &bench.wrk);
-        status(&mut script)
-    });
+    let code = phases.time("bench", || script(root, &tools, &bench, &running, args));
     drop(running);
     phases.summary();
     code
+}
+
+/// CI's smoke run of the harness (`cargo xtask test` calls it while the
+/// backends run): every system the main build makes answers every
+/// workload, 2xx only, for a second each. The baselines are left out (the
+/// AWS SDK would not fit CI's budget).
+pub(crate) fn smoke(root: &Path, tools: &tools::Tools, running: &backends::Running) -> Result<()> {
+    let bench = tools::bench_tools(root)?;
+    match script(root, tools, &bench, running, &["--smoke".to_string()])? {
+        ExitCode::SUCCESS => Ok(()),
+        _ => anyhow::bail!("the benchmark's smoke run failed (its output is above)"),
+    }
+}
+
+/// benches/bench.py ARGS, told where everything is.
+fn script(
+    root: &Path,
+    tools: &tools::Tools,
+    bench: &tools::BenchTools,
+    running: &backends::Running,
+    args: &[String],
+) -> Result<ExitCode> {
+    // The benchmark's venv: matplotlib for the plot.
+    let mut script = Command::new(bench.venv.join("bin/python3"));
+    script
+        .arg(root.join("benches/bench.py"))
+        .args(args)
+        .envs(tools.env()?)
+        .envs(running.env())
+        .env("EDGE_ITEMS_BIN", host_binary(root))
+        .env("BENCH_VENV", &bench.venv)
+        .env("BASELINES_BIN", root.join("target/release"))
+        .env("WRK", &bench.wrk);
+    status(&mut script)
 }

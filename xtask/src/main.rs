@@ -174,6 +174,12 @@ fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
         }
         Ok(code)
     });
+    // The benchmark harness, briefly, on the same backends (so it cannot rot).
+    let smoked = if args.is_empty() {
+        phases.time("bench smoke", || bench::smoke(root, &tools, &running))
+    } else {
+        Ok(())
+    };
     drop(running);
     let fuzzed = if args.is_empty() {
         phases.time("fuzz", || fuzz_phase(root))
@@ -182,6 +188,7 @@ fn test(root: &Path, args: &[String]) -> Result<ExitCode> {
     };
     phases.summary();
     let code = result?;
+    smoked?;
     fuzzed?;
     Ok(code)
 }

@@ -147,16 +147,47 @@ pub(crate) fn bench_tools(root: &Path) -> Result<BenchTools> {
         || python_venv(root, "bench-venv", BENCH_REQUIREMENTS),
     )?;
     let wrk = step("wrk", root, || {
-        let found = std::env::var_os("WRK")
+        if let Some(found) = std::env::var_os("WRK")
             .map(PathBuf::from)
             .or_else(|| on_path("wrk"))
-            .context(
-                "the load generator wrk is not on PATH (Debian/Ubuntu: apt-get install wrk; \
-                 or point WRK at one)",
-            )?;
-        Ok((found, Source::Found("PATH or WRK")))
+        {
+            return Ok((found, Source::Found("PATH or WRK")));
+        }
+        install_wrk()?;
+        let bin = on_path("wrk").context("wrk is not on PATH after installing it")?;
+        Ok((bin, Source::Installed))
     })?;
     Ok(BenchTools { venv, wrk })
+}
+
+/// wrk from the Debian package, where apt-get can install it (as root);
+/// otherwise the error says what to do.
+fn install_wrk() -> Result<()> {
+    const HELP: &str = "the load generator wrk is not on PATH; install it (Debian/Ubuntu: \
+        apt-get install wrk) or point WRK at one";
+    if on_path("apt-get").is_none() {
+        bail!("{HELP}");
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "wrk"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Stale package lists are refreshed once.
+    if install()
+        || (Command::new("apt-get")
+            .args(["update", "-q"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            && install())
+    {
+        return Ok(());
+    }
+    bail!("`apt-get install wrk` failed (not root?); {HELP}")
 }
 
 /// The linters of `cargo xtask lint` beyond rustfmt and clippy.
