@@ -319,8 +319,8 @@ def systems(selected):
 
     aws_settings = {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb, **DUMMY_AWS}
 
-    def table(name):
-        return {"EDGE_ITEMS_DYNAMODB_TABLE": name}
+    def table(system):
+        return {"EDGE_ITEMS_DYNAMODB_TABLE": OUR_TABLES[system]}
 
     seed_d_cmd, seed_d_env = gunicorn(
         "dynamodb", {"DYNAMODB_ENDPOINT": dynamodb, "TABLE": "SeedItems", **DUMMY_AWS}
@@ -338,15 +338,15 @@ def systems(selected):
         RawDynamoDb(dynamodb),
         System("host-dynamodb", "dynamodb", "our host, native DynamoDB store",
                host(lambda _d: ["--store", "dynamodb", "--dynamodb-endpoint", dynamodb,
-                                "--dynamodb-table", "bench_native"], "cache-host-dynamodb"),
+                                "--dynamodb-table", OUR_TABLES["host-dynamodb"]], "cache-host-dynamodb"),
                DUMMY_AWS, cache="cache-host-dynamodb"),
         System("host-composed-dynamodb", "dynamodb", "our host, composed api + dynamodb adapter",
-               host(lambda _d: composed("api-dynamodb", {**aws_settings, **table("bench_composed")}),
+               host(lambda _d: composed("api-dynamodb", {**aws_settings, **table("host-composed-dynamodb")}),
                     "cache-host-composed-dynamodb"),
                cache="cache-host-composed-dynamodb"),
         System("host-composed-dynamodb-unpooled", "dynamodb",
                "the same, a new backend connection per request (--outgoing-connections per-request)",
-               host(lambda _d: [*composed("api-dynamodb", {**aws_settings, **table("bench_unpooled")}),
+               host(lambda _d: [*composed("api-dynamodb", {**aws_settings, **table("host-composed-dynamodb-unpooled")}),
                                 "--outgoing-connections", "per-request"],
                     "cache-host-composed-dynamodb-unpooled"),
                cache="cache-host-composed-dynamodb-unpooled"),
@@ -355,7 +355,7 @@ def systems(selected):
                    wasmtime, "serve", "-Scli", "--addr", f"127.0.0.1:{port}",
                    "--max-concurrent-requests", "100",
                    *sum((["--env", f"{k}={v}"] for k, v in
-                         {**aws_settings, **table("bench_wasmtime")}.items()), []),
+                         {**aws_settings, **table("wasmtime-serve-dynamodb")}.items()), []),
                    str(components / "api-dynamodb.wasm"),
                ]),
         System("spin-dynamodb", "dynamodb", "spin up -f spin.dynamodb.toml",
@@ -365,7 +365,7 @@ def systems(selected):
                    "--env", "ITEMS_AUTH=none",
                ],
                {f"SPIN_VARIABLE_{k}": v for k, v in {
-                   "DYNAMODB_ENDPOINT": dynamodb, "DYNAMODB_TABLE": "bench_spin",
+                   "DYNAMODB_ENDPOINT": dynamodb, "DYNAMODB_TABLE": OUR_TABLES["spin-dynamodb"],
                    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_REGION": "us-east-1",
                }.items()}),
@@ -422,6 +422,16 @@ COUNT_STATUSES = False
 # system must answer 2xx only.
 SMOKE_ACCEPTS = {"spin-embedded": {"503", "404"}}
 
+# The DynamoDB table of each of our systems: named in its settings and
+# made by `provision` with our own provisioning command.
+OUR_TABLES = {
+    "host-dynamodb": "bench_native",
+    "host-composed-dynamodb": "bench_composed",
+    "host-composed-dynamodb-unpooled": "bench_unpooled",
+    "wasmtime-serve-dynamodb": "bench_wasmtime",
+    "spin-dynamodb": "bench_spin",
+}
+
 BASELINE = {"dynamodb": "seed-dynamodb", "firestore": "seed-firestore", "embedded": "axum-embedded"}
 
 
@@ -430,17 +440,10 @@ def provision(chosen):
     command (the seed and the SDK server make theirs at start)."""
     edge = env("EDGE_ITEMS_BIN")
     endpoint = env("EDGE_ITEMS_DYNAMODB_ENDPOINT")
-    tables = {
-        "host-dynamodb": "bench_native",
-        "host-composed-dynamodb": "bench_composed",
-        "host-composed-dynamodb-unpooled": "bench_unpooled",
-        "wasmtime-serve-dynamodb": "bench_wasmtime",
-        "spin-dynamodb": "bench_spin",
-    }
     for system in chosen:
-        if system.name in tables:
+        if system.name in OUR_TABLES:
             subprocess.run(
-                [edge, "provision", "dynamodb", "--dynamodb-table", tables[system.name],
+                [edge, "provision", "dynamodb", "--dynamodb-table", OUR_TABLES[system.name],
                  "--dynamodb-endpoint", endpoint],
                 env={**os.environ, **DUMMY_AWS},
                 check=True,
