@@ -277,10 +277,12 @@ def wrk(system, workload, connections, seconds, page2, run):
     return result
 
 
-def systems(selected):
+def systems(selected, dynamodb=None, firestore=None):
+    """The systems, on the backends' own addresses or on the given ones
+    (the counting proxy's: `dynamodb` a URL, `firestore` host:port)."""
     edge = env("EDGE_ITEMS_BIN")
-    dynamodb = env("EDGE_ITEMS_DYNAMODB_ENDPOINT")
-    firestore = env("FIRESTORE_EMULATOR_HOST")
+    dynamodb = dynamodb or env("EDGE_ITEMS_DYNAMODB_ENDPOINT")
+    firestore = firestore or env("FIRESTORE_EMULATOR_HOST")
     venv = pathlib.Path(env("BENCH_VENV"))
     baselines = pathlib.Path(env("BASELINES_BIN"))
     components = ROOT / "target" / "components"
@@ -451,6 +453,113 @@ def provision(chosen):
             )
 
 
+# What one API operation is, for counting its backend requests: (name,
+# method, path, body, headers) with {id} the item's id and {page2} the
+# second page of a user's list.
+COUNTED_OPERATIONS = [
+    ("create", "POST", "/items", True, {}),
+    ("get", "GET", "/items/{id}", False, {}),
+    ("patch", "PATCH", "/items/{id}", True, {"If-Match": "*"}),
+    ("likes", "POST", "/items/{id}/likes", True, {}),
+    ("query", "GET", "/items?userId=u1&limit=20", False, {}),
+    ("page2", "GET", "{page2}", False, {}),
+    ("delete", "DELETE", "/items/{id}", False, {}),
+]
+COUNT_REPEATS = 10
+# Systems whose backend traffic the counting proxy (HTTP/1.1) cannot carry.
+NOT_COUNTED = {
+    "seed-firestore": "google-cloud-firestore speaks gRPC (HTTP/2) to the emulator; the counting proxy speaks HTTP/1.1",
+}
+# What our systems must cost, per operation (BENCHMARKS.md, "Backend
+# requests per write"): one request for each single-item operation on
+# DynamoDB; on Firestore a conditional write reads first (no conditional
+# update in its REST API short of a transaction).
+OUR_BACKEND_REQUESTS = {
+    "dynamodb": {"create": 1, "get": 1, "patch": 1, "likes": 1, "query": 1, "page2": 1, "delete": 1},
+    "firestore": {"create": 1, "get": 1, "patch": 2, "likes": 2, "query": 1, "page2": 1, "delete": 2},
+}
+
+
+class CountingProxy:
+    """fault-proxy with no faults in front of a backend: its stats, printed
+    on SIGUSR1, count the requests it forwarded."""
+
+    def __init__(self, upstream, backend):
+        self.process = subprocess.Popen(
+            [env("FAULT_PROXY_BIN"), "--upstream", upstream, "--backend", backend, "--rate", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        )
+        first = self.process.stdout.readline().strip()
+        if not first.startswith("listening on "):
+            raise RuntimeError(f"fault-proxy did not start: {first!r}")
+        self.url = first.removeprefix("listening on ")
+
+    def forwarded(self):
+        self.process.send_signal(signal.SIGUSR1)
+        return json.loads(self.process.stdout.readline())["forwarded"]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+def count_backend_requests(selected, page2, workdir):
+    """Backend requests per API operation, counted at a proxy rather than
+    timed: each DynamoDB and Firestore system is started again on a
+    counting proxy and sends COUNT_REPEATS of each operation, one at a
+    time. Returns {system: {operation: requests per operation}}."""
+    proxies = {
+        "dynamodb": CountingProxy(env("EDGE_ITEMS_DYNAMODB_ENDPOINT"), "dynamodb"),
+        "firestore": CountingProxy("http://" + env("FIRESTORE_EMULATOR_HOST"), "firestore"),
+    }
+    counts = {}
+    try:
+        counted = systems(selected, dynamodb=proxies["dynamodb"].url,
+                          firestore=proxies["firestore"].url.removeprefix("http://"))
+        for system in counted:
+            if system.backend not in proxies or isinstance(system, RawDynamoDb):
+                continue
+            if system.name in NOT_COUNTED:
+                print(f"bench: {system.name}: backend requests not counted: {NOT_COUNTED[system.name]}")
+                continue
+            proxy = proxies[system.backend]
+            system.start(workdir)
+            try:
+                counts[system.name] = count_operations(system, proxy, page2[system.name])
+            finally:
+                system.stop()
+            print(f"bench: backend requests per operation, {system.name}: {counts[system.name]}", flush=True)
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
+    return counts
+
+
+def count_operations(system, proxy, page2):
+    ids = [f"count-{system.name}-{time.monotonic_ns()}-{i}" for i in range(COUNT_REPEATS)]
+    # Not counted: what a server does once on its first requests (the seed's
+    # gunicorn workers each look up their table on first use).
+    for _ in range(4):
+        request(system.url(page2))
+    per_operation = {}
+    for name, method, path, has_body, headers in COUNTED_OPERATIONS:
+        before = proxy.forwarded()
+        for i, item_id in enumerate(ids):
+            body = None
+            if name == "create":
+                body = {"id": item_id, "name": "My Item", "description": "A great item",
+                        "likes": 0, "userId": "u1", "status": "active"}
+            elif name == "patch":
+                body = {"name": f"renamed {i}"}
+            elif has_body:
+                body = {}
+            status, _ = request(system.url(path.format(id=item_id, page2=page2)), method, body, headers)
+            if status // 100 != 2:
+                raise RuntimeError(f"{system.name}: {name} answered {status}")
+        per_operation[name] = (proxy.forwarded() - before) / COUNT_REPEATS
+    return per_operation
+
+
 def file_sizes():
     sizes = {}
     for path in [
@@ -496,6 +605,16 @@ def report(results, args):
                     f"{med('cpu_ms_per_request'):.3f} | {sum(r['non_2xx'] for r in runs)} |"
                 )
         lines.append("")
+    counts = results.get("backend_requests") or {}
+    if counts:
+        names = [name for name, *_ in COUNTED_OPERATIONS]
+        lines += ["### Backend requests per API operation (counted at a proxy)", "",
+                  "| system | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for system, per in counts.items():
+            lines.append(f"| {system} | " + " | ".join(f"{per[n]:g}" for n in names) + " |")
+        lines.append("")
+        lines += [f"Not counted: {name}, {why}." for name, why in NOT_COUNTED.items()
+                  if name in by_name] + [""]
     lines += ["### Start and memory", "",
               "| system | first 200 after start (s) | warm-cache start (s) | peak RSS MiB |", "|---|---|---|---|"]
     for s in results["systems"]:
@@ -583,6 +702,7 @@ def main():
     finally:
         for system in chosen:
             system.stop()
+    results["backend_requests"] = count_backend_requests([s.name for s in chosen], page2, workdir)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     text = report(results, args)
     (OUT / "report.md").write_text(text)
@@ -601,6 +721,11 @@ def main():
         for r in runs
         if r["requests"] == 0 or r["non_2xx"] > accepted(s["name"], r) or r["socket_errors"]
     ]
+    for name, per in results["backend_requests"].items():
+        if name.startswith(("host-", "wasmtime-", "spin-")):
+            expected = OUR_BACKEND_REQUESTS[next(s["backend"] for s in results["systems"] if s["name"] == name)]
+            if per != expected:
+                wrong.append(f"{name}: backend requests per operation {per}, expected {expected}")
     for line in wrong:
         print(f"bench: WRONG ANSWERS: {line}")
     if args.smoke:

@@ -67,6 +67,7 @@ fn script(
         .envs(tools.env()?)
         .envs(running.env())
         .env("EDGE_ITEMS_BIN", host_binary(root))
+        .env("FAULT_PROXY_BIN", root.join("target/release/fault-proxy"))
         .env("BENCH_VENV", &bench.venv)
         .env("BASELINES_BIN", root.join("target/release"))
         .env("WRK", &bench.wrk);

@@ -1,7 +1,9 @@
 //! `fault-proxy`: the library's proxy from the command line, for manual
 //! chaos runs. Prints `listening on http://ADDR` as its first stdout line
 //! (as `edge-items serve` does, for the scripts that wait for it), logs to
-//! stderr, and prints its stats as one JSON line on SIGINT or SIGTERM.
+//! stderr, and prints its stats as one JSON line on SIGINT or SIGTERM, and
+//! on SIGUSR1 without stopping (the benchmark counts backend requests per
+//! API operation from two such lines).
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -112,7 +114,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         only = ?schedule.only,
         "proxying"
     );
-    shutdown.await;
+    tokio::pin!(shutdown);
+    let mut snapshots = stats_signal().context("cannot install the signal handlers")?;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = snapshots.recv() => {
+                let stats = serde_json::to_string(&proxy.stats())?;
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{stats}")?;
+                stdout.flush()?;
+            }
+        }
+    }
     let stats = serde_json::to_string(&proxy.stats())?;
     tracing::info!(%stats, "stopping");
     let mut stdout = std::io::stdout().lock();
@@ -133,6 +147,30 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = terminate.recv() => tracing::info!("received SIGTERM"),
         }
     })
+}
+
+/// A message on every SIGUSR1: print the stats so far.
+#[cfg(unix)]
+fn stats_signal() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut user1 = signal(SignalKind::user_defined1())?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while user1.recv().await.is_some() {
+            if sender.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+/// No SIGUSR1 here: never a message.
+#[cfg(not(unix))]
+fn stats_signal() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    std::mem::forget(sender);
+    Ok(receiver)
 }
 
 /// Completes on Ctrl-C.

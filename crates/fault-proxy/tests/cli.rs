@@ -1,5 +1,5 @@
-//! The binary: its first stdout line, a faulted request, and its stats on
-//! SIGTERM.
+//! The binary: its first stdout line, a faulted request, its stats on
+//! SIGUSR1 (still running) and on SIGTERM.
 
 #![cfg(unix)]
 
@@ -47,17 +47,32 @@ async fn announces_proxies_and_prints_stats_on_sigterm() {
             .ends_with("#ProvisionedThroughputExceededException")
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-USR1");
+    let mut snapshot = String::new();
+    stdout.read_line(&mut snapshot).unwrap();
+    let snapshot: serde_json::Value = serde_json::from_str(snapshot.trim()).unwrap();
+    assert_eq!(
+        (snapshot["requests"].clone(), snapshot["forwarded"].clone()),
+        (2.into(), 1.into())
+    );
+    // Still serving after the snapshot.
+    let again = call(addr, &dynamodb("GetItem", "{}")).await.unwrap();
+    assert_eq!(again.status, 201);
+
+    signal("-TERM");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(child.wait().unwrap().success());
     let stats: serde_json::Value = serde_json::from_str(rest.trim()).unwrap();
-    assert_eq!(stats["requests"], 2);
-    assert_eq!(stats["forwarded"], 1);
+    assert_eq!(stats["requests"], 3);
+    assert_eq!(stats["forwarded"], 2);
     assert_eq!(stats["injected"]["throttle"], 1);
-    assert_eq!(upstream.count(), 1);
+    assert_eq!(upstream.count(), 2);
 }
