@@ -537,10 +537,19 @@ def count_backend_requests(selected, page2, workdir):
 
 def count_operations(system, proxy, page2):
     ids = [f"count-{system.name}-{time.monotonic_ns()}-{i}" for i in range(COUNT_REPEATS)]
-    # Not counted: what a server does once on its first requests (the seed's
-    # gunicorn workers each look up their table on first use).
+    # Not counted: what a server does once at start (each of the seed's
+    # gunicorn workers creates or finds its table as it boots, maybe after
+    # the first has answered): the count must stand still first.
     for _ in range(4):
         request(system.url(page2))
+    settled = time.monotonic() + 10
+    last = proxy.forwarded()
+    while time.monotonic() < settled:
+        time.sleep(0.5)
+        now = proxy.forwarded()
+        if now == last:
+            break
+        last = now
     per_operation = {}
     for name, method, path, has_body, headers in COUNTED_OPERATIONS:
         before = proxy.forwarded()
