@@ -80,6 +80,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def all_pids():
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (the state is
+    [0]), or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_seconds(pids):
+    """User plus system CPU time of these processes so far."""
+    ticks = 0
+    for pid in pids:
+        fields = proc_stat(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / TICKS
+
+
 class System:
     """One server under test: how to start it, and which baseline it is
     compared with."""
@@ -143,28 +167,11 @@ class System:
     def pids(self):
         """The server's processes: its process group (gunicorn's workers,
         Spin's trigger process)."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == self.process.pid:  # pgrp
-                    found.append(int(entry))
-        return found
+        return [pid for pid in all_pids()
+                if (fields := proc_stat(pid)) and int(fields[2]) == self.process.pid]  # pgrp
 
     def cpu_seconds(self):
-        total = 0
-        for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-            except OSError:
-                pass
-        return total / TICKS
+        return cpu_seconds(self.pids())
 
     def peak_rss_mib(self):
         total = 0
@@ -249,22 +256,17 @@ def backend_cpu_seconds(backend):
     """CPU time of the backend's processes (the emulators' JVMs): with the
     server's own CPU per request, it shows where a run's cores went."""
     marker = BACKEND_PROCESS.get(backend)
-    total = 0
     if marker is None:
         return 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if marker.encode() not in f.read():
-                    continue
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            continue
-    return total / TICKS
+    return cpu_seconds(pid for pid in all_pids() if marker.encode() in proc_cmdline(pid))
+
+
+def proc_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def wrk(system, workload, connections, seconds, page2, run):
@@ -483,16 +485,19 @@ def provision(chosen):
 
 
 # What one API operation is, for counting its backend requests: (name,
-# method, path, body, headers) with {id} the item's id and {page2} the
-# second page of a user's list.
+# method, path, body, headers), with {id} the item's id and {page2} the
+# second page of a user's list in the path, and the body a function of
+# (id, n), n counting the operation's repeats.
 COUNTED_OPERATIONS = [
-    ("create", "POST", "/items", True, {}),
-    ("get", "GET", "/items/{id}", False, {}),
-    ("patch", "PATCH", "/items/{id}", True, {"If-Match": "*"}),
-    ("likes", "POST", "/items/{id}/likes", True, {}),
-    ("query", "GET", "/items?userId=u1&limit=20", False, {}),
-    ("page2", "GET", "{page2}", False, {}),
-    ("delete", "DELETE", "/items/{id}", False, {}),
+    ("create", "POST", "/items",
+     lambda item_id, _n: {"id": item_id, "name": "My Item", "description": "A great item",
+                          "likes": 0, "userId": "u1", "status": "active"}, {}),
+    ("get", "GET", "/items/{id}", None, {}),
+    ("patch", "PATCH", "/items/{id}", lambda _id, n: {"name": f"renamed {n}"}, {"If-Match": "*"}),
+    ("likes", "POST", "/items/{id}/likes", lambda _id, _n: {}, {}),
+    ("query", "GET", "/items?userId=u1&limit=20", None, {}),
+    ("page2", "GET", "{page2}", None, {}),
+    ("delete", "DELETE", "/items/{id}", None, {}),
 ]
 COUNT_REPEATS = 10
 # Systems whose backend traffic the counting proxy (HTTP/1.1) cannot carry.
@@ -580,18 +585,11 @@ def count_operations(system, proxy, page2):
             break
         last = now
     per_operation = {}
-    for name, method, path, has_body, headers in COUNTED_OPERATIONS:
+    for name, method, path, body, headers in COUNTED_OPERATIONS:
         before = proxy.forwarded()
-        for i, item_id in enumerate(ids):
-            body = None
-            if name == "create":
-                body = {"id": item_id, "name": "My Item", "description": "A great item",
-                        "likes": 0, "userId": "u1", "status": "active"}
-            elif name == "patch":
-                body = {"name": f"renamed {i}"}
-            elif has_body:
-                body = {}
-            status, _ = request(system.url(path.format(id=item_id, page2=page2)), method, body, headers)
+        for n, item_id in enumerate(ids):
+            status, _ = request(system.url(path.format(id=item_id, page2=page2)), method,
+                                body and body(item_id, n), headers)
             if status // 100 != 2:
                 raise RuntimeError(f"{system.name}: {name} answered {status}")
         per_operation[name] = (proxy.forwarded() - before) / COUNT_REPEATS

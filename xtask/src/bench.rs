@@ -20,6 +20,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
     phases.time("build", || {
         build(root)?;
+        build_fault_proxy()?;
         // Into the main target folder, so that shared crates build once.
         run_ok(
             cargo()
@@ -44,11 +45,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
 /// workload, 2xx only, for a second each. The baselines are left out (the
 /// AWS SDK would not fit CI's budget).
 pub(crate) fn smoke(root: &Path, tools: &tools::Tools, running: &backends::Running) -> Result<()> {
+    build_fault_proxy()?;
     let bench = tools::bench_tools(root)?;
     match script(root, tools, &bench, running, &["--smoke".to_string()])? {
         ExitCode::SUCCESS => Ok(()),
         _ => anyhow::bail!("the benchmark's smoke run failed (its output is above)"),
     }
+}
+
+/// The counting proxy bench.py puts in front of each backend (see
+/// `FAULT_PROXY_BIN` below); only the benchmark needs its release build.
+fn build_fault_proxy() -> Result<()> {
+    run_ok(cargo().args(["build", "--release", "-p", "fault-proxy"]))
 }
 
 /// benches/bench.py ARGS, told where everything is.

@@ -368,8 +368,7 @@ pub fn composed_path(root: &Path, name: &str) -> PathBuf {
 
 fn build(root: &Path) -> Result<()> {
     build_components(root)?;
-    // fault-proxy: the benchmark counts backend requests through it.
-    run_ok(cargo().args(["build", "--release", "-p", "host", "-p", "fault-proxy"]))?;
+    run_ok(cargo().args(["build", "--release", "-p", "host"]))?;
     Ok(())
 }
 

@@ -83,21 +83,31 @@ pub(crate) fn send(
     // delayed ACK: 40 ms stalls at one request at a time. A larger body
     // still streams after `handle` instead of blocking.
     let early = write_available(&stream, &parts.body).map_err(|e| stream_error(e, &deadline))?;
-    let (future, written) = if early == parts.body.len() {
+    let rest = &parts.body[early..];
+    // A failed finish (the body did not match its length) fails the
+    // exchange too, so the answer below carries it.
+    let finish = |stream: OutputStream, body: OutgoingBody| {
         drop(stream);
-        // A failed finish (the body did not match its length) fails the
-        // exchange too, so the answer below carries it.
         let _ = OutgoingBody::finish(body, None);
-        let future = outgoing_handler::handle(outgoing, Some(request_options(options)))
-            .map_err(|code| error(&code, &deadline))?;
-        (future, Ok(()))
+    };
+    let unsent = if rest.is_empty() {
+        if early > 0 {
+            start_flush(&stream).map_err(|e| stream_error(e, &deadline))?;
+        }
+        finish(stream, body);
+        None
     } else {
-        let future = outgoing_handler::handle(outgoing, Some(request_options(options)))
-            .map_err(|code| error(&code, &deadline))?;
-        let written = write_all(&stream, &parts.body[early..], &deadline);
-        drop(stream);
-        let _ = OutgoingBody::finish(body, None);
-        (future, written)
+        Some((stream, body))
+    };
+    let future = outgoing_handler::handle(outgoing, Some(request_options(options)))
+        .map_err(|code| error(&code, &deadline))?;
+    let written = match unsent {
+        None => Ok(()),
+        Some((stream, body)) => {
+            let written = write_all(&stream, rest, &deadline);
+            finish(stream, body);
+            written
+        }
     };
     let answer = wait_for_response(&future, &deadline);
     drop(future);
@@ -183,15 +193,17 @@ fn write_available(stream: &OutputStream, bytes: &[u8]) -> Result<usize, StreamE
         stream.write(&bytes[written..written + n])?;
         written += n;
     }
-    if written > 0 && written == bytes.len() {
-        // Closed: the runtime saw the whole content-length, so the body is
-        // complete.
-        match stream.flush() {
-            Ok(()) | Err(StreamError::Closed) => {}
-            Err(e) => return Err(e),
-        }
-    }
     Ok(written)
+}
+
+/// Asks the stream to flush what was written, without waiting for it.
+/// Closed is success too: the runtime closes the stream once it has the
+/// whole content-length, so the body is complete.
+fn start_flush(stream: &OutputStream) -> Result<(), StreamError> {
+    match stream.flush() {
+        Ok(()) | Err(StreamError::Closed) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn write_all(
@@ -201,30 +213,18 @@ fn write_all(
 ) -> Result<(), TransportError> {
     let pollable = stream.subscribe();
     let result = (|| {
-        while !bytes.is_empty() {
-            let permitted = stream
-                .check_write()
-                .map_err(|e| stream_error(e, deadline))?;
-            if permitted == 0 {
-                deadline.wait(&pollable)?;
-                continue;
-            }
-            let n = usize::try_from(permitted)
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
-            stream
-                .write(&bytes[..n])
-                .map_err(|e| stream_error(e, deadline))?;
+        loop {
+            let n = write_available(stream, bytes).map_err(|e| stream_error(e, deadline))?;
             bytes = &bytes[n..];
+            if bytes.is_empty() {
+                break;
+            }
+            deadline.wait(&pollable)?;
         }
         // Everything is written. The flush is done when the stream accepts
-        // writes again, or when the runtime closes it because the body is
-        // complete (it knows the content-length): both are success.
-        match stream.flush() {
-            Ok(()) => {}
-            Err(StreamError::Closed) => return Ok(()),
-            Err(e) => return Err(stream_error(e, deadline)),
-        }
+        // writes again, or when the runtime closes it (see `start_flush`):
+        // both are success.
+        start_flush(stream).map_err(|e| stream_error(e, deadline))?;
         loop {
             match stream.check_write() {
                 Ok(0) => deadline.wait(&pollable)?,

@@ -97,14 +97,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         forward_timeout: cli.forward_timeout,
         ..Settings::default()
     };
+    // Both before the first line, so that a signal sent as soon as it is
+    // read finds its handler (SIGUSR1's default would end the process).
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
+    let mut snapshots = stats_signal().context("cannot install the signal handlers")?;
     let proxy = FaultProxy::start(&cli.upstream, cli.backend, schedule.clone(), settings)
         .await
         .context("cannot start the proxy")?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {}", proxy.url())?;
-    stdout.flush()?;
-    drop(stdout);
+    print_line(&format!("listening on {}", proxy.url()))?;
     tracing::info!(
         upstream = %cli.upstream,
         backend = %cli.backend,
@@ -115,24 +115,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "proxying"
     );
     tokio::pin!(shutdown);
-    let mut snapshots = stats_signal().context("cannot install the signal handlers")?;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(()) = snapshots.recv() => {
-                let stats = serde_json::to_string(&proxy.stats())?;
-                let mut stdout = std::io::stdout().lock();
-                writeln!(stdout, "{stats}")?;
-                stdout.flush()?;
-            }
+            Some(()) = snapshots.recv() => print_line(&serde_json::to_string(&proxy.stats())?)?,
         }
     }
     let stats = serde_json::to_string(&proxy.stats())?;
     tracing::info!(%stats, "stopping");
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{stats}")?;
-    stdout.flush()?;
+    print_line(&stats)?;
     Ok(())
+}
+
+/// One line on stdout, flushed at once: the scripts that read it wait.
+fn print_line(line: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
@@ -165,11 +164,10 @@ fn stats_signal() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
     Ok(receiver)
 }
 
-/// No SIGUSR1 here: never a message.
+/// No SIGUSR1 here: a closed channel, whose `select!` branch is disabled.
 #[cfg(not(unix))]
 fn stats_signal() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    std::mem::forget(sender);
+    let (_, receiver) = tokio::sync::mpsc::channel(1);
     Ok(receiver)
 }
 
