@@ -17,6 +17,8 @@ use store_dynamodb::DynamoDbStore;
 use store_firestore::FirestoreStore;
 use tracing_subscriber::EnvFilter;
 
+mod migrate_command;
+
 /// Serves the edge-items HTTP API from its WebAssembly component.
 #[derive(Debug, Parser)]
 #[command(name = "edge-items", version)]
@@ -54,6 +56,10 @@ enum Command {
     /// until it is ready. Safe to run again.
     #[command(subcommand)]
     Provision(ProvisionCommand),
+    /// Copy every item from one store to another (any two of embedded,
+    /// DynamoDB and Firestore), resumably, and compare them
+    /// (docs/multi-cloud.md).
+    Migrate(Box<migrate_command::MigrateArgs>),
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a health check
     /// for images without curl (the Dockerfile's HEALTHCHECK).
     Probe(ProbeArgs),
@@ -320,6 +326,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(provision_firestore(args))
         }
         Command::Probe(args) => runtime.block_on(probe(&args.url, args.timeout)),
+        Command::Migrate(args) => runtime.block_on(migrate_command::migrate(*args)),
     }
 }
 

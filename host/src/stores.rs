@@ -225,3 +225,120 @@ impl StoreArgs {
         }))
     }
 }
+
+/// A store named in one word, for commands that open two (`edge-items
+/// migrate --from SPEC --to SPEC`):
+///
+/// - `embedded:PATH`: the SQLite file at PATH;
+/// - `dynamodb:TABLE`, or `dynamodb:TABLE@URL` with an endpoint (DynamoDB
+///   Local); region and credentials from the AWS variables;
+/// - `firestore:COLLECTION`, or `firestore:PROJECT/COLLECTION`; the emulator
+///   or credentials from FIRESTORE_EMULATOR_HOST /
+///   GOOGLE_APPLICATION_CREDENTIALS.
+///
+/// It holds no credential, so it can name a migration in its checkpoint.
+#[derive(Debug, Clone)]
+pub struct StoreSpec {
+    text: String,
+    args: StoreArgs,
+}
+
+/// Why a store spec was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` names no store: use embedded:PATH, dynamodb:TABLE[@ENDPOINT] or firestore:[PROJECT/]COLLECTION"
+)]
+pub struct StoreSpecError(String);
+
+impl std::str::FromStr for StoreSpec {
+    type Err = StoreSpecError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let refused = || StoreSpecError(text.to_owned());
+        let (kind, rest) = text.split_once(':').ok_or_else(refused)?;
+        if rest.is_empty() {
+            return Err(refused());
+        }
+        let mut args = StoreArgs {
+            kind: StoreKind::None,
+            data: PathBuf::new(),
+            embedded_sync: EmbeddedSync::Full,
+            backend_timeout: None,
+            dynamodb: DynamoDbArgs::default(),
+            firestore: FirestoreArgs::default(),
+        };
+        match kind {
+            "embedded" => {
+                args.kind = StoreKind::Embedded;
+                args.data = PathBuf::from(rest);
+            }
+            "dynamodb" => {
+                args.kind = StoreKind::DynamoDb;
+                let (table, endpoint) = match rest.split_once('@') {
+                    Some((table, endpoint)) => (table, Some(endpoint.to_owned())),
+                    None => (rest, None),
+                };
+                args.dynamodb.table = Some(table.to_owned());
+                args.dynamodb.endpoint = endpoint;
+            }
+            "firestore" => {
+                args.kind = StoreKind::Firestore;
+                let (project, collection) = match rest.split_once('/') {
+                    Some((project, collection)) => (Some(project.to_owned()), collection),
+                    None => (None, rest),
+                };
+                args.firestore.project = project;
+                args.firestore.collection = Some(collection.to_owned());
+            }
+            _ => return Err(refused()),
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            args,
+        })
+    }
+}
+
+impl std::fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl StoreSpec {
+    /// Opens the store, its backend calls counted in `metrics`.
+    pub async fn open(&self, metrics: &Arc<Metrics>) -> Result<Arc<dyn ItemStore>, OpenStoreError> {
+        let store = self.args.open(metrics).await?;
+        // Every spec names a native store, so `open` returns one.
+        store.ok_or_else(|| OpenStoreError::Other(format!("{self} is no native store").into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_each_backend_and_its_place() {
+        let spec: StoreSpec = "embedded:.data/old.db".parse().unwrap();
+        assert_eq!(
+            (spec.args.kind, spec.args.data.clone()),
+            (StoreKind::Embedded, PathBuf::from(".data/old.db"))
+        );
+        let spec: StoreSpec = "dynamodb:Items@http://127.0.0.1:8000".parse().unwrap();
+        assert_eq!(spec.args.kind, StoreKind::DynamoDb);
+        assert_eq!(spec.args.dynamodb.table.as_deref(), Some("Items"));
+        assert_eq!(
+            spec.args.dynamodb.endpoint.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        let spec: StoreSpec = "firestore:demo/items".parse().unwrap();
+        assert_eq!(spec.args.firestore.project.as_deref(), Some("demo"));
+        assert_eq!(spec.args.firestore.collection.as_deref(), Some("items"));
+        assert_eq!(spec.to_string(), "firestore:demo/items");
+        for bad in ["embedded", "embedded:", "mysql:x", "Items"] {
+            let error = bad.parse::<StoreSpec>().unwrap_err();
+            assert!(error.to_string().contains("embedded:PATH"), "{error}");
+        }
+    }
+}

@@ -244,7 +244,11 @@ fn batch_put(json: Json, generate_id: &mut impl FnMut() -> String) -> Result<Bat
         }
     };
     let item = new_item(json, None, generate_id)?;
-    Ok(BatchPut { item, created_at })
+    Ok(BatchPut {
+        item,
+        created_at,
+        updated_at: None,
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use dynamodb_protocol::{Config, DynamoDb, EnvError, StoreError};
 use item_model::{
     Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
-    Write, WriteClock,
+    ScanPage, ScanRequest, Write, WriteClock,
 };
 use store_guest::{BlockingStore, StoreResult};
 
@@ -117,6 +117,11 @@ impl BlockingStore for DynamoDbAdapter {
     fn query(&self, query: Query) -> StoreResult<Page> {
         let db = &self.protocol;
         run(db, db.query(query, self.clock.now()))
+    }
+
+    fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        let db = &self.protocol;
+        run(db, db.scan(request, self.clock.now()))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use firestore_protocol::{Firestore, Session};
 use item_model::{
     Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
-    Write, WriteClock,
+    ScanPage, ScanRequest, Write, WriteClock,
 };
 use sansio::Operation;
 use store_guest::{BlockingStore, StoreResult};
@@ -107,5 +107,10 @@ impl BlockingStore for FirestoreAdapter {
     fn query(&self, query: Query) -> StoreResult<Page> {
         let now = self.clock.now();
         self.run(|fs| fs.query(query, now))
+    }
+
+    fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        let now = self.clock.now();
+        self.run(|fs| fs.scan(request, now))
     }
 }

@@ -25,7 +25,7 @@ mod database;
 
 use item_model::{
     Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
-    Timestamp, Write, WriteClock,
+    ScanPage, ScanRequest, Timestamp, Write, WriteClock,
 };
 use sqlite_core::{Executor, Items};
 use store_guest::{BlockingStore, StoreResult};
@@ -128,6 +128,10 @@ impl BlockingStore for SpinSqliteAdapter {
 
     fn query(&self, query: Query) -> StoreResult<Page> {
         self.items().query(&query)
+    }
+
+    fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        self.items().scan(&request)
     }
 }
 

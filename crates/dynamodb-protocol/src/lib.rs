@@ -51,6 +51,6 @@ pub use item_model::StoreError;
 pub use ops::{
     ApplyOnce, BATCH_CHUNK, BackfillUserStatus, Backfilled, BatchWriteItems, CreateItem,
     DeleteItem, GetItem, Increment, MAX_KEYED_BATCH, MAX_RECORD_BYTES, Provision, Provisioned,
-    PutItem, QueryItems, UpdateItem,
+    PutItem, QueryItems, ScanItems, UpdateItem,
 };
 pub use service::{DynamoDb, RETRY_POLICY};

@@ -29,7 +29,8 @@
 //!   doubles and the precision rule), [`document`] the
 //!   document shape, `ops` the operations and their preconditions, `once`
 //!   the Idempotency-Key writes (`apply-once`) and their records, `query`
-//!   the paging, [`error`] the error mapping and
+//!   the paging, `scan` the full reads (exports, in id-range segments),
+//!   [`error`] the error mapping and
 //!   [`auth`] the service-account tokens.
 //! - `firestore.indexes.json` next to this crate's manifest holds the
 //!   composite indexes the queries need and the TTL policy on `expiresAt`
@@ -48,6 +49,7 @@ mod once;
 mod ops;
 pub mod provision;
 mod query;
+mod scan;
 mod session;
 pub mod value;
 

@@ -749,6 +749,7 @@ mod tests {
             BatchWrite::Put(BatchPut {
                 item: new_item("a"),
                 created_at: Some("2020-01-01T00:00:00Z".into()),
+                updated_at: None,
             }),
             BatchWrite::Delete("b".into()),
         ];

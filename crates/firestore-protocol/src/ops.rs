@@ -745,13 +745,16 @@ impl BatchPlan {
         for write in &self.writes {
             match write {
                 BatchWrite::Put(put) => {
-                    let created_at = match &put.created_at {
+                    // Given times are kept (imports keep their history), in
+                    // the canonical spelling the items show.
+                    let kept = |given: &Option<String>| match given {
                         Some(text) => Timestamp::parse(text)
-                            .map_err(|e| StoreError::invalid(e.to_string()))?
-                            .to_string(),
-                        None => now.clone(),
+                            .map(|t| t.to_string())
+                            .map_err(|e| StoreError::invalid(e.to_string())),
+                        None => Ok(now.clone()),
                     };
-                    let fields = document::item_fields(&put.item, &created_at, &now)?;
+                    let (created_at, updated_at) = (kept(&put.created_at)?, kept(&put.updated_at)?);
+                    let fields = document::item_fields(&put.item, &created_at, &updated_at)?;
                     writes.push(update_write(
                         fs.document_name(&put.item.id),
                         &fields,
@@ -1291,6 +1294,7 @@ mod tests {
                     ..Default::default()
                 },
                 created_at: Some("2020-01-01T00:00:00Z".into()),
+                updated_at: None,
             }),
             BatchWrite::Delete("b".into()),
         ];
@@ -1304,7 +1308,39 @@ mod tests {
         match op.resume(&reply(200, answer)) {
             Step::Done(Ok(result)) => {
                 assert_eq!(result.put[0].created_at, "2020-01-01T00:00:00.000000Z");
+                assert_eq!(result.put[0].updated_at, "2026-02-08T10:00:00.000000Z");
                 assert_eq!(result.deleted, ["b"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_put_keeps_a_given_updated_at() {
+        let fs = fs();
+        let writes = vec![BatchWrite::Put(item_model::BatchPut {
+            item: NewItem {
+                id: "a".into(),
+                ..Default::default()
+            },
+            created_at: Some("2020-01-01T00:00:00Z".into()),
+            updated_at: Some("2021-06-01T12:30:00.5+02:00".into()),
+        })];
+        let mut op = fs.batch(writes, now());
+        let commit = sent(op.start());
+        let fields = &body(&commit)["writes"][0]["update"]["fields"];
+        assert_eq!(
+            fields["updatedAt"],
+            json!({"timestampValue": "2021-06-01T10:30:00.500000Z"})
+        );
+        let answer = br#"{"writeResults":[{"updateTime":"2026-02-08T10:00:01Z"}]}"#;
+        match op.resume(&reply(200, answer)) {
+            Step::Done(Ok(result)) => {
+                let item = &result.put[0];
+                assert_eq!(item.created_at, "2020-01-01T00:00:00.000000Z");
+                assert_eq!(item.updated_at, "2021-06-01T10:30:00.500000Z");
+                // The version is still the store's own.
+                assert_eq!(item.version, "2026-02-08T10:00:01.000000Z");
             }
             other => panic!("{other:?}"),
         }

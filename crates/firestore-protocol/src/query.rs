@@ -151,20 +151,29 @@ impl QueryOp {
             }
             return Err(rpc.into_store_error());
         }
-        let unexpected = || StoreError::Backend("unexpected query response from Firestore".into());
-        let json: Json = serde_json::from_slice(body).map_err(|_| unexpected())?;
-        let entries = json.as_array().ok_or_else(unexpected)?;
-        let mut docs = Vec::new();
-        for entry in entries {
-            if entry.get("error").is_some() {
-                return Err(RpcStatus::parse(500, entry.to_string().as_bytes()).into_store_error());
-            }
-            if let Some(doc) = entry.get("document") {
-                docs.push(Doc::parse(doc).ok_or_else(unexpected)?);
-            }
-        }
-        Ok(docs)
+        run_query_documents(status, body)
     }
+}
+
+/// The documents of a `runQuery` answer, in its order; shared by queries
+/// and scans so that both read documents alike.
+pub(crate) fn run_query_documents(status: u16, body: &[u8]) -> StoreResult<Vec<Doc>> {
+    if !(200..300).contains(&status) {
+        return Err(RpcStatus::parse(status, body).into_store_error());
+    }
+    let unexpected = || StoreError::Backend("unexpected query response from Firestore".into());
+    let json: Json = serde_json::from_slice(body).map_err(|_| unexpected())?;
+    let entries = json.as_array().ok_or_else(unexpected)?;
+    let mut docs = Vec::new();
+    for entry in entries {
+        if entry.get("error").is_some() {
+            return Err(RpcStatus::parse(500, entry.to_string().as_bytes()).into_store_error());
+        }
+        if let Some(doc) = entry.get("document") {
+            docs.push(Doc::parse(doc).ok_or_else(unexpected)?);
+        }
+    }
+    Ok(docs)
 }
 
 impl Operation for QueryOp {

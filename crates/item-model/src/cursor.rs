@@ -69,7 +69,7 @@ struct Wire {
 }
 
 /// FNV-1a: detects damage, not forgery (nothing here is secret).
-fn checksum(parts: &[&str]) -> u32 {
+pub(crate) fn checksum(parts: &[&str]) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for part in parts {
         for byte in part.bytes().chain([0xff]) {

@@ -17,6 +17,7 @@ pub mod json;
 pub mod once;
 mod page;
 pub mod request_id;
+pub mod scan;
 mod timestamp;
 mod types;
 mod uuid;
@@ -28,6 +29,10 @@ pub use cursor::{Cursor, CursorError};
 pub use error::StoreError;
 pub use once::{Applied, Once, Write, Written};
 pub use page::{Offer, PAGE_BYTE_BUDGET, PageBuilder, estimated_size};
+pub use scan::{
+    MAX_SCAN_SEGMENTS, ScanCursor, ScanPage, ScanPageBuilder, ScanRequest, Scanned,
+    segment_id_range,
+};
 pub use timestamp::{Timestamp, TimestampError};
 pub use types::*;
 pub use uuid::uuid_v4;

@@ -184,6 +184,8 @@ pub struct BatchPut {
     pub item: NewItem,
     /// RFC 3339 creation time to keep; `None` means now.
     pub created_at: Option<String>,
+    /// RFC 3339 last-write time to keep; `None` means now.
+    pub updated_at: Option<String>,
 }
 
 /// One write of a batch (WIT `batch-write`).

@@ -231,8 +231,8 @@ pub fn batch(writes: &[BatchWrite]) -> Result {
         let write_id = match write {
             BatchWrite::Put(put) => {
                 new_item(&put.item)?;
-                if let Some(created_at) = &put.created_at {
-                    Timestamp::parse(created_at).map_err(|e| invalid(e.to_string()))?;
+                for time in [&put.created_at, &put.updated_at].into_iter().flatten() {
+                    Timestamp::parse(time).map_err(|e| invalid(e.to_string()))?;
                 }
                 &put.item.id
             }
@@ -321,6 +321,38 @@ pub fn query(query: &Query) -> Result {
         return Err(invalid(format!(
             "limit must be between 1 and {MAX_QUERY_LIMIT}, not {}",
             query.limit
+        )));
+    }
+    Ok(())
+}
+
+/// A scan request (its cursor is checked by [`crate::ScanCursor::decode_for`]).
+pub fn scan(request: &crate::ScanRequest) -> Result {
+    let segments = request.segments;
+    if segments == 0 || segments > crate::MAX_SCAN_SEGMENTS {
+        return Err(invalid(format!(
+            "segments must be between 1 and {}, not {segments}",
+            crate::MAX_SCAN_SEGMENTS
+        )));
+    }
+    if request.segment >= segments {
+        return Err(invalid(format!(
+            "segment must be below segments ({segments}), not {}",
+            request.segment
+        )));
+    }
+    if request.limit == 0 || request.limit > MAX_QUERY_LIMIT {
+        return Err(invalid(format!(
+            "limit must be between 1 and {MAX_QUERY_LIMIT}, not {}",
+            request.limit
+        )));
+    }
+    if let Some(since) = &request.updated_since
+        && !crate::scan::canonical_time(since)
+    {
+        return Err(invalid(format!(
+            "updated-since must be an RFC 3339 UTC time with microseconds \
+             (2026-02-08T10:00:00.000000Z), not `{since}`"
         )));
     }
     Ok(())
@@ -469,6 +501,7 @@ mod tests {
                     ..Default::default()
                 },
                 created_at: None,
+                updated_at: None,
             })
         };
         assert!(batch(&[]).is_err());

@@ -140,6 +140,7 @@ macro_rules! wit_conversions {
                         $wit::BatchWrite::Put(put) => m::BatchWrite::Put(m::BatchPut {
                             item: put.item.into(),
                             created_at: put.created_at,
+                            updated_at: put.updated_at,
                         }),
                         $wit::BatchWrite::Delete(id) => m::BatchWrite::Delete(id),
                     }
@@ -152,8 +153,65 @@ macro_rules! wit_conversions {
                         m::BatchWrite::Put(put) => $wit::BatchWrite::Put($wit::BatchPut {
                             item: put.item.into(),
                             created_at: put.created_at,
+                            updated_at: put.updated_at,
                         }),
                         m::BatchWrite::Delete(id) => $wit::BatchWrite::Delete(id),
+                    }
+                }
+            }
+
+            impl From<$wit::ScanRequest> for m::ScanRequest {
+                fn from(r: $wit::ScanRequest) -> Self {
+                    m::ScanRequest {
+                        segment: r.segment,
+                        segments: r.segments,
+                        limit: r.limit,
+                        cursor: r.cursor,
+                        updated_since: r.updated_since,
+                    }
+                }
+            }
+
+            impl From<m::ScanRequest> for $wit::ScanRequest {
+                fn from(r: m::ScanRequest) -> Self {
+                    $wit::ScanRequest {
+                        segment: r.segment,
+                        segments: r.segments,
+                        limit: r.limit,
+                        cursor: r.cursor,
+                        updated_since: r.updated_since,
+                    }
+                }
+            }
+
+            impl From<$wit::ScanPage> for m::ScanPage {
+                fn from(page: $wit::ScanPage) -> Self {
+                    m::ScanPage {
+                        items: page
+                            .items
+                            .into_iter()
+                            .map(|s| m::Scanned {
+                                item: s.item.into(),
+                                expired: s.expired,
+                            })
+                            .collect(),
+                        next_cursor: page.next_cursor,
+                    }
+                }
+            }
+
+            impl From<m::ScanPage> for $wit::ScanPage {
+                fn from(page: m::ScanPage) -> Self {
+                    $wit::ScanPage {
+                        items: page
+                            .items
+                            .into_iter()
+                            .map(|s| $wit::Scanned {
+                                item: s.item.into(),
+                                expired: s.expired,
+                            })
+                            .collect(),
+                        next_cursor: page.next_cursor,
                     }
                 }
             }
@@ -476,6 +534,25 @@ mod tests {
         pub struct BatchPut {
             pub item: NewItem,
             pub created_at: Option<String>,
+            pub updated_at: Option<String>,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct ScanRequest {
+            pub segment: u32,
+            pub segments: u32,
+            pub limit: u32,
+            pub cursor: Option<String>,
+            pub updated_since: Option<String>,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Scanned {
+            pub item: Item,
+            pub expired: bool,
+        }
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct ScanPage {
+            pub items: Vec<Scanned>,
+            pub next_cursor: Option<String>,
         }
         #[derive(Debug, Clone, PartialEq)]
         pub enum BatchWrite {
@@ -666,8 +743,17 @@ mod tests {
                 ..Default::default()
             },
             created_at: Some("2026-01-01T00:00:00Z".into()),
+            updated_at: Some("2026-01-02T00:00:00Z".into()),
         });
         assert_eq!(round_trip::<_, fake::BatchWrite>(put.clone()), put);
+        let scan = m::ScanRequest {
+            segment: 1,
+            segments: 4,
+            limit: 10,
+            cursor: Some("c".into()),
+            updated_since: Some("2026-01-01T00:00:00.000000Z".into()),
+        };
+        assert_eq!(round_trip::<_, fake::ScanRequest>(scan.clone()), scan);
         let delete = m::BatchWrite::Delete("a".into());
         assert_eq!(round_trip::<_, fake::BatchWrite>(delete.clone()), delete);
         for outcome in [m::PutOutcome::Created, m::PutOutcome::Replaced] {

@@ -66,6 +66,8 @@ pub trait ItemStore: Send + Sync + 'static {
     async fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied>;
     /// Lists items by user or status in creation order.
     async fn query(&self, query: Query) -> StoreResult<Page>;
+    /// Reads one page of one segment of every item, expired ones marked.
+    async fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage>;
 }
 
 /// The per-request state behind the import: a handle on the shared store.

@@ -168,6 +168,17 @@ impl StoreHost for ItemStoreHost {
             .map_err(|e| failed("query", e))?;
         Ok(page.into())
     }
+
+    async fn scan(&mut self, request: wit::ScanRequest) -> WitResult<wit::ScanPage> {
+        let request = request.into();
+        checked(validate::scan(&request))?;
+        let page = self
+            .store
+            .scan(request)
+            .await
+            .map_err(|e| failed("scan", e))?;
+        Ok(page.into())
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +264,14 @@ mod tests {
         async fn query(&self, query: Query) -> StoreResult<Page> {
             self.record(format!("query {:?} {}", query.key, query.limit));
             Ok(Page::default())
+        }
+
+        async fn scan(
+            &self,
+            request: item_model::ScanRequest,
+        ) -> StoreResult<item_model::ScanPage> {
+            self.record(format!("scan {}/{}", request.segment, request.segments));
+            Ok(item_model::ScanPage::default())
         }
     }
 

@@ -11,8 +11,8 @@
 use item_model::once::Record;
 use item_model::{
     Applied, BatchResult, BatchWrite, Cursor, IndexKey, Item, ItemPatch, NewItem, Offer, Once,
-    Order, Page, PageBuilder, PutOutcome, Query, StoreError, Timestamp, Write, WriteClock, Written,
-    counter,
+    Order, Page, PageBuilder, PutOutcome, Query, ScanPage, ScanPageBuilder, ScanRequest,
+    StoreError, Timestamp, Write, WriteClock, Written, counter, segment_id_range,
 };
 
 use crate::executor::{Executor, Row, SqlError, SqlValue};
@@ -290,25 +290,33 @@ impl<'a, D: Executor + ?Sized> Items<'a, D> {
     /// a transaction). A put keeps the given `created_at`, else takes now.
     pub fn batch(&self, writes: Vec<BatchWrite>) -> Result<BatchResult> {
         let now = self.write_time();
-        // Every creation time is read before anything is written, so a bad
-        // one changes nothing.
-        let created_ats = writes
+        // Every kept time is read before anything is written, so a bad one
+        // changes nothing.
+        let kept = |time: &Option<String>| match time {
+            Some(text) => Timestamp::parse(text)
+                .map(|t| t.to_string())
+                .map_err(|e| StoreError::invalid(e.to_string())),
+            None => Ok(now.text.clone()),
+        };
+        let times = writes
             .iter()
             .map(|write| match write {
-                BatchWrite::Put(put) => match &put.created_at {
-                    Some(text) => Timestamp::parse(text)
-                        .map(|t| t.to_string())
-                        .map_err(|e| StoreError::invalid(e.to_string())),
-                    None => Ok(now.text.clone()),
-                },
-                BatchWrite::Delete(_) => Ok(String::new()),
+                BatchWrite::Put(put) => Ok((kept(&put.created_at)?, kept(&put.updated_at)?)),
+                BatchWrite::Delete(_) => Ok((String::new(), String::new())),
             })
             .collect::<Result<Vec<_>>>()?;
         let mut result = BatchResult::default();
-        for (write, created_at) in writes.into_iter().zip(created_ats) {
+        for (write, (created_at, updated_at)) in writes.into_iter().zip(times) {
             match write {
                 BatchWrite::Put(put) => {
-                    let mut params = item_params(&put.item.id, &now, new_item_fields(&put.item));
+                    // `?3`, the written time, is the kept `updated_at`;
+                    // expiry is still judged at now (`?2`).
+                    let written = Now {
+                        text: updated_at,
+                        seconds: now.seconds,
+                    };
+                    let mut params =
+                        item_params(&put.item.id, &written, new_item_fields(&put.item));
                     params.push(text(&created_at));
                     let rows = self.rows(
                         &upsert(
@@ -323,7 +331,7 @@ impl<'a, D: Executor + ?Sized> Items<'a, D> {
                     })?;
                     result.put.push(put.item.into_item(
                         created_at,
-                        now.text.clone(),
+                        written.text,
                         version.to_string(),
                     ));
                 }
@@ -334,6 +342,56 @@ impl<'a, D: Executor + ?Sized> Items<'a, D> {
             }
         }
         Ok(result)
+    }
+
+    /// One page of one segment of every item, expired ones included and
+    /// marked (WIT `scan`): a keyset walk in id order over the primary key,
+    /// the segment being an id range ([`segment_id_range`]), resuming
+    /// strictly after the last id read. Rows are read a few at a time, as
+    /// [`Self::query`] does; rows the `updated-since` filter drops are
+    /// filtered by SQLite, so the walk stays one index range.
+    pub fn scan(&self, request: &ScanRequest) -> Result<ScanPage> {
+        let (lower, upper) = segment_id_range(request.segment, request.segments);
+        let mut after = request.resume_after()?;
+        let now = Timestamp::now().unix_seconds();
+        let mut page = ScanPageBuilder::new(request);
+        loop {
+            let rows_wanted = page.wanted().min(ROWS_PER_STATEMENT);
+            let mut sql = format!("SELECT {COLUMNS} FROM items WHERE 1");
+            let mut params = Vec::new();
+            let mut bound = |sql: &mut String, condition: &str, value: &str| {
+                params.push(text(value));
+                sql.push_str(&format!(" AND {condition} ?{}", params.len()));
+            };
+            match &after {
+                Some(position) => bound(&mut sql, "id >", position),
+                None => {
+                    if let Some(lower) = &lower {
+                        bound(&mut sql, "id >=", lower);
+                    }
+                }
+            }
+            if let Some(upper) = &upper {
+                bound(&mut sql, "id <", upper);
+            }
+            if let Some(since) = &request.updated_since {
+                bound(&mut sql, "updated_at >=", since);
+            }
+            sql.push_str(&format!(" ORDER BY id LIMIT {}", rows_wanted + 1));
+            let rows = self.rows(&sql, &params)?;
+            let fetched = rows.len();
+            for row in rows {
+                let item = row::stored(row)?.item;
+                let id = item.id.clone();
+                if page.offer(item, now) == Offer::Full {
+                    return Ok(page.finish(request, true));
+                }
+                after = Some(id);
+            }
+            if fetched <= rows_wanted {
+                return Ok(page.finish(request, false));
+            }
+        }
     }
 
     /// One page by keyset on (created_at, id): resuming strictly after the

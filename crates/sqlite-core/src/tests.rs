@@ -6,7 +6,7 @@ use std::cell::Cell;
 
 use item_model::{
     Attribute, BatchPut, BatchWrite, IndexKey, ItemPatch, NewItem, Order, PutOutcome, Query,
-    StoreError, Timestamp, Value, WriteClock,
+    ScanRequest, StoreError, Timestamp, Value, WriteClock,
 };
 use rusqlite::Connection;
 
@@ -446,10 +446,12 @@ fn batch_puts_and_deletes() {
             BatchWrite::Put(BatchPut {
                 item: new_item("imported"),
                 created_at: Some("2020-01-02T03:04:05+01:00".into()),
+                updated_at: None,
             }),
             BatchWrite::Put(BatchPut {
                 item: new_item("old"),
                 created_at: None,
+                updated_at: None,
             }),
             BatchWrite::Delete("gone".into()),
             BatchWrite::Delete("never-was".into()),
@@ -472,14 +474,107 @@ fn batch_puts_and_deletes() {
         BatchWrite::Put(BatchPut {
             item: new_item("x"),
             created_at: None,
+            updated_at: None,
         }),
         BatchWrite::Put(BatchPut {
             item: new_item("y"),
             created_at: Some("yesterday".into()),
+            updated_at: None,
         }),
     ]);
     assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
     assert_eq!(items.get("x"), Err(StoreError::NotFound));
+}
+
+#[test]
+fn batch_puts_keep_given_times_exactly() {
+    let (conn, clock) = (database(), WriteClock::new());
+    let items = Items::new(&conn, &clock);
+    items.create(new_item("a")).unwrap();
+    let result = items
+        .batch(vec![BatchWrite::Put(BatchPut {
+            item: new_item("a"),
+            created_at: Some("2020-01-01T00:00:00.000001Z".into()),
+            updated_at: Some("2021-06-01T12:00:00.5Z".into()),
+        })])
+        .unwrap();
+    let stored = items.get("a").unwrap();
+    assert_eq!(stored.created_at, "2020-01-01T00:00:00.000001Z");
+    assert_eq!(stored.updated_at, "2021-06-01T12:00:00.500000Z");
+    assert_eq!(stored, result.put[0]);
+    assert_eq!(
+        stored.version, "2",
+        "a replaced item still gets a new version"
+    );
+}
+
+/// Every item of every segment, read page by page.
+fn scan_all(
+    items: &Items<'_, Connection>,
+    segments: u32,
+    limit: u32,
+    since: Option<&str>,
+) -> Vec<item_model::Scanned> {
+    let mut all = Vec::new();
+    for segment in 0..segments {
+        let mut request = ScanRequest::first(segment, segments, limit);
+        request.updated_since = since.map(str::to_owned);
+        loop {
+            let page = items.scan(&request).unwrap();
+            assert!(page.items.len() <= limit as usize);
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => request.cursor = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn scans_read_every_item_once_in_any_segmentation() {
+    let (conn, clock) = (database(), WriteClock::new());
+    let items = Items::new(&conn, &clock);
+    let mut ids: Vec<String> = (0..150u32)
+        .map(|n| format!("{:08x}-uuid", n.wrapping_mul(2_654_435_761)))
+        .chain(["Z", "-dash", "zz", "é", "~"].map(String::from))
+        .collect();
+    for id in &ids {
+        items.create(new_item(id)).unwrap();
+    }
+    let mut expired = new_item("expired");
+    expired.expires_at = Some(now_seconds() - 10);
+    items.create(expired).unwrap();
+    ids.push("expired".into());
+    ids.sort();
+    for (segments, limit) in [(1, 1000), (1, 7), (4, 10), (7, 1), (256, 3)] {
+        let scanned = scan_all(&items, segments, limit, None);
+        let mut seen: Vec<String> = scanned.iter().map(|s| s.item.id.clone()).collect();
+        seen.sort();
+        assert_eq!(seen, ids, "{segments} segments, limit {limit}");
+        for s in &scanned {
+            assert_eq!(s.expired, s.item.id == "expired");
+        }
+    }
+}
+
+#[test]
+fn scans_filter_by_update_time_and_refuse_foreign_cursors() {
+    let (conn, clock) = (database(), WriteClock::new());
+    let items = Items::new(&conn, &clock);
+    items.create(new_item("before")).unwrap();
+    let since = clock.now().to_string();
+    items.create(new_item("after")).unwrap();
+    let scanned = scan_all(&items, 1, 10, Some(&since));
+    let ids: Vec<_> = scanned.iter().map(|s| s.item.id.as_str()).collect();
+    assert_eq!(ids, ["after"]);
+
+    let page = items.scan(&ScanRequest::first(0, 1, 1)).unwrap();
+    assert!(page.next_cursor.is_some());
+    let mut other = ScanRequest::first(0, 2, 1);
+    other.cursor = page.next_cursor;
+    invalid_input(items.scan(&other), "different query");
 }
 
 #[test]
@@ -944,6 +1039,7 @@ fn every_kind_of_write_replays_exactly() {
             BatchWrite::Put(BatchPut {
                 item: new_item("d"),
                 created_at: None,
+                updated_at: None,
             }),
             BatchWrite::Delete("c".into()),
         ]),

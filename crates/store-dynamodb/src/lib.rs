@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use dynamodb_protocol::{Config, Credentials, DynamoDb, RETRY_POLICY};
 use item_store::{
     Applied, BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Once, Page, PutOutcome,
-    Query, StoreResult, Write, WriteClock,
+    Query, ScanPage, ScanRequest, StoreResult, Write, WriteClock,
 };
 use sansio::{Operation, RetryPolicy};
 use sansio_reqwest::ReqwestTransport;
@@ -340,6 +340,11 @@ impl ItemStore for DynamoDbStore {
 
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.run(self.inner.protocol.query(query, self.now())).await
+    }
+
+    async fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        self.run(self.inner.protocol.scan(request, self.now()))
+            .await
     }
 }
 

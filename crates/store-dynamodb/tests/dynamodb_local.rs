@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use common::{endpoint, fresh_store, fresh_table, local_config, raw_call};
 use dynamodb_protocol::Credentials;
 use item_store::{
-    Attribute, BatchPut, BatchWrite, IndexKey, ItemPatch, ItemStore, NewItem, Order, PutOutcome,
-    Query, StoreError, Timestamp, Value,
+    Attribute, BatchPut, BatchWrite, IndexKey, ItemPatch, ItemStore, NewItem, Once, Order,
+    PutOutcome, Query, ScanRequest, Scanned, StoreError, Timestamp, Value, Write,
 };
 use serde_json::json;
 use store_dynamodb::DynamoDbStore;
@@ -369,6 +369,7 @@ async fn batch_of_60_goes_in_3_chunks() {
         writes.push(BatchWrite::Put(BatchPut {
             item: new,
             created_at: (i == 0).then(|| "2020-05-01T12:00:00+02:00".into()),
+            updated_at: None,
         }));
     }
     for i in 0..15 {
@@ -394,6 +395,7 @@ async fn batch_of_60_goes_in_3_chunks() {
         .batch(vec![BatchWrite::Put(BatchPut {
             item: item("b-01"),
             created_at: None,
+            updated_at: None,
         })])
         .await
         .unwrap();
@@ -687,6 +689,7 @@ async fn the_user_status_index_follows_every_write() {
     let batch = vec![BatchWrite::Put(BatchPut {
         item: owned("c", Some("u1"), Some("done")),
         created_at: None,
+        updated_at: None,
     })];
     store.batch(batch).await.unwrap();
     store.create(owned("d", Some("u1"), None)).await.unwrap();
@@ -890,3 +893,242 @@ async fn the_backfill_lists_items_written_before_the_user_status_key() {
 // checked against moto (tests/moto.rs): DynamoDB Local (3.3.1) can leave an
 // index added with UpdateTable in CREATING for good once the server holds
 // the tables of an earlier test run.
+
+/// Every item of a scan in `segments` segments of pages of `limit`,
+/// following each segment's cursors to its end.
+async fn scan_all(
+    store: &DynamoDbStore,
+    segments: u32,
+    limit: u32,
+    updated_since: Option<&str>,
+) -> Vec<Scanned> {
+    let mut all = Vec::new();
+    for segment in 0..segments {
+        let mut request = ScanRequest {
+            updated_since: updated_since.map(String::from),
+            ..ScanRequest::first(segment, segments, limit)
+        };
+        for pages in 0.. {
+            assert!(pages < 1000, "paging must end");
+            let page = store.scan(request.clone()).await.unwrap();
+            assert!(page.items.len() <= limit as usize, "{}", page.items.len());
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) => request.cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    all
+}
+
+/// The ids of `scanned`, sorted, each checked to be there once.
+fn once_each(scanned: &[Scanned]) -> Vec<String> {
+    let mut ids: Vec<String> = scanned.iter().map(|s| s.item.id.clone()).collect();
+    ids.sort();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an item was read twice");
+    ids
+}
+
+#[tokio::test]
+async fn a_scan_reads_every_item_once_in_any_number_of_segments() {
+    let (store, table) = fresh_store().await;
+    let past = now_seconds() - 100;
+    let mut expected = Vec::new();
+    let mut expired = HashSet::new();
+    // 280 by batch, some expired (DynamoDB Local's TTL removes nothing).
+    for chunk in 0..4 {
+        let writes = (0..70)
+            .map(|i| {
+                let id = format!("s-{:03}", chunk * 70 + i);
+                let mut new = item(&id);
+                if i % 6 == 0 {
+                    new.expires_at = Some(past);
+                    expired.insert(id.clone());
+                }
+                expected.push(id);
+                BatchWrite::Put(BatchPut {
+                    item: new,
+                    created_at: None,
+                    updated_at: None,
+                })
+            })
+            .collect();
+        store.batch(writes).await.unwrap();
+    }
+    // 20 written once per key, each leaving its idempotency record.
+    for i in 0..20 {
+        let id = format!("k-{i:02}");
+        let once = Once {
+            key: format!("key-{i}"),
+            fingerprint: "f".into(),
+            expires_at: now_seconds() + 3600,
+        };
+        store
+            .apply_once(Write::Create(item(&id)), once)
+            .await
+            .unwrap();
+        expected.push(id);
+    }
+    expected.sort();
+    let records = raw_scan_ids(&table)
+        .await
+        .into_iter()
+        .filter(|id| id.starts_with("once/"))
+        .count();
+    assert_eq!(records, 20);
+
+    for (segments, limit) in [(1, 7), (1, 1000), (4, 5), (4, 64), (16, 3)] {
+        let scanned = scan_all(&store, segments, limit, None).await;
+        assert_eq!(
+            once_each(&scanned),
+            expected,
+            "{segments} segments of {limit}"
+        );
+        for s in &scanned {
+            assert_eq!(s.expired, expired.contains(&s.item.id), "{}", s.item.id);
+        }
+        let a = scanned.iter().find(|s| s.item.id == "s-001").unwrap();
+        assert_eq!(a.item, store.get("s-001").await.unwrap());
+    }
+
+    // A cursor continues only its own segment.
+    let first = store.scan(ScanRequest::first(0, 4, 2)).await.unwrap();
+    let e = store
+        .scan(ScanRequest {
+            cursor: first.next_cursor,
+            ..ScanRequest::first(1, 4, 2)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::InvalidInput(_)), "{e:?}");
+}
+
+/// Every `itemId` the table holds, records included (a raw Scan).
+async fn raw_scan_ids(table: &str) -> Vec<String> {
+    let credentials = Credentials::new("AKIDEXAMPLE", "local-secret", None).unwrap();
+    let mut ids = Vec::new();
+    let mut start = None;
+    loop {
+        let mut body = json!({"TableName": table, "ConsistentRead": true});
+        if let Some(key) = start.take() {
+            body["ExclusiveStartKey"] = key;
+        }
+        let r = raw_call(&endpoint(), table, credentials.clone(), "Scan", body).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let out: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        for item in out["Items"].as_array().unwrap() {
+            ids.push(item["itemId"]["S"].as_str().unwrap().to_owned());
+        }
+        match out.get("LastEvaluatedKey") {
+            Some(key) => start = Some(key.clone()),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scan_since_a_time_reads_only_later_writes() {
+    let (store, table) = fresh_store().await;
+    for i in 0..30 {
+        store.create(item(&format!("u-{i:02}"))).await.unwrap();
+    }
+    let since = Timestamp::now().to_string();
+    let mut newer = Vec::new();
+    for i in [3, 14, 29] {
+        let id = format!("u-{i:02}");
+        store.update(&id, ItemPatch::default(), None).await.unwrap();
+        newer.push(id);
+    }
+    store.create(item("v-new")).await.unwrap();
+    newer.push("v-new".into());
+    // Kept times decide, not when the batch ran.
+    let kept = |id: &str, updated_at: &str| {
+        BatchWrite::Put(BatchPut {
+            item: item(id),
+            created_at: None,
+            updated_at: Some(updated_at.into()),
+        })
+    };
+    store
+        .batch(vec![
+            kept("w-old", "2020-01-01T00:00:00.000000Z"),
+            kept("w-later", "2999-01-01T00:00:00.000000Z"),
+        ])
+        .await
+        .unwrap();
+    newer.push("w-later".into());
+    // Items of other writers, without `updatedAt`: their `createdAt`,
+    // in another form, decides.
+    let credentials = || Credentials::new("AKIDEXAMPLE", "local-secret", None).unwrap();
+    for (id, created) in [
+        ("x-old", "2020-01-01T00:00:00"),
+        ("x-new", "2999-01-01T00:00:00"),
+    ] {
+        let body =
+            json!({"TableName": table, "Item": {"itemId": {"S": id}, "createdAt": {"S": created}}});
+        let r = raw_call(&endpoint(), &table, credentials(), "PutItem", body).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    newer.push("x-new".into());
+    newer.sort();
+
+    for (segments, limit) in [(1, 2), (3, 1), (1, 100)] {
+        let scanned = scan_all(&store, segments, limit, Some(&since)).await;
+        assert_eq!(once_each(&scanned), newer, "{segments} segments of {limit}");
+        assert!(scanned.iter().all(|s| s.item.updated_at >= since));
+    }
+    // Everything, without the filter.
+    assert_eq!(scan_all(&store, 2, 10, None).await.len(), 30 + 1 + 2 + 2);
+    // A cursor is bound to its `updated_since`.
+    let mut request = ScanRequest::first(0, 1, 1);
+    request.updated_since = Some(since);
+    let first = store.scan(request).await.unwrap();
+    let e = store
+        .scan(ScanRequest {
+            cursor: first.next_cursor,
+            ..ScanRequest::first(0, 1, 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::InvalidInput(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_batch_put_keeps_the_times_it_is_given() {
+    let (store, _) = fresh_store().await;
+    store.create(item("a")).await.unwrap();
+    let result = store
+        .batch(vec![
+            BatchWrite::Put(BatchPut {
+                item: item("a"),
+                created_at: Some("2020-05-01T12:00:00+02:00".into()),
+                updated_at: Some("2021-01-02T03:04:05.123456Z".into()),
+            }),
+            BatchWrite::Put(BatchPut {
+                item: item("b"),
+                created_at: None,
+                updated_at: Some("2021-01-02T03:04:05Z".into()),
+            }),
+        ])
+        .await
+        .unwrap();
+    let a = store.get("a").await.unwrap();
+    assert_eq!(a, result.put[0]);
+    assert_eq!(a.created_at, "2020-05-01T10:00:00.000000Z");
+    assert_eq!(a.updated_at, "2021-01-02T03:04:05.123456Z");
+    assert_ne!(a.version, "1", "the version is the store's own, new one");
+    let b = store.get("b").await.unwrap();
+    assert_eq!(b, result.put[1]);
+    assert_eq!(b.updated_at, "2021-01-02T03:04:05.000000Z");
+    assert!(b.created_at > b.updated_at, "created now: {b:?}");
+
+    // A scan reads them back with those times, and filters on them.
+    let scanned = scan_all(&store, 1, 10, None).await;
+    let found = scanned.iter().find(|s| s.item.id == "a").unwrap();
+    assert_eq!(found.item, a);
+    let since = "2021-01-02T03:04:05.000001Z";
+    let later = scan_all(&store, 1, 10, Some(since)).await;
+    assert_eq!(once_each(&later), ["a"]);
+}

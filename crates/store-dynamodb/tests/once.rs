@@ -159,6 +159,7 @@ async fn every_kind_of_write_is_applied_once_then_replayed() {
         BatchWrite::Put(BatchPut {
             item: item("b"),
             created_at: Some("2020-05-01T12:00:00+02:00".into()),
+            updated_at: None,
         }),
         BatchWrite::Delete("old".into()),
         BatchWrite::Delete("never".into()),
@@ -323,6 +324,7 @@ async fn keyed_batches_hold_at_most_99_writes() {
                 BatchWrite::Put(BatchPut {
                     item: item(&format!("b{i:03}")),
                     created_at: None,
+                    updated_at: None,
                 })
             })
             .collect::<Vec<_>>()
@@ -381,6 +383,7 @@ async fn records_are_no_items() {
     let batch = Write::Batch(vec![BatchWrite::Put(BatchPut {
         item: item("c"),
         created_at: None,
+        updated_at: None,
     })]);
     store.apply_once(batch, once("batch", "f")).await.unwrap();
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use item_store::{
     Applied, BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Once, Page, PutOutcome,
-    Query, StoreError, StoreResult, Timestamp, Write, WriteClock,
+    Query, ScanPage, ScanRequest, StoreError, StoreResult, Timestamp, Write, WriteClock,
 };
 use rusqlite::{Connection, TransactionBehavior};
 use sqlite_core::{Items, MigrateError, SqlError};
@@ -362,5 +362,9 @@ impl ItemStore for EmbeddedStore {
 
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.read(move |items| items.query(&query)).await
+    }
+
+    async fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        self.read(move |items| items.scan(&request)).await
     }
 }

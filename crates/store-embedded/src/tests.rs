@@ -78,6 +78,7 @@ async fn every_operation_through_the_async_api() {
             BatchWrite::Put(BatchPut {
                 item: new_item("b"),
                 created_at: Some("2020-01-02T03:04:05Z".into()),
+                updated_at: None,
             }),
             BatchWrite::Delete("a".into()),
         ])

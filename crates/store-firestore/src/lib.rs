@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use firestore_protocol::{Credentials, Firestore, Session};
 use item_store::{
     BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Page, PutOutcome, Query,
-    StoreResult, Timestamp, WriteClock,
+    ScanPage, ScanRequest, StoreResult, Timestamp, WriteClock,
 };
 use sansio::Operation;
 use sansio_reqwest::ReqwestTransport;
@@ -238,5 +238,9 @@ impl ItemStore for FirestoreStore {
 
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.run(self.firestore().query(query, self.now())).await
+    }
+
+    async fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        self.run(self.firestore().scan(request, self.now())).await
     }
 }

@@ -11,7 +11,7 @@ use fake_endpoint::FakeEndpoint;
 use firestore_protocol::ServiceAccountKey;
 use item_store::{
     Attribute, BatchPut, BatchWrite, IndexKey, Item, ItemPatch, ItemStore, NewItem, Once, Order,
-    PutOutcome, Query, StoreError, Timestamp, Value, Write, Written,
+    PutOutcome, Query, ScanRequest, Scanned, StoreError, Timestamp, Value, Write, Written,
 };
 use serde_json::{Value as Json, json};
 use store_firestore::{FirestoreConfig, FirestoreStore, RetryPolicy};
@@ -585,6 +585,7 @@ fn batch_put(id: &str, created_at: Option<&str>, attributes: Vec<(&str, Value)>)
     BatchWrite::Put(BatchPut {
         item: item(id, attributes),
         created_at: created_at.map(str::to_owned),
+        updated_at: None,
     })
 }
 
@@ -682,6 +683,7 @@ async fn queries_page_in_order_without_skips_or_repeats() {
         let mut put = BatchPut {
             item: item(&format!("q-{i:02}"), vec![]),
             created_at: Some(format!("2026-01-0{t}T00:00:00Z")),
+            updated_at: None,
         };
         put.item.user_id = Some(if i == 4 { "other".into() } else { "u".into() });
         put.item.status = Some(if i % 2 == 0 {
@@ -747,6 +749,7 @@ async fn expired_items_are_skipped_and_pages_stay_full() {
         let mut put = BatchPut {
             item: item(&id, vec![]),
             created_at: Some(format!("2026-01-01T00:00:{i:02}Z")),
+            updated_at: None,
         };
         put.item.user_id = Some("u".into());
         put.item.expires_at = Some(if expired { past() } else { future() });
@@ -1595,6 +1598,7 @@ async fn records_never_appear_in_queries() {
             Write::Batch(vec![BatchWrite::Put(BatchPut {
                 item: other,
                 created_at: None,
+                updated_at: None,
             })]),
             once("k2", "f"),
         )
@@ -1639,4 +1643,295 @@ async fn reserved_looking_keys_and_unicode_ids_work() {
     assert!(replay.replayed);
     assert_eq!(replay.written, first.written);
     assert!(env.raw_record(".__k__").await.is_some());
+}
+
+// Scans: every item exactly once, over segments and pages; never a record.
+
+/// Every item of segment after segment, page by page, checking the page
+/// rules on the way; each segment is read by a task of its own, as an
+/// export would.
+async fn scan_all(
+    store: &Arc<FirestoreStore>,
+    segments: u32,
+    limit: u32,
+    updated_since: Option<&str>,
+) -> Vec<Scanned> {
+    let mut tasks = JoinSet::new();
+    for segment in 0..segments {
+        let store = store.clone();
+        let mut request = ScanRequest::first(segment, segments, limit);
+        request.updated_since = updated_since.map(str::to_owned);
+        tasks.spawn(async move {
+            let mut all = Vec::new();
+            for _ in 0..10_000 {
+                let page = store.scan(request.clone()).await.unwrap();
+                assert!(page.items.len() <= limit as usize, "page over limit");
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(next) => request.cursor = Some(next),
+                    None => return all,
+                }
+            }
+            panic!("segment {segment} of {segments} did not end");
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(part) = tasks.join_next().await {
+        all.extend(part.unwrap());
+    }
+    all
+}
+
+/// An id shaped like the api's (a UUID), spread over the hex range.
+fn uuid_like(n: u32) -> String {
+    format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        n.wrapping_mul(2_654_435_761),
+        n,
+        n
+    )
+}
+
+#[tokio::test]
+async fn scans_read_every_item_once_in_any_segmentation() {
+    let env = env();
+    let mut expected = std::collections::HashMap::new();
+    let mut ids: Vec<String> = (0..260).map(uuid_like).collect();
+    ids.extend(
+        [
+            "00",
+            "0",
+            "3f",
+            "40",
+            "7f~",
+            "80",
+            "c0",
+            "c0ffee",
+            "ff",
+            "fz",
+            "g",
+            "item-1",
+            "item-2",
+            "Z-upper",
+            "~tilde",
+            "-dash",
+            " space",
+            "a?b#c",
+            "50%",
+            "ünï cödé:100%",
+            "日本",
+            "😀",
+            "__x",
+            "x__",
+        ]
+        .map(str::to_owned),
+    );
+    let mut writes = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let expired = i % 7 == 3;
+        let mut new = item(id, vec![("n", number(&i.to_string()))]);
+        new.expires_at = Some(if expired { past() } else { future() });
+        expected.insert(id.clone(), expired);
+        writes.push(BatchWrite::Put(BatchPut {
+            item: new,
+            created_at: None,
+            updated_at: None,
+        }));
+    }
+    for chunk in writes.chunks(100) {
+        env.store.batch(chunk.to_vec()).await.unwrap();
+    }
+    // Writes under an Idempotency-Key leave records in `items-once`; the
+    // scan reads items only.
+    for (n, key) in ["k1", "k2", "__k3__"].iter().enumerate() {
+        let id = format!("keyed-{n}");
+        env.store
+            .apply_once(Write::Create(item(&id, vec![])), once(key, "f"))
+            .await
+            .unwrap();
+        expected.insert(id, false);
+    }
+    assert!(env.raw_record("k1").await.is_some());
+    assert!(expected.len() >= 280, "{}", expected.len());
+
+    for (segments, limit) in [(1, 1000), (1, 7), (4, 1), (4, 13), (3, 50), (256, 2)] {
+        let scanned = scan_all(&env.store, segments, limit, None).await;
+        let mut seen = HashSet::new();
+        for s in &scanned {
+            assert!(
+                seen.insert(s.item.id.clone()),
+                "{} read twice ({segments} segments, limit {limit})",
+                s.item.id
+            );
+            assert_eq!(
+                expected.get(&s.item.id),
+                Some(&s.expired),
+                "{} ({segments} segments, limit {limit})",
+                s.item.id
+            );
+        }
+        assert_eq!(
+            seen.len(),
+            expected.len(),
+            "{segments} segments, limit {limit}"
+        );
+    }
+
+    // A scanned item is the item as stored: the same as a read gives.
+    let scanned = scan_all(&env.store, 2, 100, None).await;
+    let live = scanned.iter().find(|s| !s.expired).unwrap();
+    assert_eq!(
+        sorted(env.store.get(&live.item.id).await.unwrap()),
+        sorted(live.item.clone())
+    );
+    // UUIDs spread over the segments.
+    let per_segment: Vec<usize> = (0..4)
+        .map(|k| {
+            let (lower, upper) = item_store::segment_id_range(k, 4);
+            (0..260)
+                .map(uuid_like)
+                .filter(|id| {
+                    lower.as_deref().is_none_or(|l| id.as_str() >= l)
+                        && upper.as_deref().is_none_or(|u| id.as_str() < u)
+                })
+                .count()
+        })
+        .collect();
+    assert!(per_segment.iter().all(|&n| n > 30), "{per_segment:?}");
+}
+
+#[tokio::test]
+async fn scan_cursors_resume_only_their_own_scan() {
+    let env = env();
+    let writes = (0..5)
+        .map(|i| batch_put(&format!("i{i}"), None, vec![]))
+        .collect();
+    env.store.batch(writes).await.unwrap();
+    let first = env.store.scan(ScanRequest::first(0, 1, 2)).await.unwrap();
+    let cursor = first.next_cursor.expect("more follow");
+    let mut other = ScanRequest::first(0, 2, 2);
+    other.cursor = Some(cursor.clone());
+    assert!(matches!(
+        env.store.scan(other).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    let mut garbage = ScanRequest::first(0, 1, 2);
+    garbage.cursor = Some("not-a-cursor".into());
+    assert!(matches!(
+        env.store.scan(garbage).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    let mut next = ScanRequest::first(0, 1, 2);
+    next.cursor = Some(cursor);
+    let second = env.store.scan(next).await.unwrap();
+    let ids: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|s| s.item.id.as_str())
+        .collect();
+    assert_eq!(ids, ["i0", "i1", "i2", "i3"]);
+}
+
+#[tokio::test]
+async fn scans_since_a_time_return_only_newer_writes() {
+    let env = env();
+    let writes = (0..40)
+        .map(|i| batch_put(&format!("old-{i:02}"), None, vec![]))
+        .collect();
+    let before = env.store.batch(writes).await.unwrap();
+    let last = before
+        .put
+        .iter()
+        .map(|i| Timestamp::parse(&i.updated_at).unwrap().as_micros())
+        .max()
+        .unwrap();
+    let since = Timestamp::from_micros(last + 1).to_string();
+
+    let mut newer = HashSet::new();
+    for i in [3, 17, 39] {
+        let id = format!("old-{i:02}");
+        let patch = ItemPatch {
+            set: vec![Attribute::new("touched", Value::Bool(true))],
+            ..Default::default()
+        };
+        env.store.update(&id, patch, None).await.unwrap();
+        newer.insert(id);
+    }
+    env.store.create(item("new-a", vec![])).await.unwrap();
+    newer.insert("new-a".to_owned());
+    let mut short = item("new-expired", vec![]);
+    short.expires_at = Some(past());
+    env.store.create(short).await.unwrap();
+    newer.insert("new-expired".to_owned());
+    env.store.delete("old-05", None).await.unwrap();
+    // Imported with an old last-write time: written now, but not newer.
+    env.store
+        .batch(vec![BatchWrite::Put(BatchPut {
+            item: item("imported", vec![]),
+            created_at: Some("2020-01-01T00:00:00Z".into()),
+            updated_at: Some("2020-01-02T00:00:00Z".into()),
+        })])
+        .await
+        .unwrap();
+
+    for (segments, limit) in [(1, 100), (1, 2), (4, 1), (3, 5)] {
+        let scanned = scan_all(&env.store, segments, limit, Some(&since)).await;
+        let seen: HashSet<String> = scanned.iter().map(|s| s.item.id.clone()).collect();
+        assert_eq!(seen, newer, "{segments} segments, limit {limit}");
+        assert_eq!(scanned.len(), newer.len(), "no repeats");
+        for s in &scanned {
+            assert!(s.item.updated_at >= since);
+            assert_eq!(s.expired, s.item.id == "new-expired");
+        }
+    }
+    // Without a time: everything but the deleted item.
+    assert_eq!(scan_all(&env.store, 2, 10, None).await.len(), 40 - 1 + 3);
+}
+
+#[tokio::test]
+async fn batch_puts_keep_given_creation_and_write_times() {
+    let env = env();
+    let result = env
+        .store
+        .batch(vec![
+            BatchWrite::Put(BatchPut {
+                item: item("migrated", vec![("name", text("with history"))]),
+                created_at: Some("2020-01-01T00:00:00.123456Z".into()),
+                updated_at: Some("2021-06-01T14:30:00+02:00".into()),
+            }),
+            BatchWrite::Put(BatchPut {
+                item: item("half", vec![]),
+                created_at: None,
+                updated_at: Some("2022-01-01T00:00:00Z".into()),
+            }),
+        ])
+        .await
+        .unwrap();
+    let migrated = env.store.get("migrated").await.unwrap();
+    assert_eq!(migrated.created_at, "2020-01-01T00:00:00.123456Z");
+    assert_eq!(migrated.updated_at, "2021-06-01T12:30:00.000000Z");
+    assert_eq!(sorted(migrated.clone()), sorted(result.put[0].clone()));
+    // The version is the store's own: the document's updateTime.
+    assert_ne!(migrated.version, migrated.updated_at);
+    let raw = env.raw("migrated").await.expect("document");
+    assert_eq!(
+        Timestamp::parse(
+            raw["fields"]["updatedAt"]["timestampValue"]
+                .as_str()
+                .unwrap()
+        )
+        .unwrap()
+        .to_string(),
+        "2021-06-01T12:30:00.000000Z"
+    );
+    let half = env.store.get("half").await.unwrap();
+    assert_eq!(half.updated_at, "2022-01-01T00:00:00.000000Z");
+    assert!(half.created_at > half.updated_at, "created now");
+
+    // A scan reads the same times back.
+    let scanned = scan_all(&env.store, 1, 10, None).await;
+    let found = scanned.iter().find(|s| s.item.id == "migrated").unwrap();
+    assert_eq!(found.item.created_at, migrated.created_at);
+    assert_eq!(found.item.updated_at, migrated.updated_at);
 }

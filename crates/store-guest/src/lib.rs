@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 
 use item_model::{
     Applied, BatchResult, BatchWrite, Item, ItemPatch, NewItem, Once, Page, PutOutcome, Query,
-    StoreError, Write, validate,
+    ScanPage, ScanRequest, StoreError, Write, validate,
 };
 
 /// The code wit-bindgen generates for the `store-provider` world. Its export
@@ -86,6 +86,8 @@ pub trait BlockingStore: Send + Sync + Sized + 'static {
     fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied>;
     /// Lists items by user or status in creation order.
     fn query(&self, query: Query) -> StoreResult<Page>;
+    /// Reads one page of one segment of every item, expired ones marked.
+    fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage>;
 }
 
 /// The WIT export of a [`BlockingStore`]; [`export_store!`] names it.
@@ -182,6 +184,11 @@ impl<S: BlockingStore> Guest for Export<S> {
     fn query(query: wit::Query) -> WitResult<wit::Page> {
         let query = Query::from(query);
         Self::serve("query", validate::query(&query), |s| s.query(query))
+    }
+
+    fn scan(request: wit::ScanRequest) -> WitResult<wit::ScanPage> {
+        let request = ScanRequest::from(request);
+        Self::serve("scan", validate::scan(&request), |s| s.scan(request))
     }
 }
 

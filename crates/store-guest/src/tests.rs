@@ -4,7 +4,10 @@
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 
-use item_model::{BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query};
+use item_model::{
+    BatchResult, BatchWrite, Item, ItemPatch, NewItem, Page, PutOutcome, Query, ScanPage,
+    ScanRequest,
+};
 
 use super::*;
 
@@ -105,6 +108,10 @@ impl BlockingStore for Recorder {
             query.key, query.order, query.limit
         ));
         Ok(Page::default())
+    }
+    fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        record(format!("scan {}/{}", request.segment, request.segments));
+        Ok(ScanPage::default())
     }
 }
 

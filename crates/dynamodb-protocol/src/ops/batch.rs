@@ -64,8 +64,8 @@ pub(super) enum BatchAction {
 }
 
 /// What a batch writes and what it returns, in request order: the rule of
-/// [`DynamoDb::batch`] (a given `createdAt` or now, the write time in
-/// microseconds as the version), shared with a keyed batch (`ops::once`),
+/// [`DynamoDb::batch`] (a given `createdAt` and `updatedAt`, each else now;
+/// the write time in microseconds as the version), shared with a keyed batch (`ops::once`),
 /// which writes the same actions in one transaction.
 pub(super) fn prepare(
     writes: Vec<BatchWrite>,
@@ -78,12 +78,16 @@ pub(super) fn prepare(
     for write in writes {
         match write {
             BatchWrite::Put(put) => {
-                let created = put
-                    .created_at
-                    .as_deref()
-                    .and_then(|c| Timestamp::parse(c).ok())
-                    .map_or_else(|| time.clone(), |t| t.to_string());
-                let item = put.item.into_item(created, time.clone(), version.clone());
+                // Given times are kept (an import keeps its history), in
+                // our fixed-width form; the version is always new.
+                let kept = |given: Option<&str>| {
+                    given
+                        .and_then(|t| Timestamp::parse(t).ok())
+                        .map_or_else(|| time.clone(), |t| t.to_string())
+                };
+                let created = kept(put.created_at.as_deref());
+                let updated = kept(put.updated_at.as_deref());
+                let item = put.item.into_item(created, updated, version.clone());
                 let map = item_to_map(&item)?;
                 result.put.push(item_from_map(&map)?);
                 actions.push(BatchAction::Put(map));
@@ -246,6 +250,53 @@ mod tests {
         assert_eq!(result.deleted.len(), 20);
         assert_eq!(result.put[0].created_at, "2019-12-31T22:00:00.000000Z");
         assert_eq!(result.put[1].version, now().as_micros().to_string());
+    }
+
+    #[test]
+    fn a_put_keeps_the_times_it_is_given_and_gets_a_new_version() {
+        use item_model::{BatchPut, NewItem};
+        let put = |created_at: Option<&str>, updated_at: Option<&str>| {
+            BatchWrite::Put(BatchPut {
+                item: NewItem {
+                    id: "a".into(),
+                    ..Default::default()
+                },
+                created_at: created_at.map(String::from),
+                updated_at: updated_at.map(String::from),
+            })
+        };
+        let writes = vec![
+            put(
+                Some("2020-01-01T00:00:00Z"),
+                Some("2021-06-01T12:00:00.5+02:00"),
+            ),
+            put(None, Some("2021-06-01T10:00:00.000001Z")),
+            put(None, None),
+        ];
+        let mut batch = db().batch(writes, now());
+        let sent = requests(&batch.start());
+        let stored = |i: usize, name: &str| sent[i]["PutRequest"]["Item"][name].clone();
+        assert_eq!(
+            stored(0, "createdAt"),
+            json!({"S": "2020-01-01T00:00:00.000000Z"})
+        );
+        assert_eq!(
+            stored(0, "updatedAt"),
+            json!({"S": "2021-06-01T10:00:00.500000Z"})
+        );
+        assert_eq!(stored(1, "createdAt"), json!({"S": now().to_string()}));
+        assert_eq!(
+            stored(1, "updatedAt"),
+            json!({"S": "2021-06-01T10:00:00.000001Z"})
+        );
+        assert_eq!(stored(2, "updatedAt"), json!({"S": now().to_string()}));
+        let version = json!({"N": now().as_micros().to_string()});
+        assert!((0..3).all(|i| stored(i, "version") == version));
+
+        let result = done(batch.resume(&ok(json!({})))).unwrap();
+        assert_eq!(result.put[0].created_at, "2020-01-01T00:00:00.000000Z");
+        assert_eq!(result.put[0].updated_at, "2021-06-01T10:00:00.500000Z");
+        assert_eq!(result.put[1].updated_at, "2021-06-01T10:00:00.000001Z");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The store operations as [`sansio::Operation`]s over DynamoDB calls, one
 //! file per concern: `item` (get, create, put, delete), `update` (update
 //! and increment, which share their answer), `batch`, `once` (writes
-//! applied at most once per key, in transactions), `query`, `provision`,
-//! `backfill` (of `__userStatus__` on older items); the helpers they share
-//! are here.
+//! applied at most once per key, in transactions), `query`, `scan` (every
+//! item, for export), `provision`, `backfill` (of `__userStatus__` on older
+//! items); the helpers they share are here.
 //!
 //! Concurrency: every write that depends on the stored state says so in a
 //! `ConditionExpression` (the item exists and is not expired, the version
@@ -33,6 +33,7 @@ mod item;
 mod once;
 mod provision;
 mod query;
+mod scan;
 mod update;
 
 pub use backfill::{BackfillUserStatus, Backfilled};
@@ -41,6 +42,7 @@ pub use item::{CreateItem, DeleteItem, GetItem, PutItem};
 pub use once::{ApplyOnce, MAX_KEYED_BATCH, MAX_RECORD_BYTES};
 pub use provision::{Provision, Provisioned};
 pub use query::QueryItems;
+pub use scan::ScanItems;
 pub use update::{Increment, UpdateItem};
 
 /// The step that sends `call`, or ends with the error building it gave.
@@ -153,6 +155,7 @@ pub(crate) mod test_support {
                             ..Default::default()
                         },
                         created_at: (i == 0).then(|| "2020-01-01T00:00:00+02:00".into()),
+                        updated_at: None,
                     })
                 }
             })

@@ -966,6 +966,7 @@ mod tests {
         let batch = Write::Batch(vec![BatchWrite::Put(BatchPut {
             item: big,
             created_at: None,
+            updated_at: None,
         })]);
         let mut op = db().apply_once(batch, once("f"), now());
         assert!(matches!(
