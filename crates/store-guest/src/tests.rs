@@ -169,6 +169,38 @@ fn calls_reach_the_store_with_values_intact() {
         cursor: None,
     };
     Exported::query(query).unwrap();
+    let scan = wit::ScanRequest {
+        segment: 2,
+        segments: 4,
+        limit: 100,
+        cursor: None,
+        updated_since: Some("2026-01-01T00:00:00.000000Z".into()),
+    };
+    Exported::scan(scan.clone()).unwrap();
+    for bad in [
+        wit::ScanRequest {
+            segment: 4,
+            ..scan.clone()
+        },
+        wit::ScanRequest {
+            segments: 0,
+            segment: 0,
+            ..scan.clone()
+        },
+        wit::ScanRequest {
+            limit: 0,
+            ..scan.clone()
+        },
+        wit::ScanRequest {
+            updated_since: Some("yesterday".into()),
+            ..scan.clone()
+        },
+    ] {
+        assert!(matches!(
+            Exported::scan(bad),
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+    }
     assert_eq!(
         calls(),
         [
@@ -180,6 +212,7 @@ fn calls_reach_the_store_with_values_intact() {
             "delete a None",
             "batch 1",
             "query Status(\"active\") Desc 10",
+            "scan 2/4",
         ]
     );
 }
