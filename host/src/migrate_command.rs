@@ -64,6 +64,12 @@ pub(crate) struct MigrateArgs {
     #[arg(long)]
     verify: bool,
 
+    /// With --verify or --verify-only: delete from the target the items
+    /// only it has (deleted on the source after they were copied), the last
+    /// step before a cutover.
+    #[arg(long)]
+    prune: bool,
+
     /// Only compare, copy nothing.
     #[arg(long, conflicts_with_all = ["since", "restart"])]
     verify_only: bool,
@@ -97,6 +103,9 @@ pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", args.to))?;
     if !args.verify_only {
         copy(&args, from.clone(), to.clone()).await?;
+    }
+    if args.prune && !(args.verify || args.verify_only) {
+        anyhow::bail!("--prune deletes what a comparison finds: add --verify or --verify-only");
     }
     if args.verify || args.verify_only {
         verify(&args, from, to).await?;
@@ -250,9 +259,10 @@ async fn verify(
     to: Arc<dyn item_store::ItemStore>,
 ) -> anyhow::Result<()> {
     eprintln!("comparing {} with {} ...", args.from, args.to);
-    let comparison = store_migrate::verify(from, to, args.segments, args.include_expired)
-        .await
-        .context("cannot read both stores to compare them")?;
+    let mut comparison =
+        store_migrate::verify(from, to.clone(), args.segments, args.include_expired)
+            .await
+            .context("cannot read both stores to compare them")?;
     println!(
         "source: {} items, target: {} items, differences: {}",
         comparison.source_items,
@@ -268,6 +278,15 @@ async fn verify(
     }
     if comparison.differences.len() > LISTED {
         println!("  ... and {} more", comparison.differences.len() - LISTED);
+    }
+    if args.prune {
+        let pruned = store_migrate::prune(to.as_ref(), &comparison)
+            .await
+            .context("cannot delete the items only the target has")?;
+        println!("pruned {pruned} items only in target");
+        comparison
+            .differences
+            .retain(|d| !matches!(d, Difference::OnlyInTarget(_)));
     }
     if !comparison.is_equal() {
         anyhow::bail!("the stores differ");

@@ -351,6 +351,34 @@ async fn ten_thousand_items_round_trip_through_every_store_exactly() {
     );
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("copied 1 items"));
+
+    // A deletion is not seen by a catch-up: the comparison finds it, and
+    // --prune removes it from the target.
+    source
+        .delete(&item(6).id, None)
+        .await
+        .expect("a later delete");
+    let compare = [
+        "migrate",
+        "--from",
+        &source_spec,
+        "--to",
+        &final_spec,
+        "--verify-only",
+    ];
+    let output = run(dir, &compare);
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("only in target:    {}", item(6).id)),
+        "{stdout}"
+    );
+    let mut prune = compare.to_vec();
+    prune.push("--prune");
+    let stdout = run_ok(dir, &prune);
+    assert!(stdout.contains("pruned 1 items only in target"), "{stdout}");
+    let stdout = run_ok(dir, &compare);
+    assert!(stdout.contains("differences: 0"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -467,7 +467,7 @@ mod tests {
         to.delete(&item(8).id, None).await.unwrap();
         to.increment(&item(9).id, "n", 1).await.unwrap();
         to.create(item(10_000)).await.unwrap();
-        let comparison = verify(from, to, 1, false).await.unwrap();
+        let comparison = verify(from.clone(), to.clone(), 1, false).await.unwrap();
         let mut expected = vec![
             verify::Difference::MissingInTarget(item(8).id),
             verify::Difference::Changed(item(9).id),
@@ -477,5 +477,10 @@ mod tests {
         let mut found = comparison.differences.clone();
         found.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         assert_eq!(found, expected);
+
+        assert_eq!(crate::prune(to.as_ref(), &comparison).await.unwrap(), 1);
+        assert_eq!(to.get(&item(10_000).id).await, Err(StoreError::NotFound));
+        let after = verify(from, to, 2, false).await.unwrap();
+        assert_eq!(after.differences.len(), 2, "{after:?}");
     }
 }

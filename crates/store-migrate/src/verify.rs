@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use item_store::{ItemStore, ScanRequest, StoreError};
+use item_store::{BatchWrite, ItemStore, MAX_BATCH_WRITES, ScanRequest, StoreError};
 
 use crate::copy::with_retries;
 use crate::digest::{ItemDigest, digest};
@@ -69,6 +69,23 @@ pub async fn verify(
         target_items: theirs.len() as u64,
         differences,
     })
+}
+
+/// Deletes from `target` the items only it has (the source's deletions
+/// that an `updated-since` catch-up cannot see), in batches; says how many.
+pub async fn prune(target: &dyn ItemStore, comparison: &Comparison) -> Result<u64, StoreError> {
+    let extra: Vec<BatchWrite> = comparison
+        .differences
+        .iter()
+        .filter_map(|d| match d {
+            Difference::OnlyInTarget(id) => Some(BatchWrite::Delete(id.clone())),
+            _ => None,
+        })
+        .collect();
+    for chunk in extra.chunks(MAX_BATCH_WRITES) {
+        with_retries(10, || target.batch(chunk.to_vec())).await?;
+    }
+    Ok(extra.len() as u64)
 }
 
 fn id_of(difference: &Difference) -> &str {
