@@ -332,6 +332,14 @@ mod tests {
             cursor: None,
         };
         StoreHost::query(&mut host, query).await.unwrap();
+        let scan = wit::ScanRequest {
+            segment: 1,
+            segments: 2,
+            limit: 50,
+            cursor: None,
+            updated_since: None,
+        };
+        StoreHost::scan(&mut host, scan).await.unwrap();
         assert_eq!(
             *recorder.calls.lock().unwrap(),
             [
@@ -341,6 +349,7 @@ mod tests {
                 "update a 0 Some(\"3\")",
                 "increment a likes 2",
                 "query Status(\"active\") 10",
+                "scan 1/2",
             ]
         );
     }
@@ -379,6 +388,17 @@ mod tests {
         ));
         assert!(matches!(
             StoreHost::delete(&mut host, String::new(), None).await,
+            Err(wit::StoreError::InvalidInput(_))
+        ));
+        let scan = wit::ScanRequest {
+            segment: 2,
+            segments: 2,
+            limit: 50,
+            cursor: None,
+            updated_since: None,
+        };
+        assert!(matches!(
+            StoreHost::scan(&mut host, scan).await,
             Err(wit::StoreError::InvalidInput(_))
         ));
         assert!(recorder.calls.lock().unwrap().is_empty());
