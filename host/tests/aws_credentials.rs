@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use fake_endpoint::FakeEndpoint;
 
 mod common;
-use common::{api_wasm, wait_listening};
+use common::{api_wasm, unique, wait_listening};
 
 const REGION: &str = "us-east-1";
 
@@ -30,16 +30,6 @@ fn dynamodb_local() -> String {
         "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, \
          which starts DynamoDB Local",
     )
-}
-
-/// A name no other run uses: letters and digits only, as DynamoDB Local
-/// wants of access key ids.
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{prefix}{}x{nanos}", std::process::id())
 }
 
 /// Credentials as the metadata and container endpoints give them,

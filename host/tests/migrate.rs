@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use item_store::{
     Attribute, BatchPut, BatchWrite, ItemStore, NewItem, ScanRequest, Timestamp, Value,
@@ -15,7 +15,7 @@ use item_store::{
 use store_embedded::EmbeddedStore;
 
 mod common;
-use common::edge_items;
+use common::{edge_items, unique};
 
 const ITEMS: u32 = 10_000;
 
@@ -31,15 +31,6 @@ fn firestore_emulator() -> String {
         "FIRESTORE_EMULATOR_HOST is not set: run the tests with `cargo xtask test`, \
          which starts the Firestore emulator",
     )
-}
-
-/// Letters and digits no other run uses.
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{prefix}{}x{nanos}", std::process::id())
 }
 
 /// `edge-items` with the backends' settings (DynamoDB Local takes any

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How long a host may take to compile the component and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -123,4 +123,14 @@ impl Drop for Host {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A name no other run uses: letters and digits only, as DynamoDB Local
+/// wants of access key ids.
+pub(crate) fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{prefix}{}x{nanos}", std::process::id())
 }

@@ -36,10 +36,9 @@ use std::collections::VecDeque;
 
 use item_model::{StoreError, user_status};
 use sansio::{Operation, Outgoing, Response, Step};
-use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{is_success, parse, request, send, to_json};
+use super::{ScanOut, is_success, parse, request, send, to_json};
 use crate::attr::{self, AttributeMap, AttributeValue, ITEM_ID, STATUS, USER_ID, USER_STATUS};
 use crate::error::ServiceError;
 use crate::expr::Expr;
@@ -92,14 +91,6 @@ struct Found {
     id: String,
     user_id: String,
     status: String,
-}
-
-#[derive(Deserialize)]
-struct ScanOut {
-    #[serde(rename = "Items", default)]
-    items: Vec<AttributeMap>,
-    #[serde(rename = "LastEvaluatedKey")]
-    last_evaluated_key: Option<AttributeMap>,
 }
 
 /// [`DynamoDb::backfill_user_status`].

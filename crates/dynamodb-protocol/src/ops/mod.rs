@@ -45,6 +45,15 @@ pub use query::QueryItems;
 pub use scan::ScanItems;
 pub use update::{Increment, UpdateItem};
 
+/// One page of a `Scan` answer (the backfill's and the export's).
+#[derive(Deserialize)]
+struct ScanOut {
+    #[serde(rename = "Items", default)]
+    items: Vec<AttributeMap>,
+    #[serde(rename = "LastEvaluatedKey")]
+    last_evaluated_key: Option<AttributeMap>,
+}
+
 /// The step that sends `call`, or ends with the error building it gave.
 fn send<T>(call: Result<Outgoing, StoreError>) -> Step<T> {
     match call {

@@ -26,10 +26,9 @@
 
 use item_model::{Offer, ScanPage, ScanPageBuilder, ScanRequest, StoreError, Timestamp};
 use sansio::{Operation, Outgoing, Response, Step};
-use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{is_success, parse, request, send, to_json};
+use super::{ScanOut, is_success, parse, request, send, to_json};
 use crate::attr::{
     self, AttributeMap, AttributeValue, ITEM_ID, RECORD_PREFIX, UPDATED_AT, item_from_map,
 };
@@ -59,14 +58,6 @@ impl DynamoDb {
             error,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct ScanOut {
-    #[serde(rename = "Items", default)]
-    items: Vec<AttributeMap>,
-    #[serde(rename = "LastEvaluatedKey")]
-    last_evaluated_key: Option<AttributeMap>,
 }
 
 /// [`DynamoDb::scan`].
