@@ -56,6 +56,12 @@ fuzz_target!(|data: &[u8]| {
             let result = drive(&db, op, responses, check_json_body);
             checks::batch(result.as_ref().map(Result::as_ref), writes);
         }
+        "scan" => {
+            let op = db.scan(inputs.scan.clone(), now);
+            let result = drive(&db, op, responses, check_json_body);
+            let at = now.unix_seconds();
+            checks::scan_page(result.as_ref().map(Result::as_ref), &inputs.scan, at);
+        }
         _ => {
             let op = db.query(inputs.query.clone(), now);
             let result = drive(&db, op, responses, check_json_body);

@@ -65,6 +65,12 @@ fuzz_target!(|data: &[u8]| {
             let result = drive(&session, op, responses, check_json_body);
             checks::batch(result.as_ref().map(Result::as_ref), writes);
         }
+        "scan" => {
+            let op = fs.scan(inputs.scan.clone(), now);
+            let result = drive(&session, op, responses, check_json_body);
+            let at = now.unix_seconds();
+            checks::scan_page(result.as_ref().map(Result::as_ref), &inputs.scan, at);
+        }
         _ => {
             let op = fs.query(inputs.query.clone(), now);
             let result = drive(&session, op, responses, check_json_body);

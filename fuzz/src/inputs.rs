@@ -6,7 +6,8 @@
 use arbitrary::{Arbitrary, Unstructured};
 use item_model::{
     Attribute, BatchPut, BatchWrite, Cursor, IndexKey, ItemPatch, MAX_BATCH_WRITES, MAX_EXPIRES_AT,
-    MAX_QUERY_LIMIT, NewItem, Order, Query, Timestamp, Value, validate,
+    MAX_QUERY_LIMIT, MAX_SCAN_SEGMENTS, NewItem, Order, Query, ScanRequest, Timestamp, Value,
+    validate,
 };
 
 /// Number literals at the edges of what the stores keep.
@@ -190,9 +191,11 @@ pub fn batch(u: &mut Unstructured, count: usize) -> Vec<BatchWrite> {
                 BatchWrite::Delete(id)
             } else {
                 let created_at = optional(u, |u| timestamp(u).to_string());
+                let updated_at = optional(u, |u| timestamp(u).to_string());
                 BatchWrite::Put(BatchPut {
                     item: new_item(u, id),
                     created_at,
+                    updated_at,
                 })
             }
         })
@@ -243,6 +246,21 @@ pub fn query(u: &mut Unstructured) -> Query {
     query
 }
 
+/// A valid scan request, with a cursor of its own when drawn so.
+pub fn scan(u: &mut Unstructured) -> ScanRequest {
+    let segments = u.int_in_range(1..=MAX_SCAN_SEGMENTS).unwrap_or(1);
+    let segment = u.int_in_range(0..=segments - 1).unwrap_or(0);
+    let limit = u.int_in_range(1..=MAX_QUERY_LIMIT).unwrap_or(100);
+    let mut request = ScanRequest::first(segment, segments, limit);
+    request.updated_since = optional(u, |u| timestamp(u).to_string());
+    if u.arbitrary::<bool>().unwrap_or(false) {
+        let last = id(u);
+        request.cursor = Some(request.cursor_after(&last).encode());
+    }
+    debug_assert!(validate::scan(&request).is_ok());
+    request
+}
+
 /// Everything an operation of either protocol is started with: the
 /// script's `key=value` parameters where given, drawn from its bytes
 /// otherwise.
@@ -259,6 +277,8 @@ pub struct Inputs {
     pub writes: Vec<BatchWrite>,
     /// `key=user|status|user-status value= [status=] order=asc|desc limit= cursor=`.
     pub query: Query,
+    /// `segments= segment=`, the rest drawn.
+    pub scan: ScanRequest,
     /// `now=`: the time the operation runs at.
     pub now: Timestamp,
 }
@@ -319,6 +339,16 @@ impl Inputs {
         if let Some(cursor) = script.param("cursor") {
             query.cursor = Some(cursor.to_string());
         }
+        let mut scan = scan(u);
+        let number = |name: &str| script.param(name).and_then(|n| n.parse::<u32>().ok());
+        if let Some(segments) = number("segments").filter(|n| (1..=MAX_SCAN_SEGMENTS).contains(n)) {
+            scan.segments = segments;
+            scan.segment = number("segment").unwrap_or(0) % segments;
+            scan.cursor = None;
+        }
+        if let Some(limit) = number("limit") {
+            scan.limit = u32::clamp(limit, 1, MAX_QUERY_LIMIT);
+        }
         let now = script
             .param("now")
             .and_then(|t| Timestamp::parse(t).ok())
@@ -333,6 +363,7 @@ impl Inputs {
             delta,
             writes,
             query,
+            scan,
             now,
         }
     }

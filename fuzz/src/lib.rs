@@ -60,7 +60,9 @@ pub fn check_json_body(outgoing: &Outgoing) {
 /// What the result of an operation must satisfy, whatever the responses.
 pub mod checks {
     use item_model::json::item_to_json;
-    use item_model::{BatchResult, Cursor, Item, Page, Query, StoreError};
+    use item_model::{
+        BatchResult, Cursor, Item, Page, Query, ScanCursor, ScanPage, ScanRequest, StoreError,
+    };
 
     /// An item the API can show.
     pub fn item(result: Option<Result<&Item, &StoreError>>) {
@@ -79,6 +81,40 @@ pub mod checks {
         if let Some(Ok(result)) = result {
             assert_eq!(result.put.len() + result.deleted.len(), writes);
             result.put.iter().for_each(shown);
+        }
+    }
+
+    /// A scan page holds at most `limit` items, marks exactly the expired
+    /// ones, and its next cursor continues the same scan.
+    pub fn scan_page(
+        result: Option<Result<&ScanPage, &StoreError>>,
+        request: &ScanRequest,
+        now: i64,
+    ) {
+        let Some(Ok(page)) = result else {
+            return;
+        };
+        assert!(
+            page.items.len() <= request.limit as usize,
+            "a scan page over its limit"
+        );
+        for scanned in &page.items {
+            shown(&scanned.item);
+            assert_eq!(
+                scanned.expired,
+                scanned.item.is_expired(now),
+                "expiry misjudged"
+            );
+            assert!(request.wants(&scanned.item), "an item the filter drops");
+        }
+        if let Some(next) = &page.next_cursor {
+            let next_request = ScanRequest {
+                cursor: Some(next.clone()),
+                ..request.clone()
+            };
+            if let Err(e) = ScanCursor::decode_for(next, &next_request) {
+                panic!("the next cursor of a scan page is refused: {e}");
+            }
         }
     }
 

@@ -25,7 +25,7 @@
 use sansio::Response;
 
 /// The operations of both protocols.
-pub const OPERATIONS: [&str; 8] = [
+pub const OPERATIONS: [&str; 9] = [
     "get",
     "create",
     "put",
@@ -34,6 +34,7 @@ pub const OPERATIONS: [&str; 8] = [
     "increment",
     "batch",
     "query",
+    "scan",
 ];
 
 const SEPARATOR: &[u8] = b"\n---\n";
