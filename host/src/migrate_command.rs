@@ -90,6 +90,10 @@ impl Progress for Bar {
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    if args.from.to_string() == args.to.to_string() {
+        // A copy onto itself would rewrite every item with a new version.
+        anyhow::bail!("--from and --to name the same store ({})", args.from);
+    }
     let metrics = Arc::new(Metrics::new());
     let from = args
         .from

@@ -417,3 +417,17 @@ async fn numbers_firestore_cannot_hold_are_reported_not_rounded() {
     assert!(stderr.contains("copied 1 items"), "{stderr}");
     assert!(stderr.contains("refused too-precise"), "{stderr}");
 }
+
+#[test]
+fn a_store_is_not_copied_onto_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = edge_items()
+        .current_dir(dir.path())
+        .args(["migrate", "--from", "embedded:a.db", "--to", "embedded:a.db"])
+        .output()
+        .expect("edge-items runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("name the same store"), "{stderr}");
+    assert!(!dir.path().join("a.db").exists(), "nothing opened");
+}
