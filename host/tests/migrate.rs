@@ -423,7 +423,13 @@ fn a_store_is_not_copied_onto_itself() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = edge_items()
         .current_dir(dir.path())
-        .args(["migrate", "--from", "embedded:a.db", "--to", "embedded:a.db"])
+        .args([
+            "migrate",
+            "--from",
+            "embedded:a.db",
+            "--to",
+            "embedded:a.db",
+        ])
         .output()
         .expect("edge-items runs");
     assert!(!output.status.success());
