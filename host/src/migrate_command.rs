@@ -178,11 +178,7 @@ async fn copy(
             checkpoint.copied()
         );
     }
-    let done_before: u64 = checkpoint
-        .segments
-        .iter()
-        .map(|s| s.copied + s.skipped_expired + s.refused)
-        .sum();
+    let done_before = checkpoint.handled();
 
     let bar = if args.no_count {
         ProgressBar::new_spinner()

@@ -170,8 +170,7 @@ impl Cursor {
             _ => return Err(CursorError::Malformed),
         };
         // The position must be a real one, so backends can use it as a key.
-        let canonical = Timestamp::parse(&wire.c).map(|t| t.to_string());
-        if canonical.as_deref() != Ok(wire.c.as_str()) || crate::validate::id(&wire.i).is_err() {
+        if !Timestamp::is_canonical(&wire.c) || crate::validate::id(&wire.i).is_err() {
             return Err(CursorError::Malformed);
         }
         Ok(Self {

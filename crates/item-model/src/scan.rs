@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::cursor::checksum;
-use crate::{Item, Offer, PAGE_BYTE_BUDGET, Timestamp, estimated_size};
+use crate::{Item, Offer, PAGE_BYTE_BUDGET, estimated_size};
 
 /// Most segments one scan may be read in.
 pub const MAX_SCAN_SEGMENTS: u32 = 256;
@@ -239,11 +239,6 @@ impl ScanPageBuilder {
         self.limit.saturating_sub(self.items.len())
     }
 
-    /// The id of the last item taken.
-    pub fn last_id(&self) -> Option<&str> {
-        self.items.last().map(|s| s.item.id.as_str())
-    }
-
     /// The page, with a cursor after its last item when more follow (for
     /// stores whose position is the last id).
     pub fn finish(self, request: &ScanRequest, more: bool) -> ScanPage {
@@ -265,11 +260,6 @@ impl ScanPageBuilder {
             next_cursor: position.map(|after| request.cursor_after(after).encode()),
         }
     }
-}
-
-/// Checks that `text` is a canonical timestamp; used for `updated_since`.
-pub(crate) fn canonical_time(text: &str) -> bool {
-    Timestamp::parse(text).is_ok_and(|t| t.to_string() == text)
 }
 
 #[cfg(test)]

@@ -70,6 +70,12 @@ impl Timestamp {
         Ok(Self { micros })
     }
 
+    /// Whether `text` is a timestamp in this type's one spelling (fixed
+    /// width, UTC, microseconds), as stores write it and positions must be.
+    pub fn is_canonical(text: &str) -> bool {
+        Self::parse(text).is_ok_and(|t| t.to_string() == text)
+    }
+
     fn datetime(self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.micros) * 1000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)

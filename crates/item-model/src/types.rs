@@ -188,6 +188,25 @@ pub struct BatchPut {
     pub updated_at: Option<String>,
 }
 
+impl BatchPut {
+    /// The put that recreates `item` as it stands: every field, both times
+    /// included, but the version, which is the writing store's own (a copy
+    /// or a replica of an item).
+    pub fn restoring(item: Item) -> Self {
+        Self {
+            created_at: Some(item.created_at),
+            updated_at: Some(item.updated_at),
+            item: NewItem {
+                id: item.id,
+                user_id: item.user_id,
+                status: item.status,
+                expires_at: item.expires_at,
+                attributes: item.attributes,
+            },
+        }
+    }
+}
+
 /// One write of a batch (WIT `batch-write`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchWrite {
@@ -351,6 +370,26 @@ pub enum PutOutcome {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_restoring_put_recreates_everything_but_the_version() {
+        let item = Item {
+            id: "a".into(),
+            created_at: "2020-01-01T00:00:00.000001Z".into(),
+            updated_at: "2021-01-01T00:00:00.000002Z".into(),
+            version: "7".into(),
+            user_id: Some("u".into()),
+            status: Some("open".into()),
+            expires_at: Some(4_000_000_000),
+            attributes: vec![Attribute::new("likes", Value::Number("3".into()))],
+        };
+        let put = BatchPut::restoring(item.clone());
+        let (created, updated) = (
+            put.created_at.clone().unwrap(),
+            put.updated_at.clone().unwrap(),
+        );
+        assert_eq!(put.item.into_item(created, updated, "7".into()), item);
+    }
+
     #[test]
     fn a_patch_sets_replaces_and_removes_in_one_pass() {
         let mut item = NewItem {

@@ -348,7 +348,7 @@ pub fn scan(request: &crate::ScanRequest) -> Result {
         )));
     }
     if let Some(since) = &request.updated_since
-        && !crate::scan::canonical_time(since)
+        && !Timestamp::is_canonical(since)
     {
         return Err(invalid(format!(
             "updated-since must be an RFC 3339 UTC time with microseconds \

@@ -141,6 +141,15 @@ impl Checkpoint {
         self.segments.iter().map(|s| s.copied).sum()
     }
 
+    /// Items handled so far (written, passed over or refused), over all
+    /// segments: where a progress bar resumes.
+    pub fn handled(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.copied + s.skipped_expired + s.refused)
+            .sum()
+    }
+
     /// The file this checkpoint is saved to.
     pub fn path(&self) -> &Path {
         &self.path

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use item_store::{
-    BatchPut, BatchWrite, ItemStore, MAX_BATCH_WRITES, NewItem, ScanRequest, Scanned, StoreError,
+    BatchPut, BatchWrite, Item, ItemStore, MAX_BATCH_WRITES, MAX_QUERY_LIMIT, ScanRequest, Scanned,
+    StoreError, validate,
 };
 use tokio::sync::Mutex;
 
@@ -155,43 +156,59 @@ pub async fn count(
     updated_since: Option<String>,
     include_expired: bool,
 ) -> Result<u64, StoreError> {
+    let found = read_all(store, segments, updated_since, include_expired, |_| ()).await?;
+    Ok(found.len() as u64)
+}
+
+/// Reads every item of `store` (those updated since `updated_since`,
+/// expired ones apart unless `include_expired`), all segments in parallel,
+/// and keeps what `map` makes of each.
+pub(crate) async fn read_all<T, F>(
+    store: Arc<dyn ItemStore>,
+    segments: u32,
+    updated_since: Option<String>,
+    include_expired: bool,
+    map: F,
+) -> Result<Vec<T>, StoreError>
+where
+    T: Send + 'static,
+    F: Fn(&Item) -> T + Clone + Send + 'static,
+{
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
-        let store = store.clone();
-        let since = updated_since.clone();
+        let (store, map) = (store.clone(), map.clone());
+        let mut request = ScanRequest::first(segment, segments, MAX_QUERY_LIMIT);
+        request.updated_since = updated_since.clone();
         tasks.spawn(async move {
-            let mut request = ScanRequest::first(segment, segments, 1000);
-            request.updated_since = since;
-            let mut total = 0u64;
+            let mut found = Vec::new();
             loop {
                 let page = with_retries(10, || store.scan(request.clone())).await?;
-                total += page
-                    .items
-                    .iter()
-                    .filter(|s| include_expired || !s.expired)
-                    .count() as u64;
+                found.extend(
+                    page.items
+                        .iter()
+                        .filter(|s| include_expired || !s.expired)
+                        .map(|s| map(&s.item)),
+                );
                 match page.next_cursor {
                     Some(cursor) => request.cursor = Some(cursor),
-                    None => return Ok::<_, StoreError>(total),
+                    None => return Ok::<_, StoreError>(found),
                 }
             }
         });
     }
-    let mut total = 0;
+    let mut all = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        total += joined.map_err(|e| StoreError::Backend(format!("a count task failed: {e}")))??;
+        all.extend(joined.map_err(|e| StoreError::Backend(format!("a read task failed: {e}")))??);
     }
-    Ok(total)
+    Ok(all)
 }
 
 fn check(options: &CopyOptions) -> Result<(), CopyError> {
-    if options.segments == 0 || options.segments > item_store::MAX_SCAN_SEGMENTS {
-        return Err(CopyError::Options(format!(
-            "segments must be between 1 and {}",
-            item_store::MAX_SCAN_SEGMENTS
-        )));
-    }
-    if options.page_size == 0 || options.page_size as usize > MAX_BATCH_WRITES {
+    // The segments and the page size must make a valid scan...
+    validate::scan(&ScanRequest::first(0, options.segments, options.page_size))
+        .map_err(|e| CopyError::Options(e.to_string()))?;
+    // ...and a page must fit in one batch.
+    if options.page_size as usize > MAX_BATCH_WRITES {
         return Err(CopyError::Options(format!(
             "the page size must be between 1 and {MAX_BATCH_WRITES}"
         )));
@@ -226,17 +243,19 @@ impl Shared {
             let page = with_retries(self.options.attempts, || self.from.scan(request.clone()))
                 .await
                 .map_err(CopyError::Source)?;
-            let (live, expired): (Vec<Scanned>, Vec<Scanned>) = page
+            let handled = page.items.len() as u64;
+            let live: Vec<Scanned> = page
                 .items
                 .into_iter()
-                .partition(|s| self.options.include_expired || !s.expired);
-            let handled = (live.len() + expired.len()) as u64;
+                .filter(|s| self.options.include_expired || !s.expired)
+                .collect();
+            let skipped_expired = handled - live.len() as u64;
             let (copied, refused) = self.write(live).await?;
             {
                 let mut checkpoint = self.checkpoint.lock().await;
                 let state = &mut checkpoint.segments[segment as usize];
                 state.copied += copied;
-                state.skipped_expired += expired.len() as u64;
+                state.skipped_expired += skipped_expired;
                 state.refused += refused.len() as u64;
                 state.cursor = page.next_cursor.clone();
                 state.done = page.next_cursor.is_none();
@@ -245,7 +264,7 @@ impl Shared {
             {
                 let mut report = self.report.lock().await;
                 report.copied += copied;
-                report.skipped_expired += expired.len() as u64;
+                report.skipped_expired += skipped_expired;
                 report.refused.extend(refused);
             }
             self.progress.advanced(handled);
@@ -264,7 +283,10 @@ impl Shared {
         if items.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let puts: Vec<BatchWrite> = items.into_iter().map(put_keeping_times).collect();
+        let puts: Vec<BatchWrite> = items
+            .into_iter()
+            .map(|s| BatchWrite::Put(BatchPut::restoring(s.item)))
+            .collect();
         let count = puts.len() as u64;
         match with_retries(self.options.attempts, || self.to.batch(puts.clone())).await {
             Ok(_) => return Ok((count, Vec::new())),
@@ -292,23 +314,6 @@ fn refused(put: &BatchWrite, reason: String) -> Refused {
         BatchWrite::Delete(id) => id.clone(),
     };
     Refused { id, reason }
-}
-
-/// The put that recreates `scanned` exactly: every field but the version,
-/// which is the target's own.
-fn put_keeping_times(scanned: Scanned) -> BatchWrite {
-    let item = scanned.item;
-    BatchWrite::Put(BatchPut {
-        created_at: Some(item.created_at),
-        updated_at: Some(item.updated_at),
-        item: NewItem {
-            id: item.id,
-            user_id: item.user_id,
-            status: item.status,
-            expires_at: item.expires_at,
-            attributes: item.attributes,
-        },
-    })
 }
 
 /// Runs `call` until it succeeds, fails for good, or has been tried
@@ -345,7 +350,7 @@ where
 mod tests {
     use std::sync::atomic::AtomicU64;
 
-    use item_store::{Attribute, Value};
+    use item_store::{Attribute, NewItem, Value};
     use store_embedded::EmbeddedStore;
 
     use super::*;

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use item_store::{BatchWrite, ItemStore, MAX_BATCH_WRITES, ScanRequest, StoreError};
+use item_store::{BatchWrite, ItemStore, MAX_BATCH_WRITES, StoreError};
 
-use crate::copy::with_retries;
+use crate::copy::{read_all, with_retries};
 use crate::digest::{ItemDigest, digest};
 
 /// One way the two sides differ.
@@ -101,32 +101,9 @@ async fn digests(
     segments: u32,
     include_expired: bool,
 ) -> Result<HashMap<String, ItemDigest>, StoreError> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for segment in 0..segments {
-        let store = store.clone();
-        tasks.spawn(async move {
-            let mut request = ScanRequest::first(segment, segments, 1000);
-            let mut found = Vec::new();
-            loop {
-                let page = with_retries(10, || store.scan(request.clone())).await?;
-                found.extend(
-                    page.items
-                        .iter()
-                        .filter(|s| include_expired || !s.expired)
-                        .map(|s| (s.item.id.clone(), digest(&s.item))),
-                );
-                match page.next_cursor {
-                    Some(cursor) => request.cursor = Some(cursor),
-                    None => return Ok::<_, StoreError>(found),
-                }
-            }
-        });
-    }
-    let mut all = HashMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let found =
-            joined.map_err(|e| StoreError::Backend(format!("a verify task failed: {e}")))??;
-        all.extend(found);
-    }
-    Ok(all)
+    let found = read_all(store, segments, None, include_expired, |item| {
+        (item.id.clone(), digest(item))
+    })
+    .await?;
+    Ok(found.into_iter().collect())
 }
