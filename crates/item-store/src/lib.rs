@@ -21,6 +21,7 @@
 // file, not by hand.
 #[allow(missing_docs)]
 mod bindings;
+pub mod failover;
 mod store;
 mod types;
 
@@ -73,12 +74,22 @@ pub trait ItemStore: Send + Sync + 'static {
 /// The per-request state behind the import: a handle on the shared store.
 pub struct ItemStoreHost {
     store: Arc<dyn ItemStore>,
+    served_by: failover::ServedBy,
 }
 
 impl ItemStoreHost {
     /// The import, served from `store`.
     pub fn new(store: Arc<dyn ItemStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            served_by: failover::ServedBy::default(),
+        }
+    }
+
+    /// Whether a call of this request was answered by a secondary store
+    /// (a mirror's failover), for the response header.
+    pub fn served_by(&self) -> failover::ServedBy {
+        self.served_by.clone()
     }
 }
 

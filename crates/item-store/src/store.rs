@@ -52,7 +52,11 @@ async fn validated<T: Send + 'static>(
 impl StoreHost for ItemStoreHost {
     async fn get(&mut self, id: String) -> WitResult<wit::Item> {
         checked(validate::id(&id))?;
-        let item = self.store.get(&id).await.map_err(|e| failed("get", e))?;
+        let item = self
+            .served_by
+            .watch(self.store.get(&id))
+            .await
+            .map_err(|e| failed("get", e))?;
         Ok(item.into())
     }
 
@@ -61,8 +65,8 @@ impl StoreHost for ItemStoreHost {
         let weight = item.attributes.len();
         let item = validated(item, weight, validate::new_item).await?;
         let item = self
-            .store
-            .create(item)
+            .served_by
+            .watch(self.store.create(item))
             .await
             .map_err(|e| failed("create", e))?;
         Ok(item.into())
@@ -77,8 +81,8 @@ impl StoreHost for ItemStoreHost {
         let weight = item.attributes.len();
         let item = validated(item, weight, validate::new_item).await?;
         let (item, outcome) = self
-            .store
-            .put(item, expected_version.as_deref())
+            .served_by
+            .watch(self.store.put(item, expected_version.as_deref()))
             .await
             .map_err(|e| failed("put", e))?;
         Ok((item.into(), outcome.into()))
@@ -95,8 +99,8 @@ impl StoreHost for ItemStoreHost {
         let weight = patch.set.len() + patch.remove.len();
         let patch = validated(patch, weight, validate::patch).await?;
         let item = self
-            .store
-            .update(&id, patch, expected_version.as_deref())
+            .served_by
+            .watch(self.store.update(&id, patch, expected_version.as_deref()))
             .await
             .map_err(|e| failed("update", e))?;
         Ok(item.into())
@@ -104,8 +108,8 @@ impl StoreHost for ItemStoreHost {
 
     async fn delete(&mut self, id: String, expected_version: Option<String>) -> WitResult<()> {
         checked(validate::id(&id))?;
-        self.store
-            .delete(&id, expected_version.as_deref())
+        self.served_by
+            .watch(self.store.delete(&id, expected_version.as_deref()))
             .await
             .map_err(|e| failed("delete", e))
     }
@@ -119,8 +123,8 @@ impl StoreHost for ItemStoreHost {
         checked(validate::id(&id))?;
         checked(validate::increment(&attribute))?;
         let item = self
-            .store
-            .increment(&id, &attribute, delta)
+            .served_by
+            .watch(self.store.increment(&id, &attribute, delta))
             .await
             .map_err(|e| failed("increment", e))?;
         Ok(item.into())
@@ -137,8 +141,8 @@ impl StoreHost for ItemStoreHost {
             .sum();
         let writes = validated(writes, weight, |w: &Vec<_>| validate::batch(w)).await?;
         let result = self
-            .store
-            .batch(writes)
+            .served_by
+            .watch(self.store.batch(writes))
             .await
             .map_err(|e| failed("batch", e))?;
         Ok(result.into())
@@ -151,8 +155,8 @@ impl StoreHost for ItemStoreHost {
         let weight = validate::write_weight(&write);
         let write = validated(write, weight, validate::write).await?;
         let applied = self
-            .store
-            .apply_once(write, once)
+            .served_by
+            .watch(self.store.apply_once(write, once))
             .await
             .map_err(|e| failed("apply-once", e))?;
         Ok(applied.into())
@@ -162,8 +166,8 @@ impl StoreHost for ItemStoreHost {
         let query = query.into();
         checked(validate::query(&query))?;
         let page = self
-            .store
-            .query(query)
+            .served_by
+            .watch(self.store.query(query))
             .await
             .map_err(|e| failed("query", e))?;
         Ok(page.into())
@@ -173,8 +177,8 @@ impl StoreHost for ItemStoreHost {
         let request = request.into();
         checked(validate::scan(&request))?;
         let page = self
-            .store
-            .scan(request)
+            .served_by
+            .watch(self.store.scan(request))
             .await
             .map_err(|e| failed("scan", e))?;
         Ok(page.into())

@@ -1,0 +1,535 @@
+//! A store built from two stores: a primary mirrored onto a secondary
+//! (issue 15; docs/multi-cloud.md, "Mirroring").
+//!
+//! - **Writes** go to the primary. The ids a write touches are entered in
+//!   the [`Outbox`] first; once the primary acknowledges, the items are
+//!   copied to the secondary *by state* (a batch put keeping both times, or
+//!   a delete) and the ids leave the outbox. A crash anywhere in between
+//!   leaves the ids listed, and [`MirrorStore::drain`] (run on start and in
+//!   the background by [`MirrorStore::spawn_drainer`]) copies them later:
+//!   an acknowledged write always reaches the secondary.
+//! - **Reads** (`get`, `query`) go to the primary and, when it is down
+//!   (unavailable, throttled past its retries, failing), to the secondary;
+//!   the answer is marked through [`item_store::failover`], and the host
+//!   says so in the `Edge-Items-Served-By: secondary` response header.
+//! - **Writes while the primary is down** fail as the primary failed (503)
+//!   by default; with [`WritePolicy::Secondary`] they go to the secondary
+//!   and are listed toward the primary, which gets them back when it
+//!   returns. Keyed writes (`apply-once`) never fail over: their record is
+//!   the primary's.
+//! - `scan` reads the primary only: its cursor is that store's own.
+//!
+//! One process owns an outbox file. Per-id locks keep a write and its
+//! replication in order within that process; `edge-items reconcile`
+//! repairs whatever else diverged (two processes, a secondary written by
+//! hand).
+
+mod locks;
+pub mod outbox;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use item_store::failover::note_served_by_secondary;
+use item_store::{
+    Applied, BatchPut, BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Once, Page,
+    PutOutcome, Query, ScanPage, ScanRequest, StoreError, StoreResult, Write, Written,
+};
+
+use crate::locks::IdLocks;
+pub use crate::outbox::{Outbox, OutboxError, Pending, Toward};
+
+/// What a write does while the primary is down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WritePolicy {
+    /// Fail as the primary failed (503 to the client): the secondary never
+    /// holds a write the primary has not, so nothing can conflict.
+    #[default]
+    Refuse,
+    /// Write to the secondary and copy the item back to the primary when it
+    /// returns. Writes stay available, at a cost: a write the primary took
+    /// just before it failed, not yet replicated, is not under the
+    /// secondary's item, so a conditional write there can pass on stale
+    /// data, and the secondary's state then wins on the primary (last
+    /// writer wins). Such an item is refused (503) rather than written
+    /// over when the mirror knows it is behind.
+    Secondary,
+}
+
+/// Ids drained per round.
+const DRAIN_ROUND: usize = 100;
+
+/// How often the drainer looks again when something is left, or retries
+/// after a failure.
+const DRAIN_RETRY: Duration = Duration::from_secs(1);
+
+/// How often an idle drainer looks anyway (another process's entries).
+const DRAIN_IDLE: Duration = Duration::from_secs(30);
+
+/// A primary store mirrored onto a secondary.
+#[derive(Clone)]
+pub struct MirrorStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    primary: Arc<dyn ItemStore>,
+    secondary: Arc<dyn ItemStore>,
+    outbox: Outbox,
+    locks: IdLocks,
+    policy: WritePolicy,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// What one [`MirrorStore::drain`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Items copied to the secondary.
+    pub to_secondary: u64,
+    /// Items copied back to the primary.
+    pub to_primary: u64,
+}
+
+impl MirrorStore {
+    /// Mirrors `primary` onto `secondary`, listing pending ids in the
+    /// outbox file at `outbox`. Call [`MirrorStore::spawn_drainer`] to
+    /// replicate what an earlier run left.
+    pub fn open(
+        primary: Arc<dyn ItemStore>,
+        secondary: Arc<dyn ItemStore>,
+        outbox: impl AsRef<Path>,
+        policy: WritePolicy,
+    ) -> Result<Self, OutboxError> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                primary,
+                secondary,
+                outbox: Outbox::open(outbox)?,
+                locks: IdLocks::new(),
+                policy,
+                wake: Arc::default(),
+            }),
+        })
+    }
+
+    /// The outbox.
+    pub fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
+    /// Drains the outbox now and then in the background: at once when a
+    /// replication fails, every second while something is left, every 30 s
+    /// otherwise. Stops when the last handle on the store is dropped.
+    pub fn spawn_drainer(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let wait = match inner.drain().await {
+                    Ok(drained) => {
+                        if drained != Drained::default() {
+                            tracing::info!(
+                                to_secondary = drained.to_secondary,
+                                to_primary = drained.to_primary,
+                                "mirror: drained the outbox"
+                            );
+                        }
+                        match inner.outbox.is_empty() {
+                            Ok(true) => DRAIN_IDLE,
+                            _ => DRAIN_RETRY,
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "mirror: draining the outbox failed; retrying");
+                        DRAIN_RETRY
+                    }
+                };
+                drop(inner);
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        })
+    }
+
+    /// Copies every listed item to the side that is behind, as it stands on
+    /// the other; stops at the first failure (the rest stays listed).
+    pub async fn drain(&self) -> StoreResult<Drained> {
+        self.inner.drain().await
+    }
+}
+
+/// Whether the store failed in a way another store may not: the reason to
+/// read from the secondary.
+fn is_down(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Unavailable(_) | StoreError::Throttled(_) | StoreError::Backend(_)
+    )
+}
+
+/// An outbox failure as a store error: a write the mirror cannot make
+/// durable is refused.
+fn outbox_failed(error: OutboxError) -> StoreError {
+    tracing::error!(%error, "mirror: the outbox failed");
+    StoreError::Unavailable("the mirror's outbox cannot be written".into())
+}
+
+impl Inner {
+    fn side(&self, toward: Toward) -> (&Arc<dyn ItemStore>, &Arc<dyn ItemStore>) {
+        match toward {
+            Toward::Secondary => (&self.primary, &self.secondary),
+            Toward::Primary => (&self.secondary, &self.primary),
+        }
+    }
+
+    /// Copies `id` from the side ahead to the side behind, as it stands.
+    async fn copy_one(&self, id: &str, toward: Toward) -> StoreResult<()> {
+        let (from, to) = self.side(toward);
+        let write = match from.get(id).await {
+            Ok(item) => BatchWrite::Put(BatchPut::restoring(item)),
+            Err(StoreError::NotFound) => BatchWrite::Delete(id.to_owned()),
+            Err(error) => return Err(error),
+        };
+        to.batch(vec![write]).await.map(|_| ())
+    }
+
+    async fn drain(&self) -> StoreResult<Drained> {
+        let mut drained = Drained::default();
+        loop {
+            let round = self.outbox.pending(DRAIN_ROUND).map_err(outbox_failed)?;
+            if round.is_empty() {
+                return Ok(drained);
+            }
+            for pending in round {
+                let ids = [pending.id];
+                let _held = self.locks.lock(&ids).await;
+                // A write may have settled it while we waited.
+                let Some(toward) = self.outbox.direction(&ids[0]).map_err(outbox_failed)? else {
+                    continue;
+                };
+                self.copy_one(&ids[0], toward).await?;
+                self.outbox.remove(&ids).map_err(outbox_failed)?;
+                match toward {
+                    Toward::Secondary => drained.to_secondary += 1,
+                    Toward::Primary => drained.to_primary += 1,
+                }
+            }
+        }
+    }
+
+    /// The write path shared by every write: list the ids, write the
+    /// primary (or the secondary, per policy), replicate by state, unlist.
+    async fn write<T, F, Fut>(&self, ids: Vec<String>, fails_over: bool, op: F) -> StoreResult<T>
+    where
+        T: Replicable,
+        F: Fn(Arc<dyn ItemStore>) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        let _held = self.locks.lock(&ids).await;
+        let fails_over = fails_over && self.policy == WritePolicy::Secondary;
+        let mut secondary_behind = false;
+        let mut primary_behind = false;
+        for id in &ids {
+            match self.outbox.direction(id).map_err(outbox_failed)? {
+                Some(Toward::Secondary) => secondary_behind = true,
+                Some(Toward::Primary) => {
+                    // A write the secondary took during an outage goes back
+                    // first, or this write would work on an older item.
+                    match self.copy_one(id, Toward::Primary).await {
+                        Ok(()) => self
+                            .outbox
+                            .remove(std::slice::from_ref(id))
+                            .map_err(outbox_failed)?,
+                        Err(error) if is_down(&error) => primary_behind = true,
+                        Err(error) => return Err(error),
+                    }
+                }
+                None => {}
+            }
+        }
+        if primary_behind {
+            return if fails_over {
+                self.write_secondary(&ids, op).await
+            } else {
+                Err(StoreError::Unavailable(
+                    "the primary store is down and holds an older copy of this item".into(),
+                ))
+            };
+        }
+        self.outbox
+            .add(&ids, Toward::Secondary)
+            .map_err(outbox_failed)?;
+        match op(self.primary.clone()).await {
+            Ok(out) => {
+                let replicated = match out.replica_writes() {
+                    Some(writes) if writes.is_empty() => Ok(()),
+                    Some(writes) => self.secondary.batch(writes).await.map(|_| ()),
+                    None => self.copy_all(&ids).await,
+                };
+                match replicated {
+                    Ok(()) => self.outbox.remove(&ids).map_err(outbox_failed)?,
+                    Err(error) => {
+                        tracing::warn!(%error, "mirror: replication failed; the outbox keeps it");
+                        self.wake.notify_one();
+                    }
+                }
+                Ok(out)
+            }
+            Err(error) if is_down(&error) && fails_over && !secondary_behind => {
+                tracing::warn!(%error, "mirror: the primary is down; writing to the secondary");
+                self.write_secondary(&ids, op).await
+            }
+            Err(error) => {
+                if !is_down(&error) {
+                    // Refused by the primary: nothing was written.
+                    self.outbox.remove(&ids).map_err(outbox_failed)?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn copy_all(&self, ids: &[String]) -> StoreResult<()> {
+        for id in ids {
+            self.copy_one(id, Toward::Secondary).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_secondary<T, F, Fut>(&self, ids: &[String], op: F) -> StoreResult<T>
+    where
+        F: Fn(Arc<dyn ItemStore>) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        self.outbox
+            .add(ids, Toward::Primary)
+            .map_err(outbox_failed)?;
+        let result = op(self.secondary.clone()).await;
+        match &result {
+            Ok(_) => note_served_by_secondary(),
+            Err(error) if !is_down(error) => {
+                self.outbox.remove(ids).map_err(outbox_failed)?;
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn read<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: Fn(Arc<dyn ItemStore>) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        match op(self.primary.clone()).await {
+            Err(error) if is_down(&error) => match op(self.secondary.clone()).await {
+                Ok(answer) => {
+                    tracing::warn!(%error, "mirror: the primary is down; read from the secondary");
+                    note_served_by_secondary();
+                    Ok(answer)
+                }
+                Err(_) => Err(error),
+            },
+            other => other,
+        }
+    }
+}
+
+/// What a write returned, as the writes that make the secondary equal;
+/// `None` when the result does not say (a replayed keyed write, whose
+/// recorded answer may be older than the item): the ids are then copied
+/// as they stand.
+trait Replicable {
+    fn replica_writes(&self) -> Option<Vec<BatchWrite>>;
+}
+
+fn restoring(item: &Item) -> BatchWrite {
+    BatchWrite::Put(BatchPut::restoring(item.clone()))
+}
+
+impl Replicable for Item {
+    fn replica_writes(&self) -> Option<Vec<BatchWrite>> {
+        Some(vec![restoring(self)])
+    }
+}
+
+impl Replicable for (Item, PutOutcome) {
+    fn replica_writes(&self) -> Option<Vec<BatchWrite>> {
+        self.0.replica_writes()
+    }
+}
+
+impl Replicable for BatchResult {
+    fn replica_writes(&self) -> Option<Vec<BatchWrite>> {
+        let puts = self.put.iter().map(restoring);
+        let deletes = self.deleted.iter().cloned().map(BatchWrite::Delete);
+        Some(puts.chain(deletes).collect())
+    }
+}
+
+/// A delete, with the id it removed.
+struct Deleted(String);
+
+impl Replicable for Deleted {
+    fn replica_writes(&self) -> Option<Vec<BatchWrite>> {
+        Some(vec![BatchWrite::Delete(self.0.clone())])
+    }
+}
+
+/// A keyed write's answer, with the id a delete removed.
+struct AppliedTo(Applied, Option<String>);
+
+impl Replicable for AppliedTo {
+    fn replica_writes(&self) -> Option<Vec<BatchWrite>> {
+        if self.0.replayed {
+            return None;
+        }
+        match &self.0.written {
+            Written::Item(item) | Written::Put(item, _) => item.replica_writes(),
+            Written::Batch(result) => result.replica_writes(),
+            Written::Deleted => self.1.clone().map(|id| vec![BatchWrite::Delete(id)]),
+        }
+    }
+}
+
+/// The ids a keyed write touches.
+fn ids_of(write: &Write) -> Vec<String> {
+    match write {
+        Write::Batch(writes) => writes.iter().map(|w| batch_id(w).to_owned()).collect(),
+        other => other.id().map(str::to_owned).into_iter().collect(),
+    }
+}
+
+fn batch_id(write: &BatchWrite) -> &str {
+    match write {
+        BatchWrite::Put(put) => &put.item.id,
+        BatchWrite::Delete(id) => id,
+    }
+}
+
+#[async_trait]
+impl ItemStore for MirrorStore {
+    async fn get(&self, id: &str) -> StoreResult<Item> {
+        let inner = &self.inner;
+        if inner.policy == WritePolicy::Secondary
+            && inner.outbox.direction(id).map_err(outbox_failed)? == Some(Toward::Primary)
+        {
+            // Written to the secondary during an outage, not copied back
+            // yet: the secondary has the newer item.
+            let item = inner.secondary.get(id).await;
+            note_served_by_secondary();
+            return item;
+        }
+        inner.read(|s| async move { s.get(id).await }).await
+    }
+
+    async fn create(&self, item: NewItem) -> StoreResult<Item> {
+        let ids = vec![item.id.clone()];
+        self.inner
+            .write(ids, true, |s| {
+                let item = item.clone();
+                async move { s.create(item).await }
+            })
+            .await
+    }
+
+    async fn put(
+        &self,
+        item: NewItem,
+        expected_version: Option<&str>,
+    ) -> StoreResult<(Item, PutOutcome)> {
+        let ids = vec![item.id.clone()];
+        self.inner
+            .write(ids, true, |s| {
+                let item = item.clone();
+                async move { s.put(item, expected_version).await }
+            })
+            .await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        expected_version: Option<&str>,
+    ) -> StoreResult<Item> {
+        self.inner
+            .write(vec![id.to_owned()], true, |s| {
+                let patch = patch.clone();
+                async move { s.update(id, patch, expected_version).await }
+            })
+            .await
+    }
+
+    async fn delete(&self, id: &str, expected_version: Option<&str>) -> StoreResult<()> {
+        self.inner
+            .write(vec![id.to_owned()], true, |s| async move {
+                s.delete(id, expected_version)
+                    .await
+                    .map(|()| Deleted(id.to_owned()))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn increment(&self, id: &str, attribute: &str, delta: i64) -> StoreResult<Item> {
+        self.inner
+            .write(vec![id.to_owned()], true, |s| async move {
+                s.increment(id, attribute, delta).await
+            })
+            .await
+    }
+
+    async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
+        let ids = writes.iter().map(|w| batch_id(w).to_owned()).collect();
+        self.inner
+            .write(ids, true, |s| {
+                let writes = writes.clone();
+                async move { s.batch(writes).await }
+            })
+            .await
+    }
+
+    async fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
+        let ids = ids_of(&write);
+        let deleted = match &write {
+            Write::Delete { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        // The key's record lives in the primary: no failover, or a retry
+        // after the outage would apply the write a second time.
+        self.inner
+            .write(ids, false, |s| {
+                let (write, once, deleted) = (write.clone(), once.clone(), deleted.clone());
+                async move {
+                    s.apply_once(write, once)
+                        .await
+                        .map(|applied| AppliedTo(applied, deleted))
+                }
+            })
+            .await
+            .map(|applied| applied.0)
+    }
+
+    async fn query(&self, query: Query) -> StoreResult<Page> {
+        self.inner
+            .read(|s| {
+                let query = query.clone();
+                async move { s.query(query).await }
+            })
+            .await
+    }
+
+    async fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
+        // A scan cursor is the store's own: no failover mid-scan.
+        self.inner.primary.scan(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! The outbox: a local SQLite file listing the ids whose latest write one
+//! side of the mirror may not have yet. An id is entered *before* its write
+//! is sent and removed once both sides agree, so after a crash at any point
+//! every acknowledged write is either replicated or still listed; draining
+//! copies each listed item by state (as it stands on the side that was
+//! written), which is idempotent.
+//!
+//! WAL with `synchronous=NORMAL`: a commit survives the process dying (the
+//! requirement), not the machine losing power. The calls are short local
+//! writes made from async code under a mutex, like the embedded store's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Which side is behind for a listed id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toward {
+    /// The primary was written; the secondary still needs the item.
+    Secondary,
+    /// The secondary was written while the primary was down (only with
+    /// [`crate::WritePolicy::Secondary`]); the primary needs it back.
+    Primary,
+}
+
+impl Toward {
+    fn as_str(self) -> &'static str {
+        match self {
+            Toward::Secondary => "secondary",
+            Toward::Primary => "primary",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "secondary" => Some(Toward::Secondary),
+            "primary" => Some(Toward::Primary),
+            _ => None,
+        }
+    }
+}
+
+/// One listed id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The item's id.
+    pub id: String,
+    /// The side that is behind.
+    pub toward: Toward,
+}
+
+/// The outbox file could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("the mirror's outbox {path}: {source}")]
+pub struct OutboxError {
+    path: PathBuf,
+    source: rusqlite::Error,
+}
+
+/// The outbox of one mirror.
+pub struct Outbox {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl Outbox {
+    /// Opens (creating if missing) the outbox at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OutboxError> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |source| OutboxError {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        }
+        let connection = Connection::open(&path).map_err(fail)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA busy_timeout = 5000;
+                 CREATE TABLE IF NOT EXISTS pending (
+                     id TEXT PRIMARY KEY,
+                     toward TEXT NOT NULL CHECK (toward IN ('primary', 'secondary')),
+                     queued_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;",
+            )
+            .map_err(fail)?;
+        Ok(Self {
+            path,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, OutboxError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut connection).map_err(|source| OutboxError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Lists `ids` as behind on `toward` (replacing an earlier direction).
+    pub fn add(&self, ids: &[String], toward: Toward) -> Result<(), OutboxError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO pending (id, toward, queued_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET toward = excluded.toward",
+                )?;
+                for id in ids {
+                    insert.execute(params![id, toward.as_str(), now])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Removes `ids` from the list: both sides agree on them.
+    pub fn remove(&self, ids: &[String]) -> Result<(), OutboxError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut delete = tx.prepare_cached("DELETE FROM pending WHERE id = ?1")?;
+                for id in ids {
+                    delete.execute([id])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// The side `id` is behind on, if it is listed.
+    pub fn direction(&self, id: &str) -> Result<Option<Toward>, OutboxError> {
+        let toward: Option<String> = self.with(|c| {
+            c.prepare_cached("SELECT toward FROM pending WHERE id = ?1")?
+                .query_row([id], |row| row.get(0))
+                .optional()
+        })?;
+        Ok(toward.as_deref().and_then(Toward::parse))
+    }
+
+    /// Up to `limit` listed ids, oldest first.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>, OutboxError> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut select =
+                c.prepare_cached("SELECT id, toward FROM pending ORDER BY queued_at, id LIMIT ?1")?;
+            let rows = select
+                .query_map([limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, toward)| Toward::parse(&toward).map(|toward| Pending { id, toward }))
+            .collect())
+    }
+
+    /// How many ids are listed.
+    pub fn len(&self) -> Result<u64, OutboxError> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM pending", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n as u64)
+    }
+
+    /// Whether no id is listed.
+    pub fn is_empty(&self) -> Result<bool, OutboxError> {
+        self.len().map(|n| n == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_reopening_and_keep_their_latest_direction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/outbox.db");
+        let outbox = Outbox::open(&path).unwrap();
+        outbox
+            .add(&["a".into(), "b".into()], Toward::Secondary)
+            .unwrap();
+        outbox.add(&["b".into()], Toward::Primary).unwrap();
+        drop(outbox);
+        let outbox = Outbox::open(&path).unwrap();
+        assert_eq!(outbox.len().unwrap(), 2);
+        assert_eq!(outbox.direction("a").unwrap(), Some(Toward::Secondary));
+        assert_eq!(outbox.direction("b").unwrap(), Some(Toward::Primary));
+        assert_eq!(outbox.direction("c").unwrap(), None);
+        let pending = outbox.pending(10).unwrap();
+        assert_eq!(pending.len(), 2);
+        outbox.remove(&["a".into()]).unwrap();
+        assert_eq!(
+            outbox.pending(10).unwrap(),
+            vec![Pending {
+                id: "b".into(),
+                toward: Toward::Primary
+            }]
+        );
+        outbox.remove(&["b".into()]).unwrap();
+        assert!(outbox.is_empty().unwrap());
+    }
+}
