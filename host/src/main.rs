@@ -18,6 +18,7 @@ use store_firestore::FirestoreStore;
 use tracing_subscriber::EnvFilter;
 
 mod migrate_command;
+mod reconcile_command;
 
 /// Serves the edge-items HTTP API from its WebAssembly component.
 #[derive(Debug, Parser)]
@@ -60,6 +61,9 @@ enum Command {
     /// DynamoDB and Firestore), resumably, and compare them
     /// (docs/multi-cloud.md).
     Migrate(Box<migrate_command::MigrateArgs>),
+    /// Make a mirror's secondary equal to its primary: drain the outbox,
+    /// compare every item, repair the differences (docs/multi-cloud.md).
+    Reconcile(Box<reconcile_command::ReconcileArgs>),
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a health check
     /// for images without curl (the Dockerfile's HEALTHCHECK).
     Probe(ProbeArgs),
@@ -327,6 +331,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Probe(args) => runtime.block_on(probe(&args.url, args.timeout)),
         Command::Migrate(args) => runtime.block_on(migrate_command::migrate(*args)),
+        Command::Reconcile(args) => runtime.block_on(reconcile_command::reconcile(*args)),
     }
 }
 

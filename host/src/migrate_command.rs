@@ -263,6 +263,25 @@ async fn verify(
         store_migrate::verify(from, to.clone(), args.segments, args.include_expired)
             .await
             .context("cannot read both stores to compare them")?;
+    print_comparison(&comparison);
+    if args.prune {
+        let pruned = store_migrate::prune(to.as_ref(), &comparison)
+            .await
+            .context("cannot delete the items only the target has")?;
+        println!("pruned {pruned} items only in target");
+        comparison
+            .differences
+            .retain(|d| !matches!(d, Difference::OnlyInTarget(_)));
+    }
+    if !comparison.is_equal() {
+        anyhow::bail!("the stores differ");
+    }
+    println!("equal");
+    Ok(())
+}
+
+/// Prints the counts and the first differences of a comparison.
+pub(crate) fn print_comparison(comparison: &store_migrate::Comparison) {
     println!(
         "source: {} items, target: {} items, differences: {}",
         comparison.source_items,
@@ -279,18 +298,4 @@ async fn verify(
     if comparison.differences.len() > LISTED {
         println!("  ... and {} more", comparison.differences.len() - LISTED);
     }
-    if args.prune {
-        let pruned = store_migrate::prune(to.as_ref(), &comparison)
-            .await
-            .context("cannot delete the items only the target has")?;
-        println!("pruned {pruned} items only in target");
-        comparison
-            .differences
-            .retain(|d| !matches!(d, Difference::OnlyInTarget(_)));
-    }
-    if !comparison.is_equal() {
-        anyhow::bail!("the stores differ");
-    }
-    println!("equal");
-    Ok(())
 }

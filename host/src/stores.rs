@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 use store_embedded::EmbeddedStore;
 use store_firestore::{FirestoreConfig, FirestoreStore};
+use store_mirror::{MirrorStore, WritePolicy};
 
 /// The storage backends this binary can serve from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,9 +29,23 @@ pub enum StoreKind {
     /// A Google Cloud Firestore collection (FIRESTORE_EMULATOR_HOST or
     /// GOOGLE_APPLICATION_CREDENTIALS, `--firestore-*` flags).
     Firestore,
+    /// A primary store mirrored onto a secondary (`--primary`,
+    /// `--secondary`, `--mirror-*`; docs/multi-cloud.md).
+    Mirror,
     /// No native store: the component brings its own (an api component
     /// composed with a storage adapter component).
     None,
+}
+
+/// `--mirror-writes`: what a write does while the primary is down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MirrorWrites {
+    /// Fail with 503, as the primary failed: nothing can conflict.
+    #[default]
+    Refuse,
+    /// Write to the secondary and copy back when the primary returns (last
+    /// writer wins; see docs/multi-cloud.md).
+    Secondary,
 }
 
 /// `--embedded-sync`: SQLite's `synchronous` for the embedded store.
@@ -98,6 +113,92 @@ pub struct StoreArgs {
     /// `--firestore-*`, used with `--store firestore`.
     #[command(flatten)]
     pub firestore: FirestoreArgs,
+
+    /// `--primary`, `--secondary`, `--mirror-*`, used with `--store mirror`.
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+}
+
+/// The two stores of `--store mirror` and how it replicates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MirrorArgs {
+    /// The store written first and read from: embedded:PATH,
+    /// dynamodb:TABLE[@ENDPOINT] or firestore:[PROJECT/]COLLECTION.
+    #[arg(long, env = "EDGE_ITEMS_MIRROR_PRIMARY", value_name = "STORE")]
+    pub primary: Option<StoreSpec>,
+
+    /// The store every write is replicated to and reads fail over to, named
+    /// the same way.
+    #[arg(long, env = "EDGE_ITEMS_MIRROR_SECONDARY", value_name = "STORE")]
+    pub secondary: Option<StoreSpec>,
+
+    /// The local file listing the items the secondary (or, after writes
+    /// during an outage, the primary) may not have yet; drained on start
+    /// and in the background. One serving process per file.
+    #[arg(
+        long = "mirror-outbox",
+        env = "EDGE_ITEMS_MIRROR_OUTBOX",
+        value_name = "FILE",
+        default_value = ".data/mirror-outbox.db"
+    )]
+    pub outbox: PathBuf,
+
+    /// What a write does while the primary is down: `refuse` (503) or
+    /// `secondary` (written there, copied back later; last writer wins).
+    #[arg(
+        long = "mirror-writes",
+        env = "EDGE_ITEMS_MIRROR_WRITES",
+        value_enum,
+        default_value_t = MirrorWrites::Refuse
+    )]
+    pub writes: MirrorWrites,
+}
+
+impl MirrorArgs {
+    /// Opens both stores of the mirror, with the serving flags' timeout.
+    pub async fn open_sides(
+        &self,
+        metrics: &Arc<Metrics>,
+        backend_timeout: Option<std::time::Duration>,
+    ) -> Result<(Arc<dyn ItemStore>, Arc<dyn ItemStore>), OpenStoreError> {
+        let (Some(primary), Some(secondary)) = (&self.primary, &self.secondary) else {
+            return Err(OpenStoreError::Other(
+                "--store mirror needs --primary STORE and --secondary STORE".into(),
+            ));
+        };
+        if primary.to_string() == secondary.to_string() {
+            return Err(OpenStoreError::Other(
+                format!("--primary and --secondary name the same store ({primary})").into(),
+            ));
+        }
+        let primary = primary.open_with(metrics, backend_timeout).await?;
+        let secondary = secondary.open_with(metrics, backend_timeout).await?;
+        Ok((primary, secondary))
+    }
+
+    /// The mirror over both stores; its drainer is started.
+    pub async fn open(
+        &self,
+        metrics: &Arc<Metrics>,
+        backend_timeout: Option<std::time::Duration>,
+    ) -> Result<MirrorStore, OpenStoreError> {
+        let (primary, secondary) = self.open_sides(metrics, backend_timeout).await?;
+        let policy = match self.writes {
+            MirrorWrites::Refuse => WritePolicy::Refuse,
+            MirrorWrites::Secondary => WritePolicy::Secondary,
+        };
+        let mirror = MirrorStore::open(primary, secondary, &self.outbox, policy).map_err(other)?;
+        let pending = mirror.outbox().len().map_err(other)?;
+        tracing::info!(
+            primary = %self.primary.as_ref().map(ToString::to_string).unwrap_or_default(),
+            secondary = %self.secondary.as_ref().map(ToString::to_string).unwrap_or_default(),
+            outbox = %self.outbox.display(),
+            pending,
+            "using a mirror"
+        );
+        mirror.spawn_drainer();
+        Ok(mirror)
+    }
 }
 
 /// Where the DynamoDB table is; credentials and region come from the
@@ -218,6 +319,7 @@ impl StoreArgs {
                 let store = FirestoreStore::connect(config).await.map_err(other)?;
                 Arc::new(store.observed(metrics.backend_observer("firestore")))
             }
+            StoreKind::Mirror => Arc::new(self.mirror.open(metrics, self.backend_timeout).await?),
             StoreKind::None => {
                 tracing::info!("no native store: the component brings its own");
                 return Ok(None);
@@ -240,7 +342,8 @@ impl StoreArgs {
 #[derive(Debug, Clone)]
 pub struct StoreSpec {
     text: String,
-    args: StoreArgs,
+    // Boxed: a StoreArgs holds specs itself (`--primary`).
+    args: Box<StoreArgs>,
 }
 
 /// Why a store spec was refused.
@@ -266,6 +369,12 @@ impl std::str::FromStr for StoreSpec {
             backend_timeout: None,
             dynamodb: DynamoDbArgs::default(),
             firestore: FirestoreArgs::default(),
+            mirror: MirrorArgs {
+                primary: None,
+                secondary: None,
+                outbox: PathBuf::new(),
+                writes: MirrorWrites::Refuse,
+            },
         };
         match kind {
             "embedded" => {
@@ -294,7 +403,7 @@ impl std::str::FromStr for StoreSpec {
         }
         Ok(Self {
             text: text.to_owned(),
-            args,
+            args: Box::new(args),
         })
     }
 }
@@ -308,7 +417,20 @@ impl std::fmt::Display for StoreSpec {
 impl StoreSpec {
     /// Opens the store, its backend calls counted in `metrics`.
     pub async fn open(&self, metrics: &Arc<Metrics>) -> Result<Arc<dyn ItemStore>, OpenStoreError> {
-        let store = self.args.open(metrics).await?;
+        self.open_with(metrics, None).await
+    }
+
+    /// Opens the store with this backend timeout (the backend's default
+    /// when `None`).
+    pub async fn open_with(
+        &self,
+        metrics: &Arc<Metrics>,
+        backend_timeout: Option<std::time::Duration>,
+    ) -> Result<Arc<dyn ItemStore>, OpenStoreError> {
+        let mut args = self.args.clone();
+        args.backend_timeout = backend_timeout;
+        // Boxed: `StoreArgs::open` opens specs itself (a mirror's sides).
+        let store = Box::pin(args.open(metrics)).await?;
         // Every spec names a native store, so `open` returns one.
         store.ok_or_else(|| OpenStoreError::Other(format!("{self} is no native store").into()))
     }

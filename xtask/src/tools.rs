@@ -69,11 +69,13 @@ pub(crate) struct Tools {
 impl Tools {
     /// The variables the tests read: the binaries the harness starts, and
     /// the virtual environment in use.
-    fn variables(&self) -> [(&'static str, &Path); 3] {
+    fn variables(&self) -> [(&'static str, &Path); 4] {
         [
             ("WASMTIME_BIN", &self.wasmtime),
             ("SPIN_BIN", &self.spin),
             ("VIRTUAL_ENV", &self.venv),
+            // For tests that start (and kill) a DynamoDB Local of their own.
+            ("DYNAMODB_LOCAL_DIR", &self.dynamodb_local),
         ]
     }
 

@@ -485,7 +485,28 @@ mod tests {
 
         assert_eq!(crate::prune(to.as_ref(), &comparison).await.unwrap(), 1);
         assert_eq!(to.get(&item(10_000).id).await, Err(StoreError::NotFound));
-        let after = verify(from, to, 2, false).await.unwrap();
+        let after = verify(from.clone(), to.clone(), 2, false).await.unwrap();
         assert_eq!(after.differences.len(), 2, "{after:?}");
+
+        // Repair copies what is missing or different, as the source has it
+        // now, and deletes what only the target has.
+        to.create(item(10_001)).await.unwrap();
+        let before = verify(from.clone(), to.clone(), 2, false).await.unwrap();
+        let repaired = crate::repair(from.as_ref(), to.as_ref(), &before)
+            .await
+            .unwrap();
+        assert_eq!(
+            repaired,
+            crate::Repaired {
+                copied: 2,
+                deleted: 1
+            }
+        );
+        let equal = verify(from.clone(), to.clone(), 2, false).await.unwrap();
+        assert!(equal.is_equal(), "{equal:?}");
+        assert_eq!(
+            to.get(&item(9).id).await.unwrap().updated_at,
+            from.get(&item(9).id).await.unwrap().updated_at
+        );
     }
 }

@@ -33,6 +33,6 @@ mod verify;
 pub use checkpoint::{Checkpoint, CheckpointError, SegmentState};
 pub use copy::{CopyError, CopyOptions, CopyReport, Progress, Refused, copy, count};
 pub use digest::{ItemDigest, digest};
-pub use verify::{Comparison, Difference, prune, verify};
+pub use verify::{Comparison, Difference, Repaired, prune, repair, verify};
 
 pub use item_store::ItemStore;

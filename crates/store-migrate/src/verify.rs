@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use item_store::{BatchWrite, ItemStore, MAX_BATCH_WRITES, StoreError};
+use item_store::{BatchPut, BatchWrite, ItemStore, MAX_BATCH_WRITES, StoreError};
 
 use crate::copy::{read_all, with_retries};
 use crate::digest::{ItemDigest, digest};
@@ -86,6 +86,53 @@ pub async fn prune(target: &dyn ItemStore, comparison: &Comparison) -> Result<u6
         with_retries(10, || target.batch(chunk.to_vec())).await?;
     }
     Ok(extra.len() as u64)
+}
+
+/// What [`repair`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repaired {
+    /// Items copied from the source (missing or different on the target).
+    pub copied: u64,
+    /// Items deleted from the target (absent from the source).
+    pub deleted: u64,
+}
+
+/// Makes `target` equal to `source` on every difference of `comparison`:
+/// each item the target lacks or holds differently is copied as the source
+/// has it *now* (times kept), or deleted if the source no longer has it,
+/// and what only the target has is deleted. Writes go in batches of 100.
+pub async fn repair(
+    source: &dyn ItemStore,
+    target: &dyn ItemStore,
+    comparison: &Comparison,
+) -> Result<Repaired, StoreError> {
+    let mut repaired = Repaired::default();
+    let mut writes = Vec::new();
+    for difference in &comparison.differences {
+        match difference {
+            Difference::MissingInTarget(id) | Difference::Changed(id) => {
+                match with_retries(10, || source.get(id)).await {
+                    Ok(item) => {
+                        writes.push(BatchWrite::Put(BatchPut::restoring(item)));
+                        repaired.copied += 1;
+                    }
+                    Err(StoreError::NotFound) => {
+                        writes.push(BatchWrite::Delete(id.clone()));
+                        repaired.deleted += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Difference::OnlyInTarget(id) => {
+                writes.push(BatchWrite::Delete(id.clone()));
+                repaired.deleted += 1;
+            }
+        }
+    }
+    for chunk in writes.chunks(MAX_BATCH_WRITES) {
+        with_retries(10, || target.batch(chunk.to_vec())).await?;
+    }
+    Ok(repaired)
 }
 
 fn id_of(difference: &Difference) -> &str {

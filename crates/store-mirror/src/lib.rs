@@ -10,6 +10,8 @@
 //!   an acknowledged write always reaches the secondary.
 //! - **Reads** (`get`, `query`) go to the primary and, when it is down
 //!   (unavailable, throttled past its retries, failing), to the secondary;
+//!   a breaker then skips the primary for a few seconds, probing it one
+//!   call at a time, so an outage costs its timeout once, not per call;
 //!   the answer is marked through [`item_store::failover`], and the host
 //!   says so in the `Edge-Items-Served-By: secondary` response header.
 //! - **Writes while the primary is down** fail as the primary failed (503)
@@ -24,6 +26,7 @@
 //! repairs whatever else diverged (two processes, a secondary written by
 //! hand).
 
+mod breaker;
 mod locks;
 pub mod outbox;
 
@@ -39,6 +42,7 @@ use item_store::{
     PutOutcome, Query, ScanPage, ScanRequest, StoreError, StoreResult, Write, Written,
 };
 
+use crate::breaker::Breaker;
 use crate::locks::IdLocks;
 pub use crate::outbox::{Outbox, OutboxError, Pending, Toward};
 
@@ -80,6 +84,11 @@ struct Inner {
     secondary: Arc<dyn ItemStore>,
     outbox: Outbox,
     locks: IdLocks,
+    /// Skips the primary while it is down.
+    breaker: Breaker,
+    /// Skips replication while the secondary is down: the outbox keeps
+    /// the ids, and acknowledging a write does not wait for a dead cloud.
+    secondary_breaker: Breaker,
     policy: WritePolicy,
     wake: Arc<tokio::sync::Notify>,
 }
@@ -109,6 +118,8 @@ impl MirrorStore {
                 secondary,
                 outbox: Outbox::open(outbox)?,
                 locks: IdLocks::new(),
+                breaker: Breaker::default(),
+                secondary_breaker: Breaker::default(),
                 policy,
                 wake: Arc::default(),
             }),
@@ -171,6 +182,11 @@ fn is_down(error: &StoreError) -> bool {
         error,
         StoreError::Unavailable(_) | StoreError::Throttled(_) | StoreError::Backend(_)
     )
+}
+
+/// The error of a call the breaker kept from the primary.
+fn primary_down() -> StoreError {
+    StoreError::Unavailable("the primary store is down".into())
 }
 
 /// An outbox failure as a store error: a write the mirror cannot make
@@ -262,20 +278,43 @@ impl Inner {
                 ))
             };
         }
+        let Some(attempt) = self.breaker.attempt() else {
+            // Known down: not even tried.
+            return if fails_over && !secondary_behind {
+                self.write_secondary(&ids, op).await
+            } else {
+                Err(primary_down())
+            };
+        };
         self.outbox
             .add(&ids, Toward::Secondary)
             .map_err(outbox_failed)?;
-        match op(self.primary.clone()).await {
+        let written = op(self.primary.clone()).await;
+        match &written {
+            Err(error) if is_down(error) => attempt.failed(),
+            _ => attempt.succeeded(),
+        }
+        match written {
             Ok(out) => {
+                let Some(attempt) = self.secondary_breaker.attempt() else {
+                    // The secondary is down: the drainer copies it later.
+                    return Ok(out);
+                };
                 let replicated = match out.replica_writes() {
                     Some(writes) if writes.is_empty() => Ok(()),
                     Some(writes) => self.secondary.batch(writes).await.map(|_| ()),
                     None => self.copy_all(&ids).await,
                 };
                 match replicated {
-                    Ok(()) => self.outbox.remove(&ids).map_err(outbox_failed)?,
+                    Ok(()) => {
+                        attempt.succeeded();
+                        self.outbox.remove(&ids).map_err(outbox_failed)?;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "mirror: replication failed; the outbox keeps it");
+                        if is_down(&error) {
+                            attempt.failed();
+                        }
                         self.wake.notify_one();
                     }
                 }
@@ -326,16 +365,35 @@ impl Inner {
         F: Fn(Arc<dyn ItemStore>) -> Fut,
         Fut: Future<Output = StoreResult<T>>,
     {
-        match op(self.primary.clone()).await {
-            Err(error) if is_down(&error) => match op(self.secondary.clone()).await {
-                Ok(answer) => {
-                    tracing::warn!(%error, "mirror: the primary is down; read from the secondary");
-                    note_served_by_secondary();
-                    Ok(answer)
+        let primary_error = match self.breaker.attempt() {
+            Some(attempt) => match op(self.primary.clone()).await {
+                Err(error) if is_down(&error) => {
+                    tracing::warn!(%error, "mirror: the primary is down; reading from the secondary");
+                    attempt.failed();
+                    error
                 }
-                Err(_) => Err(error),
+                answer => {
+                    attempt.succeeded();
+                    return answer;
+                }
             },
-            other => other,
+            None => primary_down(),
+        };
+        // Both down: the primary's error is the one to report.
+        let Some(attempt) = self.secondary_breaker.attempt() else {
+            return Err(primary_error);
+        };
+        match op(self.secondary.clone()).await {
+            Err(error) if is_down(&error) => {
+                attempt.failed();
+                Err(primary_error)
+            }
+            // An answer, `not-found` included.
+            answer => {
+                attempt.succeeded();
+                note_served_by_secondary();
+                answer
+            }
         }
     }
 }

@@ -164,9 +164,9 @@ impl Outbox {
         let rows: Vec<(String, String)> = self.with(|c| {
             let mut select =
                 c.prepare_cached("SELECT id, toward FROM pending ORDER BY queued_at, id LIMIT ?1")?;
-            let rows = select
+            let rows: rusqlite::Result<Vec<_>> = select
                 .query_map([limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>();
+                .collect();
             rows
         })?;
         Ok(rows

@@ -164,6 +164,8 @@ async fn reads_fail_over_to_the_secondary_and_say_so() {
     let page = served.watch(mirror.query(by_user())).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert!(served.secondary());
+    // `not-found` from the secondary is an answer too.
+    assert_eq!(mirror.get("nope").await, Err(StoreError::NotFound));
     // Writes are refused by default: the secondary never gets ahead.
     let refused = mirror.create(item("b")).await;
     assert!(

@@ -1,0 +1,463 @@
+//! The mirror store (`serve --store mirror`) through the loss of a cloud,
+//! on real backends: a DynamoDB Local of the test's own (so it can be
+//! killed with SIGKILL and restarted on the same data) and the Firestore
+//! emulator `cargo xtask test` starts.
+//!
+//! - The primary is lost mid-run: reads keep answering from the secondary,
+//!   marked `Edge-Items-Served-By: secondary`, with every acknowledged
+//!   write in them; writes get 503. After the restart and `edge-items
+//!   reconcile`, both sides are equal and no acknowledged write is lost.
+//! - The secondary is lost and the server dies (SIGKILL) right after
+//!   acknowledging writes: the outbox brings them to the secondary when
+//!   the server starts again.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{api_wasm, edge_items, unique, wait_listening, workspace_root};
+
+const SERVED_BY: &str = "edge-items-served-by";
+
+fn firestore_emulator() -> String {
+    std::env::var("FIRESTORE_EMULATOR_HOST").expect(
+        "FIRESTORE_EMULATOR_HOST is not set: run the tests with `cargo xtask test`, \
+         which starts the Firestore emulator",
+    )
+}
+
+/// A DynamoDB Local of this test, keeping its data in a folder so that it
+/// can be killed and started again on the same data and port.
+struct DynamoDbLocal {
+    child: Option<Child>,
+    port: u16,
+    data: PathBuf,
+}
+
+impl DynamoDbLocal {
+    fn start(data: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        std::fs::create_dir_all(data).unwrap();
+        let mut local = Self {
+            child: None,
+            port,
+            data: data.to_path_buf(),
+        };
+        local.restart();
+        local
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again), and waits until it listens.
+    fn restart(&mut self) {
+        let dir = PathBuf::from(std::env::var_os("DYNAMODB_LOCAL_DIR").expect(
+            "DYNAMODB_LOCAL_DIR is not set: run the tests with `cargo xtask test`, \
+             which installs DynamoDB Local",
+        ));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.join("dynamodb-local.log"))
+            .unwrap();
+        let child = Command::new("java")
+            .arg(format!(
+                "-Djava.library.path={}",
+                dir.join("DynamoDBLocal_lib").display()
+            ))
+            .arg("-jar")
+            .arg(dir.join("DynamoDBLocal.jar"))
+            .args(["-sharedDb", "-dbPath"])
+            .arg(&self.data)
+            .args(["-port", &self.port.to_string()])
+            .current_dir(&self.data)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start DynamoDB Local (java)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "DynamoDB Local did not listen within 90 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: the cloud is gone, mid-request if need be.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for DynamoDbLocal {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `edge-items` with the backends' settings (DynamoDB Local takes any key).
+fn edge_items_in(dir: &Path) -> Command {
+    let mut command = edge_items();
+    command
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", "mirror")
+        .env("AWS_SECRET_ACCESS_KEY", "mirror")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env("FIRESTORE_EMULATOR_HOST", firestore_emulator());
+    command
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let output = edge_items_in(dir)
+        .args(args)
+        .output()
+        .expect("edge-items runs");
+    eprintln!(
+        "$ edge-items {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn provision(dir: &Path, table: &str, endpoint: &str) {
+    let out = run(
+        dir,
+        &[
+            "provision",
+            "dynamodb",
+            "--dynamodb-table",
+            table,
+            "--dynamodb-endpoint",
+            endpoint,
+        ],
+    );
+    assert!(out.status.success(), "provisioning {table} failed");
+}
+
+/// A running `serve --store mirror`, killed when dropped.
+struct Mirror {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Mirror {
+    fn start(dir: &Path, primary: &str, secondary: &str) -> Self {
+        let log_path = dir.join(format!("host-{}.log", unique("")));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = edge_items_in(dir)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--store", "mirror"])
+            .args(["--primary", primary, "--secondary", secondary])
+            .arg("--mirror-outbox")
+            .arg(dir.join("outbox.db"))
+            .args(["--backend-timeout", "2s"])
+            .arg("--component")
+            .arg(api_wasm())
+            .arg("--cache-dir")
+            .arg(workspace_root().join("target/edge-items-cache"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start edge-items");
+        let (addr, _) = wait_listening(&mut child, &log_path);
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no graceful anything.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, and waits for the graceful exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the client was told last about an item: its body, or that it was
+/// deleted.
+type Acknowledged = BTreeMap<String, Option<Value>>;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The fields a write sets, compared after failover and reconcile (the
+/// version and ETag are each store's own).
+fn content(item: &Value) -> Value {
+    json!({
+        "id": item["id"],
+        "name": item["name"],
+        "userId": item["userId"],
+        "status": item["status"],
+        "createdAt": item["createdAt"],
+        "updatedAt": item["updatedAt"],
+    })
+}
+
+/// Creates, renames and deletes items of `user`; every answer must be a
+/// success, and each is recorded.
+async fn write_round(
+    http: &reqwest::Client,
+    mirror: &Mirror,
+    user: &str,
+    items: u32,
+    acknowledged: &mut Acknowledged,
+) {
+    for n in 0..items {
+        let id = format!("{user}-{n}");
+        let created = http
+            .post(mirror.url("/items"))
+            .json(
+                &json!({"id": id, "name": format!("item {n}"), "userId": user, "status": "active"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "create {id}");
+        acknowledged.insert(id.clone(), Some(created.json().await.unwrap()));
+        if n % 3 == 0 {
+            let renamed = http
+                .patch(mirror.url(&format!("/items/{id}")))
+                .header("content-type", "application/merge-patch+json")
+                .body(json!({"name": format!("renamed {n}"), "status": "done"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(renamed.status(), 200, "patch {id}");
+            acknowledged.insert(id.clone(), Some(renamed.json().await.unwrap()));
+        }
+        if n % 5 == 0 {
+            let deleted = http
+                .delete(mirror.url(&format!("/items/{id}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(deleted.status(), 204, "delete {id}");
+            acknowledged.insert(id, None);
+        }
+    }
+}
+
+/// Every acknowledged write is what the mirror answers now; says whether
+/// any answer was failed over.
+async fn assert_all_acknowledged(
+    http: &reqwest::Client,
+    mirror: &Mirror,
+    acknowledged: &Acknowledged,
+    served_by_secondary: bool,
+) {
+    for (id, expected) in acknowledged {
+        let answer = http
+            .get(mirror.url(&format!("/items/{id}")))
+            .send()
+            .await
+            .unwrap();
+        let header = answer
+            .headers()
+            .get(SERVED_BY)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = answer.status().as_u16();
+        match expected {
+            Some(item) => {
+                assert_eq!(status, 200, "{id}");
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(content(&body), content(item), "{id}");
+            }
+            None => assert_eq!(status, 404, "{id} was deleted"),
+        }
+        let expected_header = served_by_secondary.then(|| "secondary".to_owned());
+        assert_eq!(header, expected_header, "{id}: {SERVED_BY}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_survive_the_loss_of_the_primary_and_reconcile_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dynamodb = DynamoDbLocal::start(&dir.path().join("dynamodb"));
+    let table = unique("mirror");
+    provision(dir.path(), &table, &dynamodb.endpoint());
+    let primary = format!("dynamodb:{table}@{}", dynamodb.endpoint());
+    let secondary = format!("firestore:{}/items", unique("mirror").to_lowercase());
+    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let http = client();
+    let mut acknowledged = Acknowledged::new();
+
+    write_round(&http, &mirror, "before", 30, &mut acknowledged).await;
+    assert_all_acknowledged(&http, &mirror, &acknowledged, false).await;
+
+    // The primary's cloud is lost.
+    dynamodb.kill();
+    assert_all_acknowledged(&http, &mirror, &acknowledged, true).await;
+    let listed = http
+        .get(mirror.url("/items?userId=before&limit=100"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    assert_eq!(
+        listed.headers().get(SERVED_BY).map(|v| v.to_str().unwrap()),
+        Some("secondary")
+    );
+    let listed: Value = listed.json().await.unwrap();
+    let present = acknowledged.values().filter(|v| v.is_some()).count();
+    assert_eq!(listed["items"].as_array().unwrap().len(), present);
+    // Writes are refused (the default policy), and leave nothing behind.
+    let refused = http
+        .post(mirror.url("/items"))
+        .json(&json!({"id": "during-outage", "name": "x", "userId": "during"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/problem+json")
+    );
+
+    // The primary comes back with its data; writes go on.
+    dynamodb.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = http
+            .get(mirror.url("/items/before-1"))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 && answer.headers().get(SERVED_BY).is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the primary is not read again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    write_round(&http, &mirror, "after", 10, &mut acknowledged).await;
+    mirror.stop();
+
+    let outbox = dir.path().join("outbox.db");
+    let outbox = outbox.to_str().unwrap();
+    let reconciled = run(
+        dir.path(),
+        &[
+            "reconcile",
+            "--primary",
+            &primary,
+            "--secondary",
+            &secondary,
+            "--mirror-outbox",
+            outbox,
+        ],
+    );
+    assert!(reconciled.status.success(), "reconcile failed");
+    assert!(String::from_utf8_lossy(&reconciled.stdout).contains("equal"));
+
+    // Both sides equal, item by item (migrate's own comparison) ...
+    let compared = run(
+        dir.path(),
+        &[
+            "migrate",
+            "--from",
+            &primary,
+            "--to",
+            &secondary,
+            "--verify-only",
+        ],
+    );
+    assert!(compared.status.success(), "the sides differ");
+    assert!(String::from_utf8_lossy(&compared.stdout).contains("differences: 0"));
+    // ... and every acknowledged write in them; the refused one nowhere.
+    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    assert_all_acknowledged(&http, &mirror, &acknowledged, false).await;
+    let phantom = http
+        .get(mirror.url("/items/during-outage"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(phantom.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dynamodb = DynamoDbLocal::start(&dir.path().join("dynamodb"));
+    let table = unique("outbox");
+    provision(dir.path(), &table, &dynamodb.endpoint());
+    let primary_file = dir.path().join("primary.db");
+    let primary = format!("embedded:{}", primary_file.display());
+    let secondary = format!("dynamodb:{table}@{}", dynamodb.endpoint());
+    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let http = client();
+    let mut acknowledged = Acknowledged::new();
+    write_round(&http, &mirror, "up", 6, &mut acknowledged).await;
+
+    // The secondary is lost; the primary still acknowledges writes ...
+    dynamodb.kill();
+    write_round(&http, &mirror, "down", 15, &mut acknowledged).await;
+    // ... and the process dies right after.
+    mirror.kill();
+    dynamodb.restart();
+    let dry_run = [
+        "reconcile",
+        "--primary",
+        &primary,
+        "--secondary",
+        &secondary,
+        "--dry-run",
+    ];
+    assert!(
+        !run(dir.path(), &dry_run).status.success(),
+        "the secondary is behind before the restart"
+    );
+
+    // Started again on the same outbox, the server drains it by itself.
+    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run(dir.path(), &dry_run).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox was not drained in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_all_acknowledged(&http, &mirror, &acknowledged, false).await;
+}
