@@ -324,7 +324,7 @@ fn proxy_backend(store: Store) -> fault_proxy::Backend {
     match store {
         Store::DynamoDb => fault_proxy::Backend::DynamoDb,
         Store::Firestore => fault_proxy::Backend::Firestore,
-        Store::Embedded => panic!("the chaos run needs a cloud store"),
+        Store::Embedded | Store::Mirror => panic!("the chaos run needs a single cloud store"),
     }
 }
 
@@ -342,7 +342,7 @@ fn upstream(store: Store) -> String {
     let var = match store {
         Store::DynamoDb => "EDGE_ITEMS_DYNAMODB_ENDPOINT",
         Store::Firestore => "FIRESTORE_EMULATOR_HOST",
-        Store::Embedded => panic!("the chaos run needs a cloud store"),
+        Store::Embedded | Store::Mirror => panic!("the chaos run needs a single cloud store"),
     };
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set; run with `cargo xtask test`"))
 }

@@ -63,10 +63,11 @@ pub(crate) async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
             )
         })?;
         eprintln!(
-            "outbox {}: {} items copied to the secondary, {} back to the primary",
+            "outbox {}: {} items copied to the secondary, {} back to the primary, {} refused (in the log)",
             args.mirror.outbox.display(),
             drained.to_secondary,
-            drained.to_primary
+            drained.to_primary,
+            drained.refused
         );
     }
     eprintln!("comparing {primary_name} with {secondary_name} ...");

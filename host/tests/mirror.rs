@@ -461,3 +461,104 @@ async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() 
     }
     assert_all_acknowledged(&http, &mirror, &acknowledged, false).await;
 }
+
+fn dynamodb_shared() -> String {
+    std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").expect(
+        "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, \
+         which starts DynamoDB Local",
+    )
+}
+
+/// Every kind of write the API makes reaches the secondary exactly:
+/// create, put, merge patch, like, batch, keyed writes (and their replays),
+/// expiry, delete. Firestore is the primary here, so that every item it
+/// takes DynamoDB can hold too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_write_is_mirrored_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = unique("kinds");
+    provision(dir.path(), &table, &dynamodb_shared());
+    let primary = format!("firestore:{}/items", unique("kinds").to_lowercase());
+    let secondary = format!("dynamodb:{table}@{}", dynamodb_shared());
+    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let http = client();
+    let send = |request: reqwest::RequestBuilder| async move {
+        let answer = request.send().await.unwrap();
+        assert!(answer.status().is_success(), "{answer:?}");
+        answer
+    };
+    let json_body = |value: Value| value.to_string();
+    send(http.post(mirror.url("/items")).json(
+        &json!({"id": "created", "name": "n", "userId": "u", "status": "active", "price": 1.25, "tags": ["a", {"b": null}]}),
+    ))
+    .await;
+    send(
+        http.put(mirror.url("/items/put"))
+            .json(&json!({"name": "p", "userId": "u"})),
+    )
+    .await;
+    send(
+        http.patch(mirror.url("/items/created"))
+            .header("content-type", "application/merge-patch+json")
+            .body(json_body(json!({"status": "done", "price": null}))),
+    )
+    .await;
+    send(http.post(mirror.url("/items/created/likes"))).await;
+    send(
+        http.post(mirror.url("/items/created/likes"))
+            .json(&json!({"by": 10})),
+    )
+    .await;
+    send(http.post(mirror.url("/items:batch")).json(&json!({
+        "put": [{"id": "batch-1", "name": "b1"}, {"id": "batch-2", "name": "b2", "createdAt": "2020-01-02T03:04:05Z"}],
+        "delete": ["put"],
+    })))
+    .await;
+    for _ in 0..2 {
+        // The second is a replay: nothing is written again.
+        send(
+            http.post(mirror.url("/items/batch-1/likes"))
+                .header("idempotency-key", "like-once"),
+        )
+        .await;
+    }
+    send(
+        http.post(mirror.url("/items"))
+            .header("idempotency-key", "create-once")
+            .json(&json!({"id": "keyed", "name": "k"})),
+    )
+    .await;
+    send(
+        http.delete(mirror.url("/items/batch-2"))
+            .header("idempotency-key", "delete-once"),
+    )
+    .await;
+    let expires = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    send(
+        http.post(mirror.url("/items"))
+            .json(&json!({"id": "expiring", "expiresAt": expires})),
+    )
+    .await;
+
+    let compared = run(
+        dir.path(),
+        &[
+            "reconcile",
+            "--primary",
+            &primary,
+            "--secondary",
+            &secondary,
+            "--dry-run",
+        ],
+    );
+    assert!(compared.status.success(), "the secondary differs");
+    let stdout = String::from_utf8_lossy(&compared.stdout);
+    assert!(
+        stdout.contains("source: 4 items, target: 4 items, differences: 0"),
+        "{stdout}"
+    );
+    mirror.stop();
+}

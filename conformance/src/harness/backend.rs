@@ -26,6 +26,11 @@ pub enum Store {
     Embedded,
     DynamoDb,
     Firestore,
+    /// Our host's mirror store (`--store mirror`): the Firestore emulator
+    /// as primary, mirrored onto DynamoDB Local. This way round, whatever
+    /// the primary accepts the secondary can hold too (Firestore refuses
+    /// numbers DynamoDB would take, and DynamoDB items are the smaller).
+    Mirror,
 }
 
 /// What provides the store for one server.
@@ -76,7 +81,7 @@ impl Backend {
     /// Whether numbers of any size and precision survive (Firestore keeps
     /// only 64-bit integers and doubles, and refuses the rest).
     pub fn keeps_any_number(self) -> bool {
-        self.store != Store::Firestore
+        !matches!(self.store, Store::Firestore | Store::Mirror)
     }
 
     /// A size of free-attribute text that an item of this store can hold
@@ -84,7 +89,7 @@ impl Backend {
     /// documents up to 1 MiB, SQLite what the api's 1 MiB body allows.
     pub fn large_item_bytes(self) -> usize {
         match self.store {
-            Store::DynamoDb => 350 * 1024,
+            Store::DynamoDb | Store::Mirror => 350 * 1024,
             _ => 900 * 1024,
         }
     }

@@ -86,6 +86,11 @@ pub(crate) enum Site {
         emulator_host: String,
         project: String,
     },
+    /// Our host's mirror store over two sites.
+    Mirror {
+        primary: Box<Site>,
+        secondary: Box<Site>,
+    },
 }
 
 impl Site {
@@ -95,6 +100,7 @@ impl Site {
             Site::Embedded => "",
             Site::DynamoDb { table, .. } => table,
             Site::Firestore { project, .. } => project,
+            Site::Mirror { primary, .. } => primary.namespace(),
         }
     }
 
@@ -104,6 +110,11 @@ impl Site {
         match self {
             Site::DynamoDb { key, .. } => key.env(),
             Site::Embedded | Site::Firestore { .. } => Vec::new(),
+            Site::Mirror { primary, secondary } => {
+                let mut both = primary.credentials();
+                both.extend(secondary.credentials());
+                both
+            }
         }
     }
 
@@ -112,6 +123,7 @@ impl Site {
     pub(crate) fn component_settings(&self) -> Vec<(String, String)> {
         let pairs: Vec<(&str, &str)> = match self {
             Site::Embedded => Vec::new(),
+            Site::Mirror { .. } => panic!("the mirror store has no composed component yet"),
             Site::DynamoDb {
                 endpoint, table, ..
             } => vec![
@@ -174,6 +186,17 @@ pub(crate) fn prepare(backend: Backend, key: Option<&AwsKey>) -> Site {
             project: namespace,
         },
         (Store::Firestore, Fixture::Moto) => panic!("moto has no Firestore: {backend:?}"),
+        (Store::Mirror, Fixture::Local) => Site::Mirror {
+            primary: Box::new(prepare(
+                Backend::new(backend.runtime, Store::Firestore, Fixture::Local),
+                None,
+            )),
+            secondary: Box::new(prepare(
+                Backend::new(backend.runtime, Store::DynamoDb, Fixture::Local),
+                None,
+            )),
+        },
+        (Store::Mirror, Fixture::Moto) => panic!("the mirror is tested on local backends"),
     }
 }
 

@@ -60,11 +60,35 @@ pub(super) fn launch(backend: Backend, site: &Site, dir: &Path, extra_args: &[St
                     .args(["--store", "firestore", "--firestore-project", project])
                     .env("FIRESTORE_EMULATOR_HOST", emulator_host);
             }
+            Site::Mirror { primary, secondary } => {
+                command
+                    .args(["--store", "mirror", "--primary", &spec(primary)])
+                    .args(["--secondary", &spec(secondary)])
+                    .arg("--mirror-outbox")
+                    .arg(dir.join("outbox.db"));
+                for side in [primary, secondary] {
+                    if let Site::Firestore { emulator_host, .. } = side.as_ref() {
+                        command.env("FIRESTORE_EMULATOR_HOST", emulator_host);
+                    }
+                }
+            }
         }
     }
     Launch {
         command,
         announces_on_stdout: true,
         prefix: "listening on ",
+    }
+}
+
+/// A site as `--primary` / `--secondary` name it.
+fn spec(site: &Site) -> String {
+    match site {
+        Site::Embedded => panic!("the mirror in the suite has two cloud stores"),
+        Site::DynamoDb {
+            endpoint, table, ..
+        } => format!("dynamodb:{table}@{endpoint}"),
+        Site::Firestore { project, .. } => format!("firestore:{project}/items"),
+        Site::Mirror { .. } => panic!("a mirror of mirrors"),
     }
 }

@@ -71,7 +71,9 @@ impl Server {
         match &mut site {
             Site::DynamoDb { endpoint, .. } => *endpoint = route(endpoint),
             Site::Firestore { emulator_host, .. } => *emulator_host = route(emulator_host),
-            Site::Embedded => panic!("the embedded store has no traffic to route"),
+            Site::Embedded | Site::Mirror { .. } => {
+                panic!("only a single cloud store's traffic is routed")
+            }
         }
         Self::launch(backend, dir, extra_args, site)
     }

@@ -62,7 +62,9 @@ fn manifest(backend: Backend, site: &Site) -> (&'static str, Vec<(String, String
                 .collect();
             ("spin.dynamodb.toml", variables)
         }
-        Site::Firestore { .. } => panic!("no Spin manifest is tested on {backend:?}"),
+        Site::Firestore { .. } | Site::Mirror { .. } => {
+            panic!("no Spin manifest is tested on {backend:?}")
+        }
     }
 }
 

@@ -100,6 +100,10 @@ pub struct Drained {
     pub to_secondary: u64,
     /// Items copied back to the primary.
     pub to_primary: u64,
+    /// Items the side behind refused for good (e.g. a number Firestore
+    /// cannot hold): logged and dropped from the outbox, and reported by
+    /// `edge-items reconcile` until they change.
+    pub refused: u64,
 }
 
 impl MirrorStore {
@@ -184,6 +188,17 @@ fn is_down(error: &StoreError) -> bool {
     )
 }
 
+/// Logs an item the side behind refused for good: retrying cannot help,
+/// and it must not hold up the rest of the outbox.
+fn refused(id: &str, toward: Toward, error: &StoreError) {
+    tracing::error!(
+        id,
+        side = ?toward,
+        %error,
+        "mirror: the store behind refused this item; it is not mirrored (edge-items reconcile lists it)"
+    );
+}
+
 /// The error of a call the breaker kept from the primary.
 fn primary_down() -> StoreError {
     StoreError::Unavailable("the primary store is down".into())
@@ -229,12 +244,18 @@ impl Inner {
                 let Some(toward) = self.outbox.direction(&ids[0]).map_err(outbox_failed)? else {
                     continue;
                 };
-                self.copy_one(&ids[0], toward).await?;
-                self.outbox.remove(&ids).map_err(outbox_failed)?;
-                match toward {
-                    Toward::Secondary => drained.to_secondary += 1,
-                    Toward::Primary => drained.to_primary += 1,
+                match self.copy_one(&ids[0], toward).await {
+                    Ok(()) => match toward {
+                        Toward::Secondary => drained.to_secondary += 1,
+                        Toward::Primary => drained.to_primary += 1,
+                    },
+                    Err(error) if is_down(&error) => return Err(error),
+                    Err(error) => {
+                        refused(&ids[0], toward, &error);
+                        drained.refused += 1;
+                    }
                 }
+                self.outbox.remove(&ids).map_err(outbox_failed)?;
             }
         }
     }
@@ -310,12 +331,23 @@ impl Inner {
                         attempt.succeeded();
                         self.outbox.remove(&ids).map_err(outbox_failed)?;
                     }
-                    Err(error) => {
+                    Err(error) if is_down(&error) => {
                         tracing::warn!(%error, "mirror: replication failed; the outbox keeps it");
-                        if is_down(&error) {
-                            attempt.failed();
-                        }
+                        attempt.failed();
                         self.wake.notify_one();
+                    }
+                    Err(error) if ids.len() > 1 => {
+                        // One item of the batch may be the cause: the
+                        // drainer copies them one by one.
+                        attempt.succeeded();
+                        tracing::warn!(%error, "mirror: the secondary refused a batch; copying its items one by one");
+                        self.wake.notify_one();
+                    }
+                    Err(error) => {
+                        // The secondary answered: it cannot hold this item.
+                        attempt.succeeded();
+                        refused(&ids[0], Toward::Secondary, &error);
+                        self.outbox.remove(&ids).map_err(outbox_failed)?;
                     }
                 }
                 Ok(out)

@@ -11,10 +11,16 @@ use store_embedded::EmbeddedStore;
 
 use super::*;
 
-/// A store that can be switched off.
+/// A store that can be switched off; the secondary refuses writes of ids
+/// starting with `refused` (as Firestore refuses numbers it cannot hold).
 struct Switch {
     store: EmbeddedStore,
     down: AtomicBool,
+    refusing: bool,
+}
+
+fn refuses(writes: &[BatchWrite]) -> bool {
+    writes.iter().any(|w| batch_id(w).starts_with("refused"))
 }
 
 impl Switch {
@@ -52,7 +58,11 @@ impl ItemStore for Switch {
         self.check()?.increment(id, attribute, delta).await
     }
     async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
-        self.check()?.batch(writes).await
+        let store = self.check()?;
+        if self.refusing && refuses(&writes) {
+            return Err(StoreError::invalid("this store cannot hold it"));
+        }
+        store.batch(writes).await
     }
     async fn apply_once(&self, write: Write, once: Once) -> StoreResult<Applied> {
         self.check()?.apply_once(write, once).await
@@ -74,13 +84,14 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| {
+        let open = |name: &str, refusing| {
             Arc::new(Switch {
                 store: EmbeddedStore::open(dir.path().join(name)).unwrap(),
                 down: AtomicBool::new(false),
+                refusing,
             })
         };
-        let (primary, secondary) = (open("primary.db"), open("secondary.db"));
+        let (primary, secondary) = (open("primary.db", false), open("secondary.db", true));
         Self {
             dir,
             primary,
@@ -304,6 +315,35 @@ async fn a_write_the_primary_refuses_leaves_nothing_pending() {
     );
     assert_eq!(
         mirror.update("nope", ItemPatch::default(), None).await,
+        Err(StoreError::NotFound)
+    );
+    assert!(mirror.outbox().is_empty().unwrap());
+}
+
+#[tokio::test]
+async fn an_item_the_secondary_refuses_does_not_hold_up_the_others() {
+    let f = Fixture::new();
+    let mirror = f.mirror(WritePolicy::Refuse);
+    // Alone: refused at once, nothing left pending.
+    mirror.create(item("refused-1")).await.unwrap();
+    assert!(mirror.outbox().is_empty().unwrap());
+    // In a batch with others: they are copied one by one by the drainer.
+    let put = |id: &str| {
+        BatchWrite::Put(BatchPut {
+            item: item(id),
+            created_at: None,
+            updated_at: None,
+        })
+    };
+    mirror
+        .batch(vec![put("a"), put("refused-2"), put("b")])
+        .await
+        .unwrap();
+    let drained = mirror.drain().await.unwrap();
+    assert_eq!((drained.to_secondary, drained.refused), (2, 1));
+    assert_eq!(f.secondary.get("b").await.unwrap().id, "b");
+    assert_eq!(
+        f.secondary.get("refused-2").await,
         Err(StoreError::NotFound)
     );
     assert!(mirror.outbox().is_empty().unwrap());
