@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 
 use sansio::{Attempt, Observer, Retry};
 
+use store_mirror::{MirrorEvent, MirrorObserver};
+
 use crate::cache::Origin;
 
 /// The content type of [`Metrics::encode`]'s text.
@@ -62,6 +64,12 @@ struct BackendLabels {
     outcome: &'static str,
 }
 
+/// Labels of a mirror event.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MirrorLabels {
+    event: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Why a request was refused, as the `reason` label writes it.
@@ -85,6 +93,8 @@ pub struct Metrics {
     cache: Family<CacheLabels, Counter>,
     backend_calls: Family<BackendLabels, Counter>,
     backend_retries: Family<BackendLabels, Counter>,
+    mirror_events: Family<MirrorLabels, Counter>,
+    mirror_pending: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -151,6 +161,18 @@ impl Metrics {
             "Requests the native store sent again, by the outcome that made it retry",
             backend_retries.clone(),
         );
+        let mirror_events = Family::<MirrorLabels, Counter>::default();
+        registry.register(
+            "mirror_events",
+            "With --store mirror: reads and writes the secondary answered (read_from_secondary, wrote_to_secondary), replications left to the outbox (deferred), items copied by its drain (drained) and items the store behind refused for good (refused)",
+            mirror_events.clone(),
+        );
+        let mirror_pending = Gauge::default();
+        registry.register(
+            "mirror_outbox_items",
+            "With --store mirror: items listed in the outbox, not yet on the side behind (after the last drain)",
+            mirror_pending.clone(),
+        );
         // Every reason and result from zero, so a rate() never misses a
         // series that has not happened yet.
         for reason in ["instances", "memory", "connections"] {
@@ -168,7 +190,18 @@ impl Metrics {
             cache,
             backend_calls,
             backend_retries,
+            mirror_events,
+            mirror_pending,
         }
+    }
+
+    /// An observer of a mirror store that counts its events here; its
+    /// series start at zero.
+    pub fn mirror_observer(self: &Arc<Self>) -> Arc<dyn MirrorObserver> {
+        for event in MIRROR_EVENTS {
+            drop(self.mirror_events.get_or_create(&MirrorLabels { event }));
+        }
+        Arc::new(MirrorMetrics(self.clone()))
     }
 
     /// An observer of `backend`'s attempts (`dynamodb`, `firestore`) that
@@ -329,6 +362,37 @@ pub async fn serve_admin(
     }
 }
 
+/// The `event` label of each counted [`MirrorEvent`].
+const MIRROR_EVENTS: [&str; 5] = [
+    "read_from_secondary",
+    "wrote_to_secondary",
+    "deferred",
+    "refused",
+    "drained",
+];
+
+struct MirrorMetrics(Arc<Metrics>);
+
+impl MirrorObserver for MirrorMetrics {
+    fn event(&self, event: MirrorEvent) {
+        let (event, by) = match event {
+            MirrorEvent::ReadFromSecondary => ("read_from_secondary", 1),
+            MirrorEvent::WroteToSecondary => ("wrote_to_secondary", 1),
+            MirrorEvent::Deferred => ("deferred", 1),
+            MirrorEvent::Refused => ("refused", 1),
+            MirrorEvent::Drained(n) => ("drained", n),
+            MirrorEvent::Pending(n) => {
+                self.0.mirror_pending.set(n as i64);
+                return;
+            }
+        };
+        self.0
+            .mirror_events
+            .get_or_create(&MirrorLabels { event })
+            .inc_by(by);
+    }
+}
+
 fn admin_answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<bytes::Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
@@ -410,5 +474,27 @@ mod tests {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");
         }
         assert!(!text.contains("x1"), "no raw paths");
+        assert!(
+            !text.contains("mirror_events_total{"),
+            "no mirror, no series"
+        );
+    }
+
+    #[test]
+    fn a_mirror_s_events_are_counted_from_zero() {
+        let metrics = Arc::new(Metrics::new());
+        let observer = metrics.mirror_observer();
+        observer.event(MirrorEvent::ReadFromSecondary);
+        observer.event(MirrorEvent::Drained(3));
+        observer.event(MirrorEvent::Pending(7));
+        let text = metrics.encode();
+        for expected in [
+            r#"edge_items_mirror_events_total{event="read_from_secondary"} 1"#,
+            r#"edge_items_mirror_events_total{event="drained"} 3"#,
+            r#"edge_items_mirror_events_total{event="refused"} 0"#,
+            "edge_items_mirror_outbox_items 7",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
     }
 }

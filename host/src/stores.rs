@@ -187,7 +187,9 @@ impl MirrorArgs {
             MirrorWrites::Refuse => WritePolicy::Refuse,
             MirrorWrites::Secondary => WritePolicy::Secondary,
         };
-        let mirror = MirrorStore::open(primary, secondary, &self.outbox, policy).map_err(other)?;
+        let mirror = MirrorStore::open(primary, secondary, &self.outbox, policy)
+            .map_err(other)?
+            .observed(metrics.mirror_observer());
         let pending = mirror.outbox().len().map_err(other)?;
         tracing::info!(
             primary = %self.primary.as_ref().map(ToString::to_string).unwrap_or_default(),

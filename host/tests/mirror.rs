@@ -158,6 +158,7 @@ fn provision(dir: &Path, table: &str, endpoint: &str) {
 struct Mirror {
     child: Child,
     addr: SocketAddr,
+    admin: SocketAddr,
 }
 
 impl Mirror {
@@ -171,6 +172,7 @@ impl Mirror {
             .arg("--mirror-outbox")
             .arg(dir.join("outbox.db"))
             .args(["--backend-timeout", "2s"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .arg("--component")
             .arg(api_wasm())
             .arg("--cache-dir")
@@ -181,8 +183,22 @@ impl Mirror {
             .stderr(log)
             .spawn()
             .expect("start edge-items");
-        let (addr, _) = wait_listening(&mut child, &log_path);
-        Self { child, addr }
+        let (addr, admin) = wait_listening(&mut child, &log_path);
+        let admin = admin.expect("the admin listener");
+        Self { child, addr, admin }
+    }
+
+    /// A counter or gauge of its metrics (0 when absent).
+    async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     fn url(&self, path: &str) -> String {
@@ -341,6 +357,13 @@ async fn reads_survive_the_loss_of_the_primary_and_reconcile_loses_no_acknowledg
     let listed: Value = listed.json().await.unwrap();
     let present = acknowledged.values().filter(|v| v.is_some()).count();
     assert_eq!(listed["items"].as_array().unwrap().len(), present);
+    let failed_over = mirror
+        .metric(r#"edge_items_mirror_events_total{event="read_from_secondary"}"#)
+        .await;
+    assert!(
+        failed_over > acknowledged.len() as f64,
+        "every read and the list counted: {failed_over}"
+    );
     // Writes are refused (the default policy), and leave nothing behind.
     let refused = http
         .post(mirror.url("/items"))
@@ -433,6 +456,13 @@ async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() 
     // The secondary is lost; the primary still acknowledges writes ...
     dynamodb.kill();
     write_round(&http, &mirror, "down", 15, &mut acknowledged).await;
+    let deferred = mirror
+        .metric(r#"edge_items_mirror_events_total{event="deferred"}"#)
+        .await;
+    assert!(
+        deferred >= 15.0,
+        "replications left to the outbox: {deferred}"
+    );
     // ... and the process dies right after.
     mirror.kill();
     dynamodb.restart();

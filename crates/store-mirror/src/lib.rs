@@ -63,6 +63,34 @@ pub enum WritePolicy {
     Secondary,
 }
 
+/// What the mirror tells an observer (the host's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorEvent {
+    /// A read was answered by the secondary (the primary is down).
+    ReadFromSecondary,
+    /// A write went to the secondary (the primary is down;
+    /// [`WritePolicy::Secondary`]).
+    WroteToSecondary,
+    /// A write's replication was left to the outbox (the secondary is down).
+    Deferred,
+    /// An item the store behind refused for good.
+    Refused,
+    /// Items copied by a drain, either way.
+    Drained(u64),
+    /// The outbox's length, after each drain.
+    Pending(u64),
+}
+
+/// Receives [`MirrorEvent`]s; must not block.
+pub trait MirrorObserver: Send + Sync {
+    /// One event.
+    fn event(&self, event: MirrorEvent);
+}
+
+impl MirrorObserver for () {
+    fn event(&self, _: MirrorEvent) {}
+}
+
 /// Ids drained per round.
 const DRAIN_ROUND: usize = 100;
 
@@ -91,6 +119,7 @@ struct Inner {
     secondary_breaker: Breaker,
     policy: WritePolicy,
     wake: Arc<tokio::sync::Notify>,
+    observer: Arc<dyn MirrorObserver>,
 }
 
 /// What one [`MirrorStore::drain`] did.
@@ -126,8 +155,17 @@ impl MirrorStore {
                 secondary_breaker: Breaker::default(),
                 policy,
                 wake: Arc::default(),
+                observer: Arc::new(()),
             }),
         })
+    }
+
+    /// Tells `observer` what happens; call before sharing the store.
+    pub fn observed(mut self, observer: Arc<dyn MirrorObserver>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.observer = observer;
+        }
+        self
     }
 
     /// The outbox.
@@ -153,9 +191,16 @@ impl MirrorStore {
                                 "mirror: drained the outbox"
                             );
                         }
-                        match inner.outbox.is_empty() {
-                            Ok(true) => DRAIN_IDLE,
-                            _ => DRAIN_RETRY,
+                        match inner.outbox.len() {
+                            Ok(0) => {
+                                inner.observer.event(MirrorEvent::Pending(0));
+                                DRAIN_IDLE
+                            }
+                            Ok(pending) => {
+                                inner.observer.event(MirrorEvent::Pending(pending));
+                                DRAIN_RETRY
+                            }
+                            Err(_) => DRAIN_RETRY,
                         }
                     }
                     Err(error) => {
@@ -188,17 +233,6 @@ fn is_down(error: &StoreError) -> bool {
     )
 }
 
-/// Logs an item the side behind refused for good: retrying cannot help,
-/// and it must not hold up the rest of the outbox.
-fn refused(id: &str, toward: Toward, error: &StoreError) {
-    tracing::error!(
-        id,
-        side = ?toward,
-        %error,
-        "mirror: the store behind refused this item; it is not mirrored (edge-items reconcile lists it)"
-    );
-}
-
 /// The error of a call the breaker kept from the primary.
 fn primary_down() -> StoreError {
     StoreError::Unavailable("the primary store is down".into())
@@ -212,6 +246,18 @@ fn outbox_failed(error: OutboxError) -> StoreError {
 }
 
 impl Inner {
+    /// Logs an item the side behind refused for good: retrying cannot
+    /// help, and it must not hold up the rest of the outbox.
+    fn refused(&self, id: &str, toward: Toward, error: &StoreError) {
+        self.observer.event(MirrorEvent::Refused);
+        tracing::error!(
+            id,
+            side = ?toward,
+            %error,
+            "mirror: the store behind refused this item; it is not mirrored (edge-items reconcile lists it)"
+        );
+    }
+
     fn side(&self, toward: Toward) -> (&Arc<dyn ItemStore>, &Arc<dyn ItemStore>) {
         match toward {
             Toward::Secondary => (&self.primary, &self.secondary),
@@ -245,13 +291,16 @@ impl Inner {
                     continue;
                 };
                 match self.copy_one(&ids[0], toward).await {
-                    Ok(()) => match toward {
-                        Toward::Secondary => drained.to_secondary += 1,
-                        Toward::Primary => drained.to_primary += 1,
-                    },
+                    Ok(()) => {
+                        self.observer.event(MirrorEvent::Drained(1));
+                        match toward {
+                            Toward::Secondary => drained.to_secondary += 1,
+                            Toward::Primary => drained.to_primary += 1,
+                        }
+                    }
                     Err(error) if is_down(&error) => return Err(error),
                     Err(error) => {
-                        refused(&ids[0], toward, &error);
+                        self.refused(&ids[0], toward, &error);
                         drained.refused += 1;
                     }
                 }
@@ -319,6 +368,7 @@ impl Inner {
             Ok(out) => {
                 let Some(attempt) = self.secondary_breaker.attempt() else {
                     // The secondary is down: the drainer copies it later.
+                    self.observer.event(MirrorEvent::Deferred);
                     return Ok(out);
                 };
                 let replicated = match out.replica_writes() {
@@ -334,6 +384,7 @@ impl Inner {
                     Err(error) if is_down(&error) => {
                         tracing::warn!(%error, "mirror: replication failed; the outbox keeps it");
                         attempt.failed();
+                        self.observer.event(MirrorEvent::Deferred);
                         self.wake.notify_one();
                     }
                     Err(error) if ids.len() > 1 => {
@@ -346,7 +397,7 @@ impl Inner {
                     Err(error) => {
                         // The secondary answered: it cannot hold this item.
                         attempt.succeeded();
-                        refused(&ids[0], Toward::Secondary, &error);
+                        self.refused(&ids[0], Toward::Secondary, &error);
                         self.outbox.remove(&ids).map_err(outbox_failed)?;
                     }
                 }
@@ -383,7 +434,10 @@ impl Inner {
             .map_err(outbox_failed)?;
         let result = op(self.secondary.clone()).await;
         match &result {
-            Ok(_) => note_served_by_secondary(),
+            Ok(_) => {
+                self.observer.event(MirrorEvent::WroteToSecondary);
+                note_served_by_secondary();
+            }
             Err(error) if !is_down(error) => {
                 self.outbox.remove(ids).map_err(outbox_failed)?;
             }
@@ -423,6 +477,7 @@ impl Inner {
             // An answer, `not-found` included.
             answer => {
                 attempt.succeeded();
+                self.observer.event(MirrorEvent::ReadFromSecondary);
                 note_served_by_secondary();
                 answer
             }
@@ -512,6 +567,7 @@ impl ItemStore for MirrorStore {
             // Written to the secondary during an outage, not copied back
             // yet: the secondary has the newer item.
             let item = inner.secondary.get(id).await;
+            inner.observer.event(MirrorEvent::ReadFromSecondary);
             note_served_by_secondary();
             return item;
         }
