@@ -5,7 +5,7 @@
 //! last one compared with the original here, field by field.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use std::time::{Duration, Instant};
 
@@ -15,48 +15,9 @@ use item_store::{
 use store_embedded::EmbeddedStore;
 
 mod common;
-use common::{edge_items, unique};
+use common::{dynamodb_local, edge_items, edge_items_on_backends, run, unique};
 
 const ITEMS: u32 = 10_000;
-
-fn dynamodb_local() -> String {
-    std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").expect(
-        "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, \
-         which starts DynamoDB Local",
-    )
-}
-
-fn firestore_emulator() -> String {
-    std::env::var("FIRESTORE_EMULATOR_HOST").expect(
-        "FIRESTORE_EMULATOR_HOST is not set: run the tests with `cargo xtask test`, \
-         which starts the Firestore emulator",
-    )
-}
-
-/// `edge-items` with the backends' settings (DynamoDB Local takes any
-/// credentials).
-fn command(dir: &Path) -> Command {
-    let mut command = edge_items();
-    command
-        .current_dir(dir)
-        .env("AWS_ACCESS_KEY_ID", "migrate")
-        .env("AWS_SECRET_ACCESS_KEY", "migrate")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env("FIRESTORE_EMULATOR_HOST", firestore_emulator());
-    command
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    let output = command(dir).args(args).output().expect("edge-items runs");
-    eprintln!(
-        "$ edge-items {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 fn run_ok(dir: &Path, args: &[&str]) -> String {
     let output = run(dir, args);
@@ -174,7 +135,7 @@ fn checkpoint_copied(path: &Path) -> u64 {
 /// Runs a copy, kills it once its checkpoint shows `at_least` items
 /// written, and says how many the checkpoint had then.
 fn kill_halfway(dir: &Path, args: &[&str], checkpoint: &Path, at_least: u64) -> u64 {
-    let mut child = command(dir)
+    let mut child = edge_items_on_backends(dir)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

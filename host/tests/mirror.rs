@@ -14,22 +14,17 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{api_wasm, edge_items, unique, wait_listening, workspace_root};
+use common::{
+    api_wasm, dynamodb_local, edge_items_on_backends, run, unique, wait_listening, workspace_root,
+};
 
 const SERVED_BY: &str = "edge-items-served-by";
-
-fn firestore_emulator() -> String {
-    std::env::var("FIRESTORE_EMULATOR_HOST").expect(
-        "FIRESTORE_EMULATOR_HOST is not set: run the tests with `cargo xtask test`, \
-         which starts the Firestore emulator",
-    )
-}
 
 /// A DynamoDB Local of this test, keeping its data in a folder so that it
 /// can be killed and started again on the same data and port.
@@ -112,33 +107,6 @@ impl Drop for DynamoDbLocal {
     }
 }
 
-/// `edge-items` with the backends' settings (DynamoDB Local takes any key).
-fn edge_items_in(dir: &Path) -> Command {
-    let mut command = edge_items();
-    command
-        .current_dir(dir)
-        .env("AWS_ACCESS_KEY_ID", "mirror")
-        .env("AWS_SECRET_ACCESS_KEY", "mirror")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env("FIRESTORE_EMULATOR_HOST", firestore_emulator());
-    command
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    let output = edge_items_in(dir)
-        .args(args)
-        .output()
-        .expect("edge-items runs");
-    eprintln!(
-        "$ edge-items {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn provision(dir: &Path, table: &str, endpoint: &str) {
     let out = run(
         dir,
@@ -165,7 +133,7 @@ impl Mirror {
     fn start(dir: &Path, primary: &str, secondary: &str) -> Self {
         let log_path = dir.join(format!("host-{}.log", unique("")));
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = edge_items_in(dir)
+        let mut child = edge_items_on_backends(dir)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--store", "mirror"])
             .args(["--primary", primary, "--secondary", secondary])
@@ -492,13 +460,6 @@ async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() 
     assert_all_acknowledged(&http, &mirror, &acknowledged, false).await;
 }
 
-fn dynamodb_shared() -> String {
-    std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").expect(
-        "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, \
-         which starts DynamoDB Local",
-    )
-}
-
 /// Every kind of write the API makes reaches the secondary exactly:
 /// create, put, merge patch, like, batch, keyed writes (and their replays),
 /// expiry, delete. Firestore is the primary here, so that every item it
@@ -507,9 +468,9 @@ fn dynamodb_shared() -> String {
 async fn every_kind_of_write_is_mirrored_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let table = unique("kinds");
-    provision(dir.path(), &table, &dynamodb_shared());
+    provision(dir.path(), &table, &dynamodb_local());
     let primary = format!("firestore:{}/items", unique("kinds").to_lowercase());
-    let secondary = format!("dynamodb:{table}@{}", dynamodb_shared());
+    let secondary = format!("dynamodb:{table}@{}", dynamodb_local());
     let mirror = Mirror::start(dir.path(), &primary, &secondary);
     let http = client();
     let send = |request: reqwest::RequestBuilder| async move {

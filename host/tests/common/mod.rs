@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 /// How long a host may take to compile the component and listen.
@@ -133,4 +133,50 @@ pub(crate) fn unique(prefix: &str) -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// DynamoDB Local's endpoint, which `cargo xtask test` starts.
+pub(crate) fn dynamodb_local() -> String {
+    std::env::var("EDGE_ITEMS_DYNAMODB_ENDPOINT").expect(
+        "EDGE_ITEMS_DYNAMODB_ENDPOINT is not set: run the tests with `cargo xtask test`, \
+         which starts DynamoDB Local",
+    )
+}
+
+/// The Firestore emulator's `host:port`, which `cargo xtask test` starts.
+pub(crate) fn firestore_emulator() -> String {
+    std::env::var("FIRESTORE_EMULATOR_HOST").expect(
+        "FIRESTORE_EMULATOR_HOST is not set: run the tests with `cargo xtask test`, \
+         which starts the Firestore emulator",
+    )
+}
+
+/// `edge-items` in `dir` with the local backends' settings (DynamoDB Local
+/// takes any key).
+pub(crate) fn edge_items_on_backends(dir: &Path) -> Command {
+    let mut command = edge_items();
+    command
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env("FIRESTORE_EMULATOR_HOST", firestore_emulator());
+    command
+}
+
+/// Runs `edge-items ARGS` in `dir` on the local backends, showing its
+/// output in the test's.
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
+    let output = edge_items_on_backends(dir)
+        .args(args)
+        .output()
+        .expect("edge-items runs");
+    eprintln!(
+        "$ edge-items {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
