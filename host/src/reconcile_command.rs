@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use host::metrics::Metrics;
 use host::stores::MirrorArgs;
-use store_mirror::{MirrorStore, WritePolicy};
+use item_store::ItemStore;
+use store_mirror::{MirrorStore, StoreOutbox, WritePolicy};
 
 use crate::migrate_command::print_comparison;
 
@@ -49,13 +50,21 @@ pub(crate) async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
             .map(ToString::to_string)
             .collect::<String>(),
     );
-    if !args.dry_run && args.mirror.outbox.exists() {
-        let mirror = MirrorStore::open(
-            primary.clone(),
-            secondary.clone(),
-            &args.mirror.outbox,
-            WritePolicy::Refuse,
-        )?;
+    let outbox = if args.dry_run {
+        None
+    } else {
+        args.mirror.outbox(&primary, false)?
+    };
+    let drains = outbox.is_some();
+    // The primary as the mirror sees it: an outbox kept in the primary
+    // is the mirror's own and never compared or copied.
+    let mirror = MirrorStore::new(
+        primary.clone(),
+        secondary.clone(),
+        outbox.unwrap_or_else(|| Arc::new(StoreOutbox::new(primary.clone()))),
+        WritePolicy::Refuse,
+    );
+    if drains {
         let drained = mirror.drain().await.with_context(|| {
             format!(
                 "cannot drain the outbox {}; are both stores up?",
@@ -70,6 +79,7 @@ pub(crate) async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
             drained.refused
         );
     }
+    let primary: Arc<dyn ItemStore> = Arc::new(mirror);
     eprintln!("comparing {primary_name} with {secondary_name} ...");
     let comparison =
         store_migrate::verify(primary.clone(), secondary.clone(), args.segments, false)

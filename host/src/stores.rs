@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 use store_embedded::EmbeddedStore;
 use store_firestore::{FirestoreConfig, FirestoreStore};
-use store_mirror::{MirrorStore, WritePolicy};
+use store_mirror::{MirrorStore, Outbox, SqliteOutbox, StoreOutbox, WritePolicy};
 
 /// The storage backends this binary can serve from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,13 +132,15 @@ pub struct MirrorArgs {
     #[arg(long, env = "EDGE_ITEMS_MIRROR_SECONDARY", value_name = "STORE")]
     pub secondary: Option<StoreSpec>,
 
-    /// The local file listing the items the secondary (or, after writes
-    /// during an outage, the primary) may not have yet; drained on start
-    /// and in the background. One serving process per file.
+    /// Where the mirror lists the items the secondary (or, after writes
+    /// during an outage, the primary) may not have yet, drained on start
+    /// and in the background: a local file (one serving process per file),
+    /// or `primary` to keep it in the primary store itself (for a host
+    /// without a lasting disk; two more primary writes per write).
     #[arg(
         long = "mirror-outbox",
         env = "EDGE_ITEMS_MIRROR_OUTBOX",
-        value_name = "FILE",
+        value_name = "FILE|primary",
         default_value = ".data/mirror-outbox.db"
     )]
     pub outbox: PathBuf,
@@ -187,19 +189,36 @@ impl MirrorArgs {
             MirrorWrites::Refuse => WritePolicy::Refuse,
             MirrorWrites::Secondary => WritePolicy::Secondary,
         };
-        let mirror = MirrorStore::open(primary, secondary, &self.outbox, policy)
-            .map_err(other)?
+        let outbox = self
+            .outbox(&primary, true)?
+            .ok_or_else(|| OpenStoreError::Other("the mirror's outbox was not opened".into()))?;
+        let mirror = MirrorStore::new(primary, secondary, outbox, policy)
             .observed(metrics.mirror_observer());
-        let pending = mirror.outbox().len().map_err(other)?;
         tracing::info!(
             primary = %self.primary.as_ref().map(ToString::to_string).unwrap_or_default(),
             secondary = %self.secondary.as_ref().map(ToString::to_string).unwrap_or_default(),
             outbox = %self.outbox.display(),
-            pending,
             "using a mirror"
         );
         mirror.spawn_drainer();
         Ok(mirror)
+    }
+
+    /// The outbox `--mirror-outbox` names: in `primary`, or a file (created
+    /// when `create`, else `None` if there is none).
+    pub fn outbox(
+        &self,
+        primary: &Arc<dyn ItemStore>,
+        create: bool,
+    ) -> Result<Option<Arc<dyn Outbox>>, OpenStoreError> {
+        if self.outbox.as_os_str() == "primary" {
+            return Ok(Some(Arc::new(StoreOutbox::new(primary.clone()))));
+        }
+        if !create && !self.outbox.exists() {
+            return Ok(None);
+        }
+        let outbox = SqliteOutbox::open(&self.outbox).map_err(other)?;
+        Ok(Some(Arc::new(outbox)))
     }
 }
 

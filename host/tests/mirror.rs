@@ -131,14 +131,19 @@ struct Mirror {
 
 impl Mirror {
     fn start(dir: &Path, primary: &str, secondary: &str) -> Self {
+        let outbox = dir.join("outbox.db");
+        Self::start_with(dir, primary, secondary, outbox.to_str().unwrap())
+    }
+
+    /// With `--mirror-outbox OUTBOX` (a file, or `primary`).
+    fn start_with(dir: &Path, primary: &str, secondary: &str, outbox: &str) -> Self {
         let log_path = dir.join(format!("host-{}.log", unique("")));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut child = edge_items_on_backends(dir)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--store", "mirror"])
             .args(["--primary", primary, "--secondary", secondary])
-            .arg("--mirror-outbox")
-            .arg(dir.join("outbox.db"))
+            .args(["--mirror-outbox", outbox])
             .args(["--backend-timeout", "2s"])
             .args(["--admin-listen", "127.0.0.1:0"])
             .arg("--component")
@@ -409,14 +414,28 @@ async fn reads_survive_the_loss_of_the_primary_and_reconcile_loses_no_acknowledg
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() {
+    process_dies_with_writes_in_the_outbox(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_outbox_in_the_primary_too() {
+    process_dies_with_writes_in_the_outbox(Some("primary")).await;
+}
+
+/// The secondary is lost, writes are acknowledged, the server is killed,
+/// and the restarted server's own drain makes the stores equal. `outbox`:
+/// `--mirror-outbox`, a file in the test's folder by default.
+async fn process_dies_with_writes_in_the_outbox(outbox: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outbox.db");
+    let outbox = outbox.unwrap_or(file.to_str().unwrap());
     let mut dynamodb = DynamoDbLocal::start(&dir.path().join("dynamodb"));
     let table = unique("outbox");
     provision(dir.path(), &table, &dynamodb.endpoint());
     let primary_file = dir.path().join("primary.db");
     let primary = format!("embedded:{}", primary_file.display());
     let secondary = format!("dynamodb:{table}@{}", dynamodb.endpoint());
-    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let mirror = Mirror::start_with(dir.path(), &primary, &secondary, outbox);
     let http = client();
     let mut acknowledged = Acknowledged::new();
     write_round(&http, &mirror, "up", 6, &mut acknowledged).await;
@@ -448,7 +467,7 @@ async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() 
     );
 
     // Started again on the same outbox, the server drains it by itself.
-    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let mirror = Mirror::start_with(dir.path(), &primary, &secondary, outbox);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !run(dir.path(), &dry_run).status.success() {
         assert!(
@@ -463,7 +482,8 @@ async fn writes_acknowledged_just_before_the_process_dies_reach_the_secondary() 
 /// Every kind of write the API makes reaches the secondary exactly:
 /// create, put, merge patch, like, batch, keyed writes (and their replays),
 /// expiry, delete. Firestore is the primary here, so that every item it
-/// takes DynamoDB can hold too.
+/// takes DynamoDB can hold too, and it keeps the outbox (`--mirror-outbox
+/// primary`), whose entries must never show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_write_is_mirrored_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -471,7 +491,7 @@ async fn every_kind_of_write_is_mirrored_exactly() {
     provision(dir.path(), &table, &dynamodb_local());
     let primary = format!("firestore:{}/items", unique("kinds").to_lowercase());
     let secondary = format!("dynamodb:{table}@{}", dynamodb_local());
-    let mirror = Mirror::start(dir.path(), &primary, &secondary);
+    let mirror = Mirror::start_with(dir.path(), &primary, &secondary, "primary");
     let http = client();
     let send = |request: reqwest::RequestBuilder| async move {
         let answer = request.send().await.unwrap();

@@ -29,22 +29,24 @@
 mod breaker;
 mod locks;
 pub mod outbox;
+mod store_outbox;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use item_store::failover::note_served_by_secondary;
 use item_store::{
-    Applied, BatchPut, BatchResult, BatchWrite, Item, ItemPatch, ItemStore, NewItem, Once, Page,
-    PutOutcome, Query, ScanPage, ScanRequest, StoreError, StoreResult, Write, Written,
+    Applied, BatchPut, BatchResult, BatchWrite, IndexKey, Item, ItemPatch, ItemStore, NewItem,
+    Once, Page, PutOutcome, Query, ScanPage, ScanRequest, StoreError, StoreResult, Write, Written,
 };
 
 use crate::breaker::Breaker;
 use crate::locks::IdLocks;
-pub use crate::outbox::{Outbox, OutboxError, Pending, Toward};
+pub use crate::outbox::{Outbox, OutboxError, Pending, SqliteOutbox, Toward};
+use crate::store_outbox::is_reserved;
+pub use crate::store_outbox::{OUTBOX_STATUS, RESERVED_PREFIX, StoreOutbox};
 
 /// What a write does while the primary is down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,7 +79,8 @@ pub enum MirrorEvent {
     Refused,
     /// Items copied by a drain, either way.
     Drained(u64),
-    /// The outbox's length, after each drain.
+    /// The outbox's length after each drain (0 when it drained; after a
+    /// failed drain, counted up to 1000).
     Pending(u64),
 }
 
@@ -94,8 +97,10 @@ impl MirrorObserver for () {
 /// Ids drained per round.
 const DRAIN_ROUND: usize = 100;
 
-/// How often the drainer looks again when something is left, or retries
-/// after a failure.
+/// Most entries counted for the outbox gauge after a failed drain.
+const PENDING_COUNTED: usize = 1000;
+
+/// How often the drainer retries after a failure.
 const DRAIN_RETRY: Duration = Duration::from_secs(1);
 
 /// How often an idle drainer looks anyway (another process's entries).
@@ -110,7 +115,7 @@ pub struct MirrorStore {
 struct Inner {
     primary: Arc<dyn ItemStore>,
     secondary: Arc<dyn ItemStore>,
-    outbox: Outbox,
+    outbox: Arc<dyn Outbox>,
     locks: IdLocks,
     /// Skips the primary while it is down.
     breaker: Breaker,
@@ -136,20 +141,20 @@ pub struct Drained {
 }
 
 impl MirrorStore {
-    /// Mirrors `primary` onto `secondary`, listing pending ids in the
-    /// outbox file at `outbox`. Call [`MirrorStore::spawn_drainer`] to
-    /// replicate what an earlier run left.
-    pub fn open(
+    /// Mirrors `primary` onto `secondary`, listing pending ids in
+    /// `outbox`. Call [`MirrorStore::spawn_drainer`] to replicate what an
+    /// earlier run left.
+    pub fn new(
         primary: Arc<dyn ItemStore>,
         secondary: Arc<dyn ItemStore>,
-        outbox: impl AsRef<Path>,
+        outbox: Arc<dyn Outbox>,
         policy: WritePolicy,
-    ) -> Result<Self, OutboxError> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 primary,
                 secondary,
-                outbox: Outbox::open(outbox)?,
+                outbox,
                 locks: IdLocks::new(),
                 breaker: Breaker::default(),
                 secondary_breaker: Breaker::default(),
@@ -157,7 +162,7 @@ impl MirrorStore {
                 wake: Arc::default(),
                 observer: Arc::new(()),
             }),
-        })
+        }
     }
 
     /// Tells `observer` what happens; call before sharing the store.
@@ -169,8 +174,8 @@ impl MirrorStore {
     }
 
     /// The outbox.
-    pub fn outbox(&self) -> &Outbox {
-        &self.inner.outbox
+    pub fn outbox(&self) -> &dyn Outbox {
+        self.inner.outbox.as_ref()
     }
 
     /// Drains the outbox now and then in the background: at once when a
@@ -188,23 +193,20 @@ impl MirrorStore {
                             tracing::info!(
                                 to_secondary = drained.to_secondary,
                                 to_primary = drained.to_primary,
+                                refused = drained.refused,
                                 "mirror: drained the outbox"
                             );
                         }
-                        match inner.outbox.len() {
-                            Ok(0) => {
-                                inner.observer.event(MirrorEvent::Pending(0));
-                                DRAIN_IDLE
-                            }
-                            Ok(pending) => {
-                                inner.observer.event(MirrorEvent::Pending(pending));
-                                DRAIN_RETRY
-                            }
-                            Err(_) => DRAIN_RETRY,
-                        }
+                        inner.observer.event(MirrorEvent::Pending(0));
+                        DRAIN_IDLE
                     }
                     Err(error) => {
                         tracing::warn!(%error, "mirror: draining the outbox failed; retrying");
+                        if let Ok(left) = inner.outbox.pending(PENDING_COUNTED).await {
+                            inner
+                                .observer
+                                .event(MirrorEvent::Pending(left.len() as u64));
+                        }
                         DRAIN_RETRY
                     }
                 };
@@ -279,7 +281,11 @@ impl Inner {
     async fn drain(&self) -> StoreResult<Drained> {
         let mut drained = Drained::default();
         loop {
-            let round = self.outbox.pending(DRAIN_ROUND).map_err(outbox_failed)?;
+            let round = self
+                .outbox
+                .pending(DRAIN_ROUND)
+                .await
+                .map_err(outbox_failed)?;
             if round.is_empty() {
                 return Ok(drained);
             }
@@ -287,7 +293,12 @@ impl Inner {
                 let ids = [pending.id];
                 let _held = self.locks.lock(&ids).await;
                 // A write may have settled it while we waited.
-                let Some(toward) = self.outbox.direction(&ids[0]).map_err(outbox_failed)? else {
+                let Some(toward) = self
+                    .outbox
+                    .direction(&ids[0])
+                    .await
+                    .map_err(outbox_failed)?
+                else {
                     continue;
                 };
                 match self.copy_one(&ids[0], toward).await {
@@ -304,7 +315,7 @@ impl Inner {
                         drained.refused += 1;
                     }
                 }
-                self.outbox.remove(&ids).map_err(outbox_failed)?;
+                self.outbox.remove(&ids).await.map_err(outbox_failed)?;
             }
         }
     }
@@ -317,12 +328,25 @@ impl Inner {
         F: Fn(Arc<dyn ItemStore>) -> Fut,
         Fut: Future<Output = StoreResult<T>>,
     {
+        if let Some(id) = ids.iter().find(|id| is_reserved(id)) {
+            return Err(StoreError::invalid(format!(
+                "the item id `{id}` starts with `{RESERVED_PREFIX}`, which the mirror store keeps for itself"
+            )));
+        }
         let _held = self.locks.lock(&ids).await;
         let fails_over = fails_over && self.policy == WritePolicy::Secondary;
         let mut secondary_behind = false;
         let mut primary_behind = false;
-        for id in &ids {
-            match self.outbox.direction(id).map_err(outbox_failed)? {
+        // Only writes to the secondary leave ids behind on the primary, and
+        // only they care whether the secondary is behind: under the default
+        // policy the check (a read, with an outbox in the store) is skipped.
+        let checked: &[String] = if self.policy == WritePolicy::Secondary {
+            &ids
+        } else {
+            &[]
+        };
+        for id in checked {
+            match self.outbox.direction(id).await.map_err(outbox_failed)? {
                 Some(Toward::Secondary) => secondary_behind = true,
                 Some(Toward::Primary) => {
                     // A write the secondary took during an outage goes back
@@ -331,6 +355,7 @@ impl Inner {
                         Ok(()) => self
                             .outbox
                             .remove(std::slice::from_ref(id))
+                            .await
                             .map_err(outbox_failed)?,
                         Err(error) if is_down(&error) => primary_behind = true,
                         Err(error) => return Err(error),
@@ -358,6 +383,7 @@ impl Inner {
         };
         self.outbox
             .add(&ids, Toward::Secondary)
+            .await
             .map_err(outbox_failed)?;
         let written = op(self.primary.clone()).await;
         match &written {
@@ -379,7 +405,7 @@ impl Inner {
                 match replicated {
                     Ok(()) => {
                         attempt.succeeded();
-                        self.outbox.remove(&ids).map_err(outbox_failed)?;
+                        self.outbox.remove(&ids).await.map_err(outbox_failed)?;
                     }
                     Err(error) if is_down(&error) => {
                         tracing::warn!(%error, "mirror: replication failed; the outbox keeps it");
@@ -398,7 +424,7 @@ impl Inner {
                         // The secondary answered: it cannot hold this item.
                         attempt.succeeded();
                         self.refused(&ids[0], Toward::Secondary, &error);
-                        self.outbox.remove(&ids).map_err(outbox_failed)?;
+                        self.outbox.remove(&ids).await.map_err(outbox_failed)?;
                     }
                 }
                 Ok(out)
@@ -410,7 +436,7 @@ impl Inner {
             Err(error) => {
                 if !is_down(&error) {
                     // Refused by the primary: nothing was written.
-                    self.outbox.remove(&ids).map_err(outbox_failed)?;
+                    self.outbox.remove(&ids).await.map_err(outbox_failed)?;
                 }
                 Err(error)
             }
@@ -431,6 +457,7 @@ impl Inner {
     {
         self.outbox
             .add(ids, Toward::Primary)
+            .await
             .map_err(outbox_failed)?;
         let result = op(self.secondary.clone()).await;
         match &result {
@@ -439,7 +466,7 @@ impl Inner {
                 note_served_by_secondary();
             }
             Err(error) if !is_down(error) => {
-                self.outbox.remove(ids).map_err(outbox_failed)?;
+                self.outbox.remove(ids).await.map_err(outbox_failed)?;
             }
             Err(_) => {}
         }
@@ -560,9 +587,12 @@ fn batch_id(write: &BatchWrite) -> &str {
 #[async_trait]
 impl ItemStore for MirrorStore {
     async fn get(&self, id: &str) -> StoreResult<Item> {
+        if is_reserved(id) {
+            return Err(StoreError::NotFound);
+        }
         let inner = &self.inner;
         if inner.policy == WritePolicy::Secondary
-            && inner.outbox.direction(id).map_err(outbox_failed)? == Some(Toward::Primary)
+            && inner.outbox.direction(id).await.map_err(outbox_failed)? == Some(Toward::Primary)
         {
             // Written to the secondary during an outage, not copied back
             // yet: the secondary has the newer item.
@@ -663,6 +693,11 @@ impl ItemStore for MirrorStore {
     }
 
     async fn query(&self, query: Query) -> StoreResult<Page> {
+        if matches!(&query.key, IndexKey::Status(status) | IndexKey::UserStatus { status, .. } if status == OUTBOX_STATUS)
+        {
+            // The outbox's own entries, when it is kept in the primary.
+            return Ok(Page::default());
+        }
         self.inner
             .read(|s| {
                 let query = query.clone();
@@ -673,7 +708,9 @@ impl ItemStore for MirrorStore {
 
     async fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
         // A scan cursor is the store's own: no failover mid-scan.
-        self.inner.primary.scan(request).await
+        let mut page = self.inner.primary.scan(request).await?;
+        page.items.retain(|scanned| !is_reserved(&scanned.item.id));
+        Ok(page)
     }
 }
 

@@ -1,17 +1,19 @@
-//! The outbox: a local SQLite file listing the ids whose latest write one
-//! side of the mirror may not have yet. An id is entered *before* its write
-//! is sent and removed once both sides agree, so after a crash at any point
+//! The outbox: the list of ids whose latest write one side of the mirror
+//! may not have yet ([`Outbox`]). An id is entered *before* its write is
+//! sent and removed once both sides agree, so after a crash at any point
 //! every acknowledged write is either replicated or still listed; draining
 //! copies each listed item by state (as it stands on the side that was
 //! written), which is idempotent.
 //!
-//! WAL with `synchronous=NORMAL`: a commit survives the process dying (the
-//! requirement), not the machine losing power. The calls are short local
-//! writes made from async code under a mutex, like the embedded store's.
+//! Two places keep it: a local SQLite file ([`SqliteOutbox`], the default:
+//! free, but gone with the host's disk) and the primary store itself
+//! ([`crate::StoreOutbox`]: two more primary writes per write, but it
+//! survives anything the primary survives).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Which side is behind for a listed id.
@@ -25,14 +27,14 @@ pub enum Toward {
 }
 
 impl Toward {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Toward::Secondary => "secondary",
             Toward::Primary => "primary",
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "secondary" => Some(Toward::Secondary),
             "primary" => Some(Toward::Primary),
@@ -50,33 +52,56 @@ pub struct Pending {
     pub toward: Toward,
 }
 
-/// The outbox file could not be opened, read or written.
+/// The outbox could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("the mirror's outbox {path}: {source}")]
+#[error("the mirror's outbox {place}: {cause}")]
 pub struct OutboxError {
-    path: PathBuf,
-    source: rusqlite::Error,
+    place: String,
+    cause: String,
 }
 
-/// The outbox of one mirror.
-pub struct Outbox {
+impl OutboxError {
+    /// An error of the outbox kept at `place`.
+    pub fn new(place: impl std::fmt::Display, cause: impl std::fmt::Display) -> Self {
+        Self {
+            place: place.to_string(),
+            cause: cause.to_string(),
+        }
+    }
+}
+
+/// Where a mirror lists the ids one side is behind on. An entry must be
+/// durable when `add` returns: it is written before the write it covers.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Lists `ids` as behind on `toward` (replacing an earlier direction).
+    async fn add(&self, ids: &[String], toward: Toward) -> Result<(), OutboxError>;
+    /// Removes `ids` from the list: both sides agree on them.
+    async fn remove(&self, ids: &[String]) -> Result<(), OutboxError>;
+    /// The side `id` is behind on, if it is listed.
+    async fn direction(&self, id: &str) -> Result<Option<Toward>, OutboxError>;
+    /// Up to `limit` listed ids, oldest first.
+    async fn pending(&self, limit: usize) -> Result<Vec<Pending>, OutboxError>;
+}
+
+/// An outbox in a local SQLite file: WAL with `synchronous=NORMAL`, so a
+/// commit survives the process dying (the requirement), not the machine
+/// losing power. The calls are short local writes made under a mutex, like
+/// the embedded store's.
+pub struct SqliteOutbox {
     path: PathBuf,
     connection: Mutex<Connection>,
 }
 
-impl Outbox {
+impl SqliteOutbox {
     /// Opens (creating if missing) the outbox at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OutboxError> {
         let path = path.as_ref().to_path_buf();
-        let fail = |source| OutboxError {
-            path: path.clone(),
-            source,
-        };
+        let fail = |cause: &dyn std::fmt::Display| OutboxError::new(path.display(), cause);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
         }
-        let connection = Connection::open(&path).map_err(fail)?;
+        let connection = Connection::open(&path).map_err(|e| fail(&e))?;
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
@@ -88,16 +113,11 @@ impl Outbox {
                      queued_at INTEGER NOT NULL
                  ) WITHOUT ROWID;",
             )
-            .map_err(fail)?;
+            .map_err(|e| fail(&e))?;
         Ok(Self {
             path,
             connection: Mutex::new(connection),
         })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn with<T>(
@@ -108,14 +128,28 @@ impl Outbox {
             .connection
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&mut connection).map_err(|source| OutboxError {
-            path: self.path.clone(),
-            source,
-        })
+        work(&mut connection).map_err(|cause| OutboxError::new(self.path.display(), cause))
     }
 
-    /// Lists `ids` as behind on `toward` (replacing an earlier direction).
-    pub fn add(&self, ids: &[String], toward: Toward) -> Result<(), OutboxError> {
+    /// How many ids are listed.
+    pub fn len(&self) -> Result<u64, OutboxError> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM pending", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n as u64)
+    }
+
+    /// Whether no id is listed.
+    pub fn is_empty(&self) -> Result<bool, OutboxError> {
+        self.len().map(|n| n == 0)
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteOutbox {
+    async fn add(&self, ids: &[String], toward: Toward) -> Result<(), OutboxError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -135,8 +169,7 @@ impl Outbox {
         })
     }
 
-    /// Removes `ids` from the list: both sides agree on them.
-    pub fn remove(&self, ids: &[String]) -> Result<(), OutboxError> {
+    async fn remove(&self, ids: &[String]) -> Result<(), OutboxError> {
         self.with(|c| {
             let tx = c.transaction()?;
             {
@@ -149,8 +182,7 @@ impl Outbox {
         })
     }
 
-    /// The side `id` is behind on, if it is listed.
-    pub fn direction(&self, id: &str) -> Result<Option<Toward>, OutboxError> {
+    async fn direction(&self, id: &str) -> Result<Option<Toward>, OutboxError> {
         let toward: Option<String> = self.with(|c| {
             c.prepare_cached("SELECT toward FROM pending WHERE id = ?1")?
                 .query_row([id], |row| row.get(0))
@@ -159,8 +191,7 @@ impl Outbox {
         Ok(toward.as_deref().and_then(Toward::parse))
     }
 
-    /// Up to `limit` listed ids, oldest first.
-    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>, OutboxError> {
+    async fn pending(&self, limit: usize) -> Result<Vec<Pending>, OutboxError> {
         let rows: Vec<(String, String)> = self.with(|c| {
             let mut select =
                 c.prepare_cached("SELECT id, toward FROM pending ORDER BY queued_at, id LIMIT ?1")?;
@@ -174,53 +205,42 @@ impl Outbox {
             .filter_map(|(id, toward)| Toward::parse(&toward).map(|toward| Pending { id, toward }))
             .collect())
     }
-
-    /// How many ids are listed.
-    pub fn len(&self) -> Result<u64, OutboxError> {
-        self.with(|c| {
-            c.query_row("SELECT count(*) FROM pending", [], |row| {
-                row.get::<_, i64>(0)
-            })
-        })
-        .map(|n| n as u64)
-    }
-
-    /// Whether no id is listed.
-    pub fn is_empty(&self) -> Result<bool, OutboxError> {
-        self.len().map(|n| n == 0)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_survive_reopening_and_keep_their_latest_direction() {
+    #[tokio::test]
+    async fn entries_survive_reopening_and_keep_their_latest_direction() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/outbox.db");
-        let outbox = Outbox::open(&path).unwrap();
+        let outbox = SqliteOutbox::open(&path).unwrap();
+        let (a, b) = (vec!["a".to_owned()], vec!["b".to_owned()]);
         outbox
-            .add(&["a".into(), "b".into()], Toward::Secondary)
+            .add(&[a[0].clone(), b[0].clone()], Toward::Secondary)
+            .await
             .unwrap();
-        outbox.add(&["b".into()], Toward::Primary).unwrap();
+        outbox.add(&b, Toward::Primary).await.unwrap();
         drop(outbox);
-        let outbox = Outbox::open(&path).unwrap();
+        let outbox = SqliteOutbox::open(&path).unwrap();
         assert_eq!(outbox.len().unwrap(), 2);
-        assert_eq!(outbox.direction("a").unwrap(), Some(Toward::Secondary));
-        assert_eq!(outbox.direction("b").unwrap(), Some(Toward::Primary));
-        assert_eq!(outbox.direction("c").unwrap(), None);
-        let pending = outbox.pending(10).unwrap();
-        assert_eq!(pending.len(), 2);
-        outbox.remove(&["a".into()]).unwrap();
         assert_eq!(
-            outbox.pending(10).unwrap(),
+            outbox.direction("a").await.unwrap(),
+            Some(Toward::Secondary)
+        );
+        assert_eq!(outbox.direction("b").await.unwrap(), Some(Toward::Primary));
+        assert_eq!(outbox.direction("c").await.unwrap(), None);
+        assert_eq!(outbox.pending(10).await.unwrap().len(), 2);
+        outbox.remove(&a).await.unwrap();
+        assert_eq!(
+            outbox.pending(10).await.unwrap(),
             vec![Pending {
                 id: "b".into(),
                 toward: Toward::Primary
             }]
         );
-        outbox.remove(&["b".into()]).unwrap();
+        outbox.remove(&b).await.unwrap();
         assert!(outbox.is_empty().unwrap());
     }
 }

@@ -102,14 +102,30 @@ impl Fixture {
     /// A mirror over the two stores; a second call is the process
     /// restarted on the same outbox.
     fn mirror(&self, policy: WritePolicy) -> MirrorStore {
-        MirrorStore::open(
+        let outbox = SqliteOutbox::open(self.dir.path().join("outbox.db")).unwrap();
+        MirrorStore::new(
             self.primary.clone(),
             self.secondary.clone(),
-            self.dir.path().join("outbox.db"),
+            Arc::new(outbox),
             policy,
         )
-        .unwrap()
     }
+
+    /// A mirror whose outbox is kept in the primary store.
+    fn mirror_with_outbox_in_primary(&self, policy: WritePolicy) -> MirrorStore {
+        let outbox = StoreOutbox::new(self.primary.clone());
+        MirrorStore::new(
+            self.primary.clone(),
+            self.secondary.clone(),
+            Arc::new(outbox),
+            policy,
+        )
+    }
+}
+
+/// How many ids `mirror`'s outbox lists.
+async fn pending(mirror: &MirrorStore) -> usize {
+    mirror.outbox().pending(1000).await.unwrap().len()
 }
 
 fn item(id: &str) -> NewItem {
@@ -156,7 +172,7 @@ async fn writes_reach_both_sides_with_the_same_times() {
         .await
         .unwrap();
     assert_eq!(f.secondary.get("c").await.unwrap().id, "c");
-    assert!(mirror.outbox().is_empty().unwrap());
+    assert_eq!(pending(&mirror).await, 0);
 }
 
 #[tokio::test]
@@ -203,7 +219,7 @@ async fn acknowledged_writes_reach_the_secondary_after_a_restart() {
     mirror.create(item("new")).await.unwrap();
     mirror.increment("keep", "likes", 5).await.unwrap();
     mirror.delete("gone", None).await.unwrap();
-    assert_eq!(mirror.outbox().len().unwrap(), 3);
+    assert_eq!(pending(&mirror).await, 3);
     // The process dies: nothing in memory survives.
     drop(mirror);
     f.secondary.set_down(false);
@@ -218,7 +234,7 @@ async fn acknowledged_writes_reach_the_secondary_after_a_restart() {
         assert_eq!((p.attributes, p.updated_at), (s.attributes, s.updated_at));
     }
     assert_eq!(f.secondary.get("gone").await, Err(StoreError::NotFound));
-    assert!(restarted.outbox().is_empty().unwrap());
+    assert_eq!(pending(&restarted).await, 0);
 }
 
 #[tokio::test]
@@ -230,7 +246,7 @@ async fn the_drainer_repairs_in_the_background() {
     mirror.create(item("a")).await.unwrap();
     f.secondary.set_down(false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !mirror.outbox().is_empty().unwrap() {
+    while pending(&mirror).await > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not drained in 10 s"
@@ -255,7 +271,7 @@ async fn with_the_secondary_policy_writes_go_on_and_come_back() {
     served.watch(mirror.create(item("b"))).await.unwrap();
     assert!(served.secondary());
     assert_eq!(
-        mirror.outbox().direction("a").unwrap(),
+        mirror.outbox().direction("a").await.unwrap(),
         Some(Toward::Primary)
     );
     // A keyed write never fails over: its record is the primary's.
@@ -317,7 +333,7 @@ async fn a_write_the_primary_refuses_leaves_nothing_pending() {
         mirror.update("nope", ItemPatch::default(), None).await,
         Err(StoreError::NotFound)
     );
-    assert!(mirror.outbox().is_empty().unwrap());
+    assert_eq!(pending(&mirror).await, 0);
 }
 
 #[tokio::test]
@@ -326,7 +342,7 @@ async fn an_item_the_secondary_refuses_does_not_hold_up_the_others() {
     let mirror = f.mirror(WritePolicy::Refuse);
     // Alone: refused at once, nothing left pending.
     mirror.create(item("refused-1")).await.unwrap();
-    assert!(mirror.outbox().is_empty().unwrap());
+    assert_eq!(pending(&mirror).await, 0);
     // In a batch with others: they are copied one by one by the drainer.
     let put = |id: &str| {
         BatchWrite::Put(BatchPut {
@@ -346,5 +362,44 @@ async fn an_item_the_secondary_refuses_does_not_hold_up_the_others() {
         f.secondary.get("refused-2").await,
         Err(StoreError::NotFound)
     );
-    assert!(mirror.outbox().is_empty().unwrap());
+    assert_eq!(pending(&mirror).await, 0);
+}
+
+#[tokio::test]
+async fn with_the_outbox_in_the_primary_writes_survive_a_restart_and_entries_stay_hidden() {
+    let f = Fixture::new();
+    let mirror = f.mirror_with_outbox_in_primary(WritePolicy::Refuse);
+    mirror.create(item("a")).await.unwrap();
+    f.secondary.set_down(true);
+    mirror.create(item("b")).await.unwrap();
+    mirror.delete("a", None).await.unwrap();
+    assert_eq!(pending(&mirror).await, 2);
+    // Hidden from the mirror's callers, refused as ids.
+    let listed = mirror
+        .query(Query {
+            key: IndexKey::Status(OUTBOX_STATUS.into()),
+            order: Order::Asc,
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    let scanned = mirror.scan(ScanRequest::first(0, 1, 100)).await.unwrap();
+    let ids: Vec<&str> = scanned.items.iter().map(|s| s.item.id.as_str()).collect();
+    assert_eq!(ids, vec!["b"]);
+    let reserved = format!("{RESERVED_PREFIX}x");
+    assert_eq!(mirror.get(&reserved).await, Err(StoreError::NotFound));
+    assert!(matches!(
+        mirror.create(item(&reserved)).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+
+    drop(mirror);
+    f.secondary.set_down(false);
+    let restarted = f.mirror_with_outbox_in_primary(WritePolicy::Refuse);
+    assert_eq!(restarted.drain().await.unwrap().to_secondary, 2);
+    assert_eq!(f.secondary.get("b").await.unwrap().id, "b");
+    assert_eq!(f.secondary.get("a").await, Err(StoreError::NotFound));
+    assert_eq!(pending(&restarted).await, 0);
 }
