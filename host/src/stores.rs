@@ -16,7 +16,9 @@ use crate::metrics::Metrics;
 use store_dynamodb::{DynamoDbConfig, DynamoDbStore};
 use store_embedded::EmbeddedStore;
 use store_firestore::{FirestoreConfig, FirestoreStore};
-use store_mirror::{MirrorStore, Outbox, SqliteOutbox, StoreOutbox, WritePolicy};
+use store_mirror::{
+    MirrorEvent, MirrorObserver, MirrorStore, Outbox, SqliteOutbox, StoreOutbox, WritePolicy,
+};
 
 /// The storage backends this binary can serve from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -192,8 +194,8 @@ impl MirrorArgs {
         let outbox = self
             .outbox(&primary, true)?
             .ok_or_else(|| OpenStoreError::Other("the mirror's outbox was not opened".into()))?;
-        let mirror = MirrorStore::new(primary, secondary, outbox, policy)
-            .observed(metrics.mirror_observer());
+        let observer = Arc::new(MirrorEvents(metrics.mirror_observer()));
+        let mirror = MirrorStore::new(primary, secondary, outbox, policy).observed(observer);
         tracing::info!(
             primary = %self.primary.as_ref().map(ToString::to_string).unwrap_or_default(),
             secondary = %self.secondary.as_ref().map(ToString::to_string).unwrap_or_default(),
@@ -277,6 +279,22 @@ impl FirestoreArgs {
             builder = builder.collection(collection);
         }
         builder.build().map_err(other)
+    }
+}
+
+/// A mirror's events: counted in the metrics, and an answer from the
+/// secondary noted for its request's `Edge-Items-Served-By` header.
+struct MirrorEvents(Arc<dyn MirrorObserver>);
+
+impl MirrorObserver for MirrorEvents {
+    fn event(&self, event: MirrorEvent) {
+        if matches!(
+            event,
+            MirrorEvent::ReadFromSecondary | MirrorEvent::WroteToSecondary
+        ) {
+            item_store::failover::note_served_by_secondary();
+        }
+        self.0.event(event);
     }
 }
 

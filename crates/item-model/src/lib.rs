@@ -18,6 +18,7 @@ pub mod once;
 mod page;
 pub mod request_id;
 pub mod scan;
+mod store;
 mod timestamp;
 mod types;
 mod uuid;
@@ -33,6 +34,7 @@ pub use scan::{
     MAX_SCAN_SEGMENTS, ScanCursor, ScanPage, ScanPageBuilder, ScanRequest, Scanned,
     segment_id_range,
 };
+pub use store::{ItemStore, StoreResult};
 pub use timestamp::{Timestamp, TimestampError};
 pub use types::*;
 pub use uuid::uuid_v4;

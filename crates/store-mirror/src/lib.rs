@@ -12,7 +12,7 @@
 //!   (unavailable, throttled past its retries, failing), to the secondary;
 //!   a breaker then skips the primary for a few seconds, probing it one
 //!   call at a time, so an outage costs its timeout once, not per call;
-//!   the answer is marked through [`item_store::failover`], and the host
+//!   the observer hears of it ([`MirrorEvent::ReadFromSecondary`]), and the host
 //!   says so in the `Edge-Items-Served-By: secondary` response header.
 //! - **Writes while the primary is down** fail as the primary failed (503)
 //!   by default; with [`WritePolicy::Secondary`] they go to the secondary
@@ -29,22 +29,26 @@
 mod breaker;
 mod locks;
 pub mod outbox;
+#[cfg(feature = "native")]
+mod sqlite_outbox;
 mod store_outbox;
 
 use std::future::Future;
 use std::sync::Arc;
+#[cfg(feature = "native")]
 use std::time::Duration;
 
 use async_trait::async_trait;
-use item_store::failover::note_served_by_secondary;
-use item_store::{
+use item_model::{
     Applied, BatchPut, BatchResult, BatchWrite, IndexKey, Item, ItemPatch, ItemStore, NewItem,
     Once, Page, PutOutcome, Query, ScanPage, ScanRequest, StoreError, StoreResult, Write, Written,
 };
 
 use crate::breaker::Breaker;
 use crate::locks::IdLocks;
-pub use crate::outbox::{Outbox, OutboxError, Pending, SqliteOutbox, Toward};
+pub use crate::outbox::{Outbox, OutboxError, Pending, Toward};
+#[cfg(feature = "native")]
+pub use crate::sqlite_outbox::SqliteOutbox;
 use crate::store_outbox::is_reserved;
 pub use crate::store_outbox::{OUTBOX_STATUS, RESERVED_PREFIX, StoreOutbox};
 
@@ -97,12 +101,15 @@ impl MirrorObserver for () {
 /// Ids drained per round.
 const DRAIN_ROUND: usize = 100;
 
+#[cfg(feature = "native")]
 /// Most entries counted for the outbox gauge after a failed drain.
 const PENDING_COUNTED: usize = 1000;
 
+#[cfg(feature = "native")]
 /// How often the drainer retries after a failure.
 const DRAIN_RETRY: Duration = Duration::from_secs(1);
 
+#[cfg(feature = "native")]
 /// How often an idle drainer looks anyway (another process's entries).
 const DRAIN_IDLE: Duration = Duration::from_secs(30);
 
@@ -181,6 +188,7 @@ impl MirrorStore {
     /// Drains the outbox now and then in the background: at once when a
     /// replication fails, every second while something is left, every 30 s
     /// otherwise. Stops when the last handle on the store is dropped.
+    #[cfg(feature = "native")]
     pub fn spawn_drainer(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
         let wake = self.inner.wake.clone();
@@ -463,7 +471,6 @@ impl Inner {
         match &result {
             Ok(_) => {
                 self.observer.event(MirrorEvent::WroteToSecondary);
-                note_served_by_secondary();
             }
             Err(error) if !is_down(error) => {
                 self.outbox.remove(ids).await.map_err(outbox_failed)?;
@@ -505,7 +512,6 @@ impl Inner {
             answer => {
                 attempt.succeeded();
                 self.observer.event(MirrorEvent::ReadFromSecondary);
-                note_served_by_secondary();
                 answer
             }
         }
@@ -598,7 +604,6 @@ impl ItemStore for MirrorStore {
             // yet: the secondary has the newer item.
             let item = inner.secondary.get(id).await;
             inner.observer.event(MirrorEvent::ReadFromSecondary);
-            note_served_by_secondary();
             return item;
         }
         inner.read(|s| async move { s.get(id).await }).await

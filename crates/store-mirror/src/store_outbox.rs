@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use item_store::{
+use item_model::{
     Attribute, BatchPut, BatchWrite, IndexKey, Item, ItemStore, MAX_QUERY_LIMIT, NewItem, Order,
     Query, StoreError, Value,
 };
@@ -157,7 +157,7 @@ mod tests {
         listed.sort();
         assert_eq!(listed, vec!["a".to_owned(), long_id.clone()]);
         assert!(is_reserved(&entry_id(&long_id)));
-        assert!(entry_id(&long_id).len() < item_store::MAX_ID_LEN);
+        assert!(entry_id(&long_id).len() < item_model::MAX_ID_LEN);
         outbox.remove(&ids).await.unwrap();
         assert!(outbox.pending(10).await.unwrap().is_empty());
     }
