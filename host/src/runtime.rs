@@ -42,11 +42,15 @@ const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// stays at most N x memories per component x this, until the slots are reused.
 const KEEP_RESIDENT_MEMORY_BYTES: usize = 2 << 20;
 const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
-/// Core instances, memories and tables a component may contain; Rust
-/// components have a handful (the program plus import shims).
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
-const MAX_TABLES_PER_COMPONENT: u32 = 4;
+/// Core instances, memories and tables a component may contain. A Rust
+/// component has a handful of core instances (the program plus import
+/// shims) and one memory; the largest composition shipped, api-mirror.wasm
+/// (api, mirror and two adapters), has four of each component. The pool
+/// holds that much for every instance: memories are address space only
+/// until used.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// How often the epoch ticks; a running guest yields to the executor on
 /// every tick, so it never holds a worker thread for long.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -170,9 +174,9 @@ fn pooling_config(instances: u32) -> PoolingAllocationConfig {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(instances)
-        .total_core_instances(instances * 8)
-        .total_memories(instances * 2)
-        .total_tables(instances * 4)
+        .total_core_instances(instances * MAX_CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(instances * MAX_MEMORIES_PER_COMPONENT)
+        .total_tables(instances * MAX_TABLES_PER_COMPONENT)
         .total_stacks(instances)
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)

@@ -44,12 +44,14 @@ const COMPONENTS: &[&str] = &[
     "dynamodb-adapter",
     "firestore-adapter",
     "spin-sqlite-adapter",
+    "mirror-adapter",
 ];
 /// Adapters that also get a Spin flavour (target/components/NAME-spin.wasm),
 /// whose configuration comes from Spin variables before the environment
 /// (component-http's `spin-variables` feature).
 const SPIN_FLAVOURS: &[&str] = &["dynamodb-adapter", "firestore-adapter"];
-/// Pre-composed components (target/components/NAME.wasm): api + adapter.
+/// Pre-composed components (target/components/NAME.wasm): api + adapter;
+/// and api-mirror.wasm, api + mirror + two adapters ([`compose::mirror`]).
 const COMPOSED: &[(&str, &str)] = &[
     ("api-dynamodb", "dynamodb_adapter"),
     ("api-firestore", "firestore_adapter"),
@@ -387,6 +389,17 @@ fn build_components(root: &Path) -> Result<()> {
         compose::plug(&api, &component_path(root, adapter), &out)?;
         eprintln!("xtask: composed {}", out.display());
     }
+    // The mirror: Firestore mirrored onto DynamoDB (this way round, every
+    // item the primary takes the secondary can hold).
+    let out = composed_path(root, "api-mirror");
+    compose::mirror(
+        &api,
+        &component_path(root, "mirror_adapter"),
+        &component_path(root, "firestore_adapter"),
+        &component_path(root, "dynamodb_adapter"),
+        &out,
+    )?;
+    eprintln!("xtask: composed {}", out.display());
     Ok(())
 }
 

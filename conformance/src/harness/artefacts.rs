@@ -51,7 +51,8 @@ pub(crate) fn composed_wasm_of(store: Store) -> PathBuf {
     match store {
         Store::DynamoDb => composed_wasm("dynamodb"),
         Store::Firestore => composed_wasm("firestore"),
-        Store::Embedded | Store::Mirror => {
+        Store::Mirror => composed_wasm("mirror"),
+        Store::Embedded => {
             panic!("no composed component has the {store:?} store")
         }
     }

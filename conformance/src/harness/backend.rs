@@ -26,10 +26,12 @@ pub enum Store {
     Embedded,
     DynamoDb,
     Firestore,
-    /// Our host's mirror store (`--store mirror`): the Firestore emulator
-    /// as primary, mirrored onto DynamoDB Local. This way round, whatever
-    /// the primary accepts the secondary can hold too (Firestore refuses
-    /// numbers DynamoDB would take, and DynamoDB items are the smaller).
+    /// The mirror store: the Firestore emulator as primary, mirrored onto
+    /// DynamoDB Local; natively our host's `--store mirror`, composed
+    /// target/components/api-mirror.wasm (api <- mirror <- firestore,
+    /// dynamodb). This way round, whatever the primary accepts the
+    /// secondary can hold too (Firestore refuses numbers DynamoDB would
+    /// take, and DynamoDB items are the smaller).
     Mirror,
 }
 
@@ -72,7 +74,11 @@ impl Backend {
         matches!(
             (self.runtime, self.store, self.fixture),
             (Host, _, Local)
-                | (HostComposed | WasmtimeServe, DynamoDb | Firestore, Local)
+                | (
+                    HostComposed | WasmtimeServe,
+                    DynamoDb | Firestore | Mirror,
+                    Local
+                )
                 | (SpinUp, Embedded | DynamoDb, Local)
                 | (Host | HostComposed, DynamoDb, Moto)
         )

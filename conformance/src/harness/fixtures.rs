@@ -123,7 +123,11 @@ impl Site {
     pub(crate) fn component_settings(&self) -> Vec<(String, String)> {
         let pairs: Vec<(&str, &str)> = match self {
             Site::Embedded => Vec::new(),
-            Site::Mirror { .. } => panic!("the mirror store has no composed component yet"),
+            Site::Mirror { primary, secondary } => {
+                let mut both = primary.component_settings();
+                both.extend(secondary.component_settings());
+                return both;
+            }
             Site::DynamoDb {
                 endpoint, table, ..
             } => vec![

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use super::artefacts::composed_wasm_of;
-use super::backend::{Backend, Runtime};
+use super::backend::{Backend, Runtime, Store};
 use super::fixtures::Site;
 use super::server::{Launch, serve_options_as_env};
 
@@ -17,8 +17,15 @@ use super::server::{Launch, serve_options_as_env};
 /// xtask/src/tools.rs with the toolchain: the newest that builds on Rust 1.95).
 pub(super) const VERSION: &str = "48.0.2";
 
-/// `--max-concurrent-requests`, as docs/deploy.md gives it.
-const MAX_CONCURRENT_REQUESTS: &str = "100";
+/// `--max-concurrent-requests`, as docs/deploy.md gives it: 100 for an api
+/// with one adapter; 50 for api-mirror.wasm, whose four components take
+/// twice the core instances per request.
+fn max_concurrent_requests(store: Store) -> &'static str {
+    match store {
+        Store::Mirror => "50",
+        _ => "100",
+    }
+}
 
 /// `WASMTIME_BIN`, else `wasmtime` from PATH, checked once to be
 /// wasmtime-cli [`VERSION`].
@@ -54,7 +61,10 @@ pub(super) fn launch(backend: Backend, site: &Site, extra_args: &[String]) -> La
     // 2 memories); wasmtime's pooling allocator holds 1000 core instances
     // by default, so more than ~140 requests at once would fail with 500.
     // Capped, the rest wait their turn.
-    command.args(["--max-concurrent-requests", MAX_CONCURRENT_REQUESTS]);
+    command.args([
+        "--max-concurrent-requests",
+        max_concurrent_requests(backend.store),
+    ]);
     let settings = site
         .credentials()
         .into_iter()

@@ -64,3 +64,31 @@ pub trait ItemStoreView: Send {
 pub fn add_to_linker<T: ItemStoreView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::StoreClient::add_to_linker::<T, HasSelf<ItemStoreHost>>(linker, T::item_store)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The functions of one interface of the WIT file, comments and blank
+    /// lines left out.
+    fn functions(wit: &str, interface: &str) -> Vec<String> {
+        let start = wit
+            .find(&format!("\ninterface {interface} {{"))
+            .unwrap_or_else(|| panic!("no interface {interface}"));
+        let body = &wit[start..];
+        let end = body.find("\n}").expect("the interface ends");
+        body[..end]
+            .lines()
+            .skip(2)
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn secondary_store_is_store_under_another_name() {
+        let wit = include_str!("../../../wit/item-store.wit");
+        let store = functions(wit, "store");
+        assert!(store.len() > 10, "{store:?}");
+        assert_eq!(functions(wit, "secondary-store"), store);
+    }
+}

@@ -195,7 +195,7 @@ impl MirrorStore {
         tokio::spawn(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { return };
-                let wait = match inner.drain().await {
+                let wait = match inner.drain(None).await {
                     Ok(drained) => {
                         if drained != Drained::default() {
                             tracing::info!(
@@ -230,7 +230,13 @@ impl MirrorStore {
     /// Copies every listed item to the side that is behind, as it stands on
     /// the other; stops at the first failure (the rest stays listed).
     pub async fn drain(&self) -> StoreResult<Drained> {
-        self.inner.drain().await
+        self.inner.drain(None).await
+    }
+
+    /// Drains at most `limit` listed items (one round): where nothing runs
+    /// in the background (the component), a little after each write.
+    pub async fn drain_up_to(&self, limit: usize) -> StoreResult<Drained> {
+        self.inner.drain(Some(limit)).await
     }
 }
 
@@ -286,12 +292,13 @@ impl Inner {
         to.batch(vec![write]).await.map(|_| ())
     }
 
-    async fn drain(&self) -> StoreResult<Drained> {
+    /// Drains every listed item, or one round of at most `limit`.
+    async fn drain(&self, limit: Option<usize>) -> StoreResult<Drained> {
         let mut drained = Drained::default();
         loop {
             let round = self
                 .outbox
-                .pending(DRAIN_ROUND)
+                .pending(limit.unwrap_or(DRAIN_ROUND))
                 .await
                 .map_err(outbox_failed)?;
             if round.is_empty() {
@@ -324,6 +331,9 @@ impl Inner {
                     }
                 }
                 self.outbox.remove(&ids).await.map_err(outbox_failed)?;
+            }
+            if limit.is_some() {
+                return Ok(drained);
             }
         }
     }
