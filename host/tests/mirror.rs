@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 mod common;
 use common::{
-    api_wasm, dynamodb_local, edge_items_on_backends, run, unique, wait_listening, workspace_root,
+    api_wasm, composed_wasm, dynamodb_local, edge_items_on_backends, firestore_emulator, run,
+    unique, wait_listening, workspace_root,
 };
 
 const SERVED_BY: &str = "edge-items-served-by";
@@ -137,19 +138,62 @@ impl Mirror {
 
     /// With `--mirror-outbox OUTBOX` (a file, or `primary`).
     fn start_with(dir: &Path, primary: &str, secondary: &str, outbox: &str) -> Self {
+        let component = api_wasm();
+        let args = [
+            "--store",
+            "mirror",
+            "--primary",
+            primary,
+            "--secondary",
+            secondary,
+            "--mirror-outbox",
+            outbox,
+            "--backend-timeout",
+            "2s",
+            "--component",
+            component.to_str().unwrap(),
+        ];
+        Self::spawn(dir, &args)
+    }
+
+    /// The composed mirror (target/components/api-mirror.wasm: Firestore
+    /// mirrored onto DynamoDB) on `--store none`, its adapters configured
+    /// through `--env`: the Firestore emulator at `firestore`, project
+    /// `project`; DynamoDB Local's `table`.
+    fn start_composed(dir: &Path, firestore: &str, project: &str, table: &str) -> Self {
+        let settings = [
+            format!("FIRESTORE_EMULATOR_HOST={firestore}"),
+            format!("GOOGLE_CLOUD_PROJECT={project}"),
+            format!("AWS_ENDPOINT_URL_DYNAMODB={}", dynamodb_local()),
+            format!("EDGE_ITEMS_DYNAMODB_TABLE={table}"),
+            "EDGE_ITEMS_BACKEND_TIMEOUT=2s".to_owned(),
+            "AWS_ACCESS_KEY_ID".to_owned(),
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            "AWS_REGION".to_owned(),
+        ];
+        let component = composed_wasm("mirror");
+        let mut args = vec![
+            "--store",
+            "none",
+            "--component",
+            component.to_str().unwrap(),
+        ];
+        for setting in &settings {
+            args.extend(["--env", setting.as_str()]);
+        }
+        Self::spawn(dir, &args)
+    }
+
+    fn spawn(dir: &Path, args: &[&str]) -> Self {
         let log_path = dir.join(format!("host-{}.log", unique("")));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut child = edge_items_on_backends(dir)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--store", "mirror"])
-            .args(["--primary", primary, "--secondary", secondary])
-            .args(["--mirror-outbox", outbox])
-            .args(["--backend-timeout", "2s"])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--admin-listen", "127.0.0.1:0"])
-            .arg("--component")
-            .arg(api_wasm())
             .arg("--cache-dir")
             .arg(workspace_root().join("target/edge-items-cache"))
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -492,6 +536,31 @@ async fn every_kind_of_write_is_mirrored_exactly() {
     let primary = format!("firestore:{}/items", unique("kinds").to_lowercase());
     let secondary = format!("dynamodb:{table}@{}", dynamodb_local());
     let mirror = Mirror::start_with(dir.path(), &primary, &secondary, "primary");
+    write_every_kind(&mirror).await;
+
+    let compared = run(
+        dir.path(),
+        &[
+            "reconcile",
+            "--primary",
+            &primary,
+            "--secondary",
+            &secondary,
+            "--dry-run",
+        ],
+    );
+    assert!(compared.status.success(), "the secondary differs");
+    let stdout = String::from_utf8_lossy(&compared.stdout);
+    assert!(
+        stdout.contains("source: 4 items, target: 4 items, differences: 0"),
+        "{stdout}"
+    );
+    mirror.stop();
+}
+
+/// Writes of every kind through `mirror`, each answered with a success;
+/// leaves 4 items.
+async fn write_every_kind(mirror: &Mirror) {
     let http = client();
     let send = |request: reqwest::RequestBuilder| async move {
         let answer = request.send().await.unwrap();
@@ -553,7 +622,32 @@ async fn every_kind_of_write_is_mirrored_exactly() {
             .json(&json!({"id": "expiring", "expiresAt": expires})),
     )
     .await;
+}
 
+/// The composed mirror (api <- mirror <- {Firestore, DynamoDB}) mirrors
+/// every kind of write exactly, its outbox in the primary; and served by a
+/// host that cannot reach the primary's cloud, it still answers reads,
+/// from the secondary, and refuses writes with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_composed_mirror_mirrors_writes_and_reads_without_its_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = unique("composed");
+    provision(dir.path(), &table, &dynamodb_local());
+    let project = unique("composed").to_lowercase();
+    let mirror = Mirror::start_composed(dir.path(), &firestore_emulator(), &project, &table);
+    write_every_kind(&mirror).await;
+    let http = client();
+    let created: Value = http
+        .get(mirror.url("/items/created"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    mirror.stop();
+    let primary = format!("firestore:{project}/items");
+    let secondary = format!("dynamodb:{table}@{}", dynamodb_local());
     let compared = run(
         dir.path(),
         &[
@@ -566,10 +660,27 @@ async fn every_kind_of_write_is_mirrored_exactly() {
         ],
     );
     assert!(compared.status.success(), "the secondary differs");
-    let stdout = String::from_utf8_lossy(&compared.stdout);
     assert!(
-        stdout.contains("source: 4 items, target: 4 items, differences: 0"),
-        "{stdout}"
+        String::from_utf8_lossy(&compared.stdout)
+            .contains("source: 4 items, target: 4 items, differences: 0")
     );
-    mirror.stop();
+
+    // The primary's cloud is out of reach (nothing listens there).
+    let unreachable = TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = unreachable.local_addr().unwrap().to_string();
+    drop(unreachable);
+    let mirror = Mirror::start_composed(dir.path(), &nowhere, &project, &table);
+    let read = http.get(mirror.url("/items/created")).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(content(&read), content(&created));
+    let gone = http.get(mirror.url("/items/put")).send().await.unwrap();
+    assert_eq!(gone.status(), 404, "deleted by the batch");
+    let refused = http
+        .post(mirror.url("/items"))
+        .json(&json!({"id": "during-outage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
 }

@@ -34,6 +34,21 @@ pub(crate) fn api_wasm() -> PathBuf {
     path
 }
 
+/// `target/components/api-NAME.wasm`, a composition `cargo xtask build`
+/// makes (`EDGE_ITEMS_API_<NAME>_WASM` overrides it).
+pub(crate) fn composed_wasm(name: &str) -> PathBuf {
+    let var = format!("EDGE_ITEMS_API_{}_WASM", name.to_uppercase());
+    let path = std::env::var_os(&var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(format!("target/components/api-{name}.wasm")));
+    assert!(
+        path.exists(),
+        "{} is missing ({var}); build it with `cargo xtask build`, or run the tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
 /// `edge-items` with no EDGE_ITEMS_* variable from the test's environment:
 /// only the test's flags configure it.
 pub(crate) fn edge_items() -> Command {
