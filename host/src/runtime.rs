@@ -346,7 +346,6 @@ impl Runtime {
             Err(_) => return Err(HandleError::NoInstance(self.queue_timeout)),
         };
         let mut store = self.new_store();
-        let served_by = store.data().items.as_ref().map(ItemStoreHost::served_by);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()
@@ -388,16 +387,8 @@ impl Runtime {
         // Until the response head, the task belongs to this future.
         let mut task = StopOnDrop::new(task);
         match receiver.await {
-            Ok(Ok(mut response)) => {
+            Ok(Ok(response)) => {
                 task.detach();
-                if served_by.is_some_and(|s| s.secondary()) {
-                    // A mirror answered from its secondary: the data may
-                    // lag the primary's (docs/multi-cloud.md).
-                    response.headers_mut().insert(
-                        item_store::failover::HEADER,
-                        hyper::header::HeaderValue::from_static("secondary"),
-                    );
-                }
                 Ok(response)
             }
             Ok(Err(code)) => Err(HandleError::Failed(wasmtime::format_err!(

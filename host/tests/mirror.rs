@@ -627,7 +627,7 @@ async fn write_every_kind(mirror: &Mirror) {
 /// The composed mirror (api <- mirror <- {Firestore, DynamoDB}) mirrors
 /// every kind of write exactly, its outbox in the primary; and served by a
 /// host that cannot reach the primary's cloud, it still answers reads,
-/// from the secondary, and refuses writes with 503.
+/// from the secondary and marked so, and refuses writes with 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_composed_mirror_mirrors_writes_and_reads_without_its_primary() {
     let dir = tempfile::tempdir().unwrap();
@@ -672,6 +672,10 @@ async fn the_composed_mirror_mirrors_writes_and_reads_without_its_primary() {
     let mirror = Mirror::start_composed(dir.path(), &nowhere, &project, &table);
     let read = http.get(mirror.url("/items/created")).send().await.unwrap();
     assert_eq!(read.status(), 200);
+    assert_eq!(
+        read.headers().get(SERVED_BY).map(|v| v.to_str().unwrap()),
+        Some("secondary")
+    );
     let read: Value = read.json().await.unwrap();
     assert_eq!(content(&read), content(&created));
     let gone = http.get(mirror.url("/items/put")).send().await.unwrap();

@@ -50,7 +50,12 @@ mod component {
     impl Guest for Api {
         fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
             let request = http::Request::new(request);
-            let response = handlers::handle(&request);
+            let mut response = handlers::handle(&request);
+            if crate::store::served_by_secondary() {
+                // A mirror answered from its secondary: the data may lag
+                // the primary's (docs/multi-cloud.md).
+                response = response.with_header(item_model::SERVED_BY_HEADER, "secondary");
+            }
             let head = request.method == crate::router::Method::Head;
             http::send(response, response_out, head);
         }

@@ -22,11 +22,27 @@ item_model::wit_conversions!(t);
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// Whether this instance (one request) has called the store: only then is
+/// it asked whether a secondary answered.
+static CALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn called() {
+    CALLED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a store call of this request was answered by a mirror's
+/// secondary (WIT `served-by-secondary`).
+pub(crate) fn served_by_secondary() -> bool {
+    CALLED.load(std::sync::atomic::Ordering::Relaxed) && wit::served_by_secondary()
+}
+
 pub(crate) fn get(id: &str) -> Result<model::Item> {
+    called();
     wit::get(id).map(Into::into).map_err(Into::into)
 }
 
 pub(crate) fn create(new: model::NewItem) -> Result<model::Item> {
+    called();
     wit::create(&new.into()).map(Into::into).map_err(Into::into)
 }
 
@@ -34,6 +50,7 @@ pub(crate) fn put(
     new: model::NewItem,
     expected_version: Option<&str>,
 ) -> Result<(model::Item, model::PutOutcome)> {
+    called();
     wit::put(&new.into(), expected_version)
         .map(|(stored, outcome)| (stored.into(), outcome.into()))
         .map_err(Into::into)
@@ -44,33 +61,39 @@ pub(crate) fn update(
     patch: model::ItemPatch,
     expected_version: Option<&str>,
 ) -> Result<model::Item> {
+    called();
     wit::update(id, &patch.into(), expected_version)
         .map(Into::into)
         .map_err(Into::into)
 }
 
 pub(crate) fn delete(id: &str, expected_version: Option<&str>) -> Result<()> {
+    called();
     wit::delete(id, expected_version).map_err(Into::into)
 }
 
 pub(crate) fn increment(id: &str, attribute: &str, delta: i64) -> Result<model::Item> {
+    called();
     wit::increment(id, attribute, delta)
         .map(Into::into)
         .map_err(Into::into)
 }
 
 pub(crate) fn batch(writes: Vec<model::BatchWrite>) -> Result<model::BatchResult> {
+    called();
     let writes: Vec<t::BatchWrite> = writes.into_iter().map(Into::into).collect();
     wit::batch(&writes).map(Into::into).map_err(Into::into)
 }
 
 pub(crate) fn query(query: model::Query) -> Result<model::Page> {
+    called();
     wit::query(&query.into())
         .map(Into::into)
         .map_err(Into::into)
 }
 
 pub(crate) fn apply_once(write: model::Write, once: &model::Once) -> Result<model::Applied> {
+    called();
     wit::apply_once(&write.into(), &once.clone().into())
         .map(Into::into)
         .map_err(Into::into)

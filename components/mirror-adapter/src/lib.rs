@@ -26,6 +26,7 @@
 mod imports;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
@@ -34,7 +35,7 @@ use item_model::{
     Query, ScanPage, ScanRequest, StoreError, Write,
 };
 use store_guest::{BlockingStore, StoreResult};
-use store_mirror::{MirrorStore, StoreOutbox, WritePolicy};
+use store_mirror::{MirrorEvent, MirrorObserver, MirrorStore, StoreOutbox, WritePolicy};
 
 use crate::imports::{Primary, Secondary};
 
@@ -44,6 +45,22 @@ pub const DRAIN_AFTER_WRITE: usize = 10;
 /// The mirror over this instance's two imports.
 pub struct MirrorAdapter {
     mirror: MirrorStore,
+    served: Arc<ServedBySecondary>,
+}
+
+/// Whether the secondary answered a call of this instance (one request).
+#[derive(Default)]
+struct ServedBySecondary(AtomicBool);
+
+impl MirrorObserver for ServedBySecondary {
+    fn event(&self, event: MirrorEvent) {
+        if matches!(
+            event,
+            MirrorEvent::ReadFromSecondary | MirrorEvent::WroteToSecondary
+        ) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// `EDGE_ITEMS_MIRROR_WRITES`, as the host's `--mirror-writes`.
@@ -78,8 +95,11 @@ impl MirrorAdapter {
     fn new(policy: WritePolicy) -> Self {
         let primary: Arc<dyn ItemStore> = Arc::new(Primary);
         let outbox = Arc::new(StoreOutbox::new(primary.clone()));
+        let served = Arc::new(ServedBySecondary::default());
         Self {
-            mirror: MirrorStore::new(primary, Arc::new(Secondary), outbox, policy),
+            mirror: MirrorStore::new(primary, Arc::new(Secondary), outbox, policy)
+                .observed(served.clone()),
+            served,
         }
     }
 
@@ -155,6 +175,10 @@ impl BlockingStore for MirrorAdapter {
 
     fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage> {
         run(self.mirror.scan(request))
+    }
+
+    fn served_by_secondary(&self) -> bool {
+        self.served.0.load(Ordering::Relaxed)
     }
 }
 

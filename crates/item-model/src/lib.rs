@@ -54,6 +54,10 @@ pub const RESERVED_NAMES: [&str; 8] = [
 
 /// Longest item id, in bytes.
 pub const MAX_ID_LEN: usize = 200;
+
+/// The response header that says a mirror answered from its secondary
+/// (the WIT `served-by-secondary`), in the lowercase form wasi:http uses.
+pub const SERVED_BY_HEADER: &str = "edge-items-served-by";
 /// Longest attribute name, user id or status, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 /// Most items one query page may ask for.

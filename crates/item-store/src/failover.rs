@@ -1,5 +1,6 @@
-//! How a store that answered from a replica tells the HTTP layer, which
-//! says so in a response header (`Edge-Items-Served-By: secondary`).
+//! How a store that answered from a replica tells the WIT binding, which
+//! answers the guest's `served-by-secondary` (the api then sets the
+//! `edge-items-served-by: secondary` response header).
 //!
 //! The [`ItemStore`](crate::ItemStore) trait stays as it is: a store calls
 //! [`note_served_by_secondary`] while serving, and the binding runs every
@@ -14,9 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 tokio::task_local! {
     static SERVED_BY: ServedBy;
 }
-
-/// The response header a failed-over answer carries.
-pub const HEADER: &str = "edge-items-served-by";
 
 /// Whether any store call of one request was answered by a secondary.
 #[derive(Debug, Clone, Default)]

@@ -45,12 +45,6 @@ impl ItemStoreHost {
             served_by: failover::ServedBy::default(),
         }
     }
-
-    /// Whether a call of this request was answered by a secondary store
-    /// (a mirror's failover), for the response header.
-    pub fn served_by(&self) -> failover::ServedBy {
-        self.served_by.clone()
-    }
 }
 
 /// How the import finds its state in a wasmtime store's data.

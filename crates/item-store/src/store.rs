@@ -183,6 +183,10 @@ impl StoreHost for ItemStoreHost {
             .map_err(|e| failed("scan", e))?;
         Ok(page.into())
     }
+
+    async fn served_by_secondary(&mut self) -> bool {
+        self.served_by.secondary()
+    }
 }
 
 #[cfg(test)]

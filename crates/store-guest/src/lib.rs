@@ -88,6 +88,11 @@ pub trait BlockingStore: Send + Sync + Sized + 'static {
     fn query(&self, query: Query) -> StoreResult<Page>;
     /// Reads one page of one segment of every item, expired ones marked.
     fn scan(&self, request: ScanRequest) -> StoreResult<ScanPage>;
+    /// Whether a call of this instance was answered by a secondary store
+    /// (a mirror's failover); a single store never is.
+    fn served_by_secondary(&self) -> bool {
+        false
+    }
 }
 
 /// The WIT export of a [`BlockingStore`]; [`export_store!`] names it.
@@ -189,6 +194,10 @@ impl<S: BlockingStore> Guest for Export<S> {
     fn scan(request: wit::ScanRequest) -> WitResult<wit::ScanPage> {
         let request = ScanRequest::from(request);
         Self::serve("scan", validate::scan(&request), |s| s.scan(request))
+    }
+
+    fn served_by_secondary() -> bool {
+        S::instance().is_ok_and(BlockingStore::served_by_secondary)
     }
 }
 
