@@ -1,9 +1,10 @@
 //! The item store as the host sees it, in the shape of Spin's
-//! `factor-key-value`: this crate owns the capability (one async trait,
-//! [`ItemStore`], that each native backend implements in its own crate:
-//! `store-embedded`, `store-dynamodb`, `store-firestore`) and the WIT
-//! implementation that serves a guest's `edge-items:store/store` import
-//! from it, wasmtime's way: generated code walled off in `bindings`,
+//! `factor-key-value`: the capability is one async trait, [`ItemStore`]
+//! (defined in `item-model`, so that a component can run store logic too,
+//! and re-exported here), that each native backend implements in its own
+//! crate (`store-embedded`, `store-dynamodb`, `store-firestore`,
+//! `store-mirror`); this crate is the WIT implementation that serves a
+//! guest's `edge-items:store/store` import from it, wasmtime's way: generated code walled off in `bindings`,
 //! [`add_to_linker`], and a view trait ([`ItemStoreView`]) that finds the
 //! per-request state in a store's data.
 //!

@@ -12,8 +12,9 @@
 //!   (unavailable, throttled past its retries, failing), to the secondary;
 //!   a breaker then skips the primary for a few seconds, probing it one
 //!   call at a time, so an outage costs its timeout once, not per call;
-//!   the observer hears of it ([`MirrorEvent::ReadFromSecondary`]), and the host
-//!   says so in the `Edge-Items-Served-By: secondary` response header.
+//!   the observer hears of it ([`MirrorEvent::ReadFromSecondary`]), and
+//!   through the WIT `served-by-secondary` the api says so in the
+//!   `edge-items-served-by: secondary` response header.
 //! - **Writes while the primary is down** fail as the primary failed (503)
 //!   by default; with [`WritePolicy::Secondary`] they go to the secondary
 //!   and are listed toward the primary, which gets them back when it
@@ -21,8 +22,9 @@
 //!   the primary's.
 //! - `scan` reads the primary only: its cursor is that store's own.
 //!
-//! One process owns an outbox file. Per-id locks keep a write and its
-//! replication in order within that process; `edge-items reconcile`
+//! The outbox is a local file (`SqliteOutbox`, one process per file) or
+//! items in the primary ([`StoreOutbox`], the component's). Per-id locks
+//! keep a write and its replication in order within one process; `edge-items reconcile`
 //! repairs whatever else diverged (two processes, a secondary written by
 //! hand).
 
