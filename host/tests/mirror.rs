@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -121,6 +121,31 @@ fn provision(dir: &Path, table: &str, endpoint: &str) {
         ],
     );
     assert!(out.status.success(), "provisioning {table} failed");
+}
+
+/// `edge-items reconcile --dry-run`: compares the two sides, writes
+/// nothing; exits 0 when they are equal.
+fn compare(dir: &Path, primary: &str, secondary: &str) -> Output {
+    let args = [
+        "reconcile",
+        "--primary",
+        primary,
+        "--secondary",
+        secondary,
+        "--dry-run",
+    ];
+    run(dir, &args)
+}
+
+/// Both sides hold the 4 items [`write_every_kind`] leaves, equal.
+fn assert_four_items_equal(dir: &Path, primary: &str, secondary: &str) {
+    let compared = compare(dir, primary, secondary);
+    let stdout = String::from_utf8_lossy(&compared.stdout);
+    assert!(compared.status.success(), "the secondary differs: {stdout}");
+    assert!(
+        stdout.contains("source: 4 items, target: 4 items, differences: 0"),
+        "{stdout}"
+    );
 }
 
 /// A running `serve --store mirror`, killed when dropped.
@@ -497,23 +522,15 @@ async fn process_dies_with_writes_in_the_outbox(outbox: Option<&str>) {
     // ... and the process dies right after.
     mirror.kill();
     dynamodb.restart();
-    let dry_run = [
-        "reconcile",
-        "--primary",
-        &primary,
-        "--secondary",
-        &secondary,
-        "--dry-run",
-    ];
     assert!(
-        !run(dir.path(), &dry_run).status.success(),
+        !compare(dir.path(), &primary, &secondary).status.success(),
         "the secondary is behind before the restart"
     );
 
     // Started again on the same outbox, the server drains it by itself.
     let mirror = Mirror::start_with(dir.path(), &primary, &secondary, outbox);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !run(dir.path(), &dry_run).status.success() {
+    while !compare(dir.path(), &primary, &secondary).status.success() {
         assert!(
             Instant::now() < deadline,
             "the outbox was not drained in 60 s"
@@ -538,23 +555,7 @@ async fn every_kind_of_write_is_mirrored_exactly() {
     let mirror = Mirror::start_with(dir.path(), &primary, &secondary, "primary");
     write_every_kind(&mirror).await;
 
-    let compared = run(
-        dir.path(),
-        &[
-            "reconcile",
-            "--primary",
-            &primary,
-            "--secondary",
-            &secondary,
-            "--dry-run",
-        ],
-    );
-    assert!(compared.status.success(), "the secondary differs");
-    let stdout = String::from_utf8_lossy(&compared.stdout);
-    assert!(
-        stdout.contains("source: 4 items, target: 4 items, differences: 0"),
-        "{stdout}"
-    );
+    assert_four_items_equal(dir.path(), &primary, &secondary);
     mirror.stop();
 }
 
@@ -648,22 +649,7 @@ async fn the_composed_mirror_mirrors_writes_and_reads_without_its_primary() {
     mirror.stop();
     let primary = format!("firestore:{project}/items");
     let secondary = format!("dynamodb:{table}@{}", dynamodb_local());
-    let compared = run(
-        dir.path(),
-        &[
-            "reconcile",
-            "--primary",
-            &primary,
-            "--secondary",
-            &secondary,
-            "--dry-run",
-        ],
-    );
-    assert!(compared.status.success(), "the secondary differs");
-    assert!(
-        String::from_utf8_lossy(&compared.stdout)
-            .contains("source: 4 items, target: 4 items, differences: 0")
-    );
+    assert_four_items_equal(dir.path(), &primary, &secondary);
 
     // The primary's cloud is out of reach (nothing listens there).
     let unreachable = TcpListener::bind("127.0.0.1:0").unwrap();
