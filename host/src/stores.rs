@@ -186,6 +186,13 @@ impl MirrorArgs {
         metrics: &Arc<Metrics>,
         backend_timeout: Option<std::time::Duration>,
     ) -> Result<MirrorStore, OpenStoreError> {
+        if self.writes == MirrorWrites::Secondary && self.outbox.as_os_str() == "primary" {
+            return Err(OpenStoreError::Other(
+                "--mirror-writes secondary needs the outbox in a file: kept in the primary, it \
+                 cannot list the writes taken while the primary is down (use --mirror-outbox FILE)"
+                    .into(),
+            ));
+        }
         let (primary, secondary) = self.open_sides(metrics, backend_timeout).await?;
         let policy = match self.writes {
             MirrorWrites::Refuse => WritePolicy::Refuse,
@@ -501,5 +508,22 @@ mod tests {
             let error = bad.parse::<StoreSpec>().unwrap_err();
             assert!(error.to_string().contains("embedded:PATH"), "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_mirror_refuses_writes_to_the_secondary_with_the_outbox_in_the_primary() {
+        let mirror = MirrorArgs {
+            primary: Some("embedded:a.db".parse().unwrap()),
+            secondary: Some("embedded:b.db".parse().unwrap()),
+            outbox: PathBuf::from("primary"),
+            writes: MirrorWrites::Secondary,
+        };
+        let Err(error) = mirror.open(&Arc::new(Metrics::new()), None).await else {
+            panic!("opened");
+        };
+        assert!(
+            error.to_string().contains("--mirror-outbox FILE"),
+            "{error}"
+        );
     }
 }

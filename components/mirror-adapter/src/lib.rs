@@ -19,9 +19,11 @@
 //!   every request: during an outage each request pays the primary's
 //!   timeout once (`EDGE_ITEMS_BACKEND_TIMEOUT`, read by the adapters).
 //!
-//! Configuration, from the environment: `EDGE_ITEMS_MIRROR_WRITES`,
-//! `refuse` (default) or `secondary`, as the host's `--mirror-writes`; the
-//! two adapters read their own settings from the same environment.
+//! Configuration, from the environment: `EDGE_ITEMS_MIRROR_WRITES`, only
+//! `refuse` (the default: writes fail with 503 while the primary is down;
+//! `secondary` needs an outbox outside the primary, which a component has
+//! not); the two adapters read their own settings from the same
+//! environment.
 
 mod imports;
 
@@ -63,13 +65,20 @@ impl MirrorObserver for ServedBySecondary {
     }
 }
 
-/// `EDGE_ITEMS_MIRROR_WRITES`, as the host's `--mirror-writes`.
+/// `EDGE_ITEMS_MIRROR_WRITES`: only `refuse` (the default). Taking writes
+/// on the secondary while the primary is down needs an outbox that
+/// outlives the outage, and a component's is in the primary.
 fn policy(value: Option<&str>) -> StoreResult<WritePolicy> {
     match value {
         None | Some("refuse") => Ok(WritePolicy::Refuse),
-        Some("secondary") => Ok(WritePolicy::Secondary),
+        Some("secondary") => Err(StoreError::Backend(
+            "EDGE_ITEMS_MIRROR_WRITES=secondary is not supported by the mirror component: its \
+             outbox is in the primary and cannot list writes taken while the primary is down; \
+             use refuse, or the host's --store mirror with --mirror-outbox FILE"
+                .into(),
+        )),
         Some(other) => Err(StoreError::Backend(format!(
-            "EDGE_ITEMS_MIRROR_WRITES is `{other}`; use `refuse` or `secondary`"
+            "EDGE_ITEMS_MIRROR_WRITES is `{other}`; use `refuse`"
         ))),
     }
 }
@@ -192,7 +201,11 @@ mod tests {
     #[test]
     fn the_write_policy_is_read_and_a_wrong_one_named() {
         assert_eq!(policy(None), Ok(WritePolicy::Refuse));
-        assert_eq!(policy(Some("secondary")), Ok(WritePolicy::Secondary));
+        assert_eq!(policy(Some("refuse")), Ok(WritePolicy::Refuse));
+        let Err(StoreError::Backend(message)) = policy(Some("secondary")) else {
+            panic!("refused");
+        };
+        assert!(message.contains("--mirror-outbox FILE"), "{message}");
         let Err(StoreError::Backend(message)) = policy(Some("both")) else {
             panic!("refused");
         };

@@ -62,7 +62,8 @@ pub enum WritePolicy {
     #[default]
     Refuse,
     /// Write to the secondary and copy the item back to the primary when it
-    /// returns. Writes stay available, at a cost: a write the primary took
+    /// returns. Needs an outbox that outlives the primary's outage (a file:
+    /// an outbox kept in the primary cannot list these writes). Writes stay available, at a cost: a write the primary took
     /// just before it failed, not yet replicated, is not under the
     /// secondary's item, so a conditional write there can pass on stale
     /// data, and the secondary's state then wins on the primary (last
@@ -609,8 +610,10 @@ impl ItemStore for MirrorStore {
             return Err(StoreError::NotFound);
         }
         let inner = &self.inner;
+        // An outbox that cannot be read (kept in a primary that is down)
+        // must not stop the read from failing over: it is only consulted.
         if inner.policy == WritePolicy::Secondary
-            && inner.outbox.direction(id).await.map_err(outbox_failed)? == Some(Toward::Primary)
+            && matches!(inner.outbox.direction(id).await, Ok(Some(Toward::Primary)))
         {
             // Written to the secondary during an outage, not copied back
             // yet: the secondary has the newer item.

@@ -421,3 +421,19 @@ async fn with_the_outbox_in_the_primary_writes_survive_a_restart_and_entries_sta
     assert_eq!(f.secondary.get("a").await, Err(StoreError::NotFound));
     assert_eq!(pending(&restarted).await, 0);
 }
+
+#[tokio::test]
+async fn reads_fail_over_even_with_the_outbox_in_the_dead_primary() {
+    let f = Fixture::new();
+    let mirror = f.mirror_with_outbox_in_primary(WritePolicy::Secondary);
+    mirror.create(item("a")).await.unwrap();
+    f.primary.set_down(true);
+    assert_eq!(mirror.get("a").await.unwrap().id, "a");
+    // A write cannot be listed in a dead primary: refused, not lost.
+    let refused = mirror.create(item("b")).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(f.secondary.get("b").await, Err(StoreError::NotFound));
+}
