@@ -216,6 +216,16 @@ pub enum BatchWrite {
     Delete(String),
 }
 
+impl BatchWrite {
+    /// The id of the item this write touches.
+    pub fn id(&self) -> &str {
+        match self {
+            BatchWrite::Put(put) => &put.item.id,
+            BatchWrite::Delete(id) => id,
+        }
+    }
+}
+
 /// What a batch did (WIT `batch-result`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchResult {

@@ -309,11 +309,10 @@ impl Shared {
 }
 
 fn refused(put: &BatchWrite, reason: String) -> Refused {
-    let id = match put {
-        BatchWrite::Put(put) => put.item.id.clone(),
-        BatchWrite::Delete(id) => id.clone(),
-    };
-    Refused { id, reason }
+    Refused {
+        id: put.id().to_owned(),
+        reason,
+    }
 }
 
 /// Runs `call` until it succeeds, fails for good, or has been tried

@@ -591,15 +591,8 @@ impl Replicable for AppliedTo {
 /// The ids a keyed write touches.
 fn ids_of(write: &Write) -> Vec<String> {
     match write {
-        Write::Batch(writes) => writes.iter().map(|w| batch_id(w).to_owned()).collect(),
+        Write::Batch(writes) => writes.iter().map(|w| w.id().to_owned()).collect(),
         other => other.id().map(str::to_owned).into_iter().collect(),
-    }
-}
-
-fn batch_id(write: &BatchWrite) -> &str {
-    match write {
-        BatchWrite::Put(put) => &put.item.id,
-        BatchWrite::Delete(id) => id,
     }
 }
 
@@ -682,7 +675,7 @@ impl ItemStore for MirrorStore {
     }
 
     async fn batch(&self, writes: Vec<BatchWrite>) -> StoreResult<BatchResult> {
-        let ids = writes.iter().map(|w| batch_id(w).to_owned()).collect();
+        let ids = writes.iter().map(|w| w.id().to_owned()).collect();
         self.inner
             .write(ids, true, |s| {
                 let writes = writes.clone();

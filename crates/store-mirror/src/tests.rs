@@ -42,7 +42,7 @@ struct Switch {
 }
 
 fn refuses(writes: &[BatchWrite]) -> bool {
-    writes.iter().any(|w| batch_id(w).starts_with("refused"))
+    writes.iter().any(|w| w.id().starts_with("refused"))
 }
 
 impl Switch {
